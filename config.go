@@ -1,0 +1,85 @@
+package timebox
+
+// Config tunes a Store and the Executors built on it. A zero field means
+// "use the default"; see DefaultConfig.
+type Config struct {
+	// TrimEvents removes events below a saved snapshot's sequence from
+	// live storage. State is still rebuilt from the snapshot.
+	TrimEvents bool
+
+	// SnapshotRatio is the size of the events read after the snapshot,
+	// relative to the snapshot, past which a load saves a new snapshot.
+	SnapshotRatio float64
+
+	// MaxRetries is how many attempts (not retries after the first) an
+	// Executor makes before it fails with ErrMaxRetriesExceeded.
+	MaxRetries int
+
+	// CacheSize is how many aggregate states each Executor keeps in its LRU
+	// cache.
+	CacheSize int
+
+	// Indexer derives status and label changes from each appended batch.
+	Indexer Indexer
+}
+
+// Defaults for Config.
+const (
+	DefaultTrimEvents    = false
+	DefaultSnapshotRatio = 1.0
+	DefaultMaxRetries    = 16
+	DefaultCacheSize     = 128
+)
+
+// DefaultConfig returns the Config with every default applied.
+func DefaultConfig() Config {
+	return Config{
+		TrimEvents:    DefaultTrimEvents,
+		SnapshotRatio: DefaultSnapshotRatio,
+		MaxRetries:    DefaultMaxRetries,
+		CacheSize:     DefaultCacheSize,
+	}
+}
+
+// Configure applies overlays to defaults from left to right; see With.
+func Configure(defaults Config, overlays ...Config) Config {
+	res := defaults
+	for _, o := range overlays {
+		res = res.With(o)
+	}
+	return res
+}
+
+// With returns c with every non-zero field of other laid over it.
+func (c Config) With(other Config) Config {
+	if other.TrimEvents {
+		c.TrimEvents = true
+	}
+	if other.SnapshotRatio != 0 {
+		c.SnapshotRatio = other.SnapshotRatio
+	}
+	if other.MaxRetries != 0 {
+		c.MaxRetries = other.MaxRetries
+	}
+	if other.CacheSize != 0 {
+		c.CacheSize = other.CacheSize
+	}
+	if other.Indexer != nil {
+		c.Indexer = other.Indexer
+	}
+	return c
+}
+
+// Validate returns ErrInvalidSnapshotRatio, ErrInvalidMaxRetries or
+// ErrInvalidCacheSize, checked in that order, or nil.
+func (c Config) Validate() error {
+	switch {
+	case c.SnapshotRatio < 0:
+		return ErrInvalidSnapshotRatio
+	case c.MaxRetries <= 0:
+		return ErrInvalidMaxRetries
+	case c.CacheSize <= 0:
+		return ErrInvalidCacheSize
+	}
+	return nil
+}

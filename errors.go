@@ -1,0 +1,94 @@
+package timebox
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors fall in three classes, and each sentinel's comment says which:
+//   - safe to retry: nothing was written, the same call may be made again;
+//   - conflict: nothing was written because the aggregate moved on; reload
+//     and decide again (the Executor does this for you);
+//   - outcome unknown: the write may or may not have happened; read the
+//     aggregate before deciding what to do.
+var (
+	// ErrVersionConflict is matched by errors.Is on every
+	// *VersionConflictError. Conflict class: nothing was written.
+	ErrVersionConflict = errors.New("version conflict")
+
+	// ErrMaxRetriesExceeded means the Executor gave up after
+	// Config.MaxRetries attempts, each lost to a concurrent writer. Nothing
+	// of the command was written; it is safe to run the command again.
+	ErrMaxRetriesExceeded = errors.New("max retries exceeded")
+
+	// ErrClosed is returned by every call on a Store or backend after Close.
+	// Open a new one; retrying on the closed value never succeeds.
+	ErrClosed = errors.New("store is closed")
+
+	// ErrInvalidAggregateID means an aggregate ID had no parts or an empty
+	// part. Nothing was written; fix the ID.
+	ErrInvalidAggregateID = errors.New("invalid aggregate ID")
+
+	// ErrInvalidEvent means an event was nil, had an empty Type or Data that
+	// is not valid JSON. Nothing of its batch was written; fix the event.
+	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrInvalidSequence means a negative sequence was given. Nothing was
+	// written.
+	ErrInvalidSequence = errors.New("invalid sequence")
+
+	// ErrUnknownOutcome means a write was sent but its result was lost (a
+	// connection dropped after sending, or Raft leadership was lost while
+	// the entry was being committed). The write may or may not have
+	// happened: read the aggregate before deciding to write again. The
+	// Executor never retries such a write blindly.
+	ErrUnknownOutcome = errors.New("outcome of write unknown")
+
+	// ErrArchivingDisabled is returned by Archive and ConsumeArchive when the
+	// backend does not support archiving. Retrying does not help.
+	ErrArchivingDisabled = errors.New("archiving is not supported by this backend")
+
+	// ErrArchiveHandlerMissing is returned by ConsumeArchive for a nil
+	// handler. Nothing was consumed.
+	ErrArchiveHandlerMissing = errors.New("archive handler is required")
+
+	// ErrArchiveRecordMalformed means an archive record could not be
+	// decoded. The record is left in place for inspection.
+	ErrArchiveRecordMalformed = errors.New("archive record is malformed")
+
+	// ErrBackendRequired is returned by NewStore for a nil Backend.
+	ErrBackendRequired = errors.New("backend is required")
+
+	// ErrInvalidSnapshotRatio means Config.SnapshotRatio is negative.
+	ErrInvalidSnapshotRatio = errors.New("snapshot ratio must not be negative")
+
+	// ErrInvalidMaxRetries means Config.MaxRetries is zero or negative.
+	ErrInvalidMaxRetries = errors.New("max retries must be positive")
+
+	// ErrInvalidCacheSize means Config.CacheSize is zero or negative.
+	ErrInvalidCacheSize = errors.New("cache size must be positive")
+)
+
+// VersionConflictError reports that an append expected the aggregate's head
+// at ExpectedSequence but found it at ActualSequence. Nothing was written.
+// NewEvents holds the stored events from ExpectedSequence up to the head, in
+// order, so a caller can catch up without another read; it is empty when
+// ExpectedSequence was ahead of the head.
+type VersionConflictError struct {
+	ExpectedSequence int64
+	ActualSequence   int64
+	NewEvents        []*Event
+}
+
+// Error implements error.
+func (e *VersionConflictError) Error() string {
+	return fmt.Sprintf(
+		"version conflict: expected sequence %d, but at %d (%d new events)",
+		e.ExpectedSequence, e.ActualSequence, len(e.NewEvents),
+	)
+}
+
+// Is makes errors.Is(err, ErrVersionConflict) true.
+func (e *VersionConflictError) Is(target error) bool {
+	return target == ErrVersionConflict
+}

@@ -1,0 +1,66 @@
+package timebox
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+type (
+	// ID is one part of an AggregateID.
+	ID string
+
+	// AggregateID names an aggregate by one or more non-empty parts, such
+	// as ["order", "42"]. Parts may hold any bytes; two IDs are the same
+	// only when their parts are.
+	AggregateID []ID
+)
+
+// NewAggregateID returns an AggregateID made of parts.
+func NewAggregateID(parts ...ID) AggregateID {
+	return AggregateID(parts)
+}
+
+// String joins the parts with ":". It is for humans: ["a:b"] and ["a","b"]
+// print alike, so never use it as a key.
+func (id AggregateID) String() string {
+	parts := make([]string, len(id))
+	for i, p := range id {
+		parts[i] = string(p)
+	}
+	return strings.Join(parts, ":")
+}
+
+// Equal reports whether id and other have the same parts.
+func (id AggregateID) Equal(other AggregateID) bool {
+	return slices.Equal(id, other)
+}
+
+// HasPrefix reports whether id starts with all the whole parts of prefix.
+// Every ID has the empty prefix.
+func (id AggregateID) HasPrefix(prefix AggregateID) bool {
+	return len(prefix) <= len(id) && slices.Equal(id[:len(prefix)], prefix)
+}
+
+// Compare orders IDs part by part; a prefix sorts before a longer ID.
+func (id AggregateID) Compare(other AggregateID) int {
+	return slices.Compare(id, other)
+}
+
+// Validate returns an error matching ErrInvalidAggregateID when id has no
+// parts or an empty part.
+func (id AggregateID) Validate() error {
+	if len(id) == 0 {
+		return fmt.Errorf("%w: no parts", ErrInvalidAggregateID)
+	}
+	for i, p := range id {
+		if p == "" {
+			return fmt.Errorf("%w: part %d is empty", ErrInvalidAggregateID, i)
+		}
+	}
+	return nil
+}
+
+func (id AggregateID) clone() AggregateID {
+	return slices.Clone(id)
+}

@@ -1,0 +1,301 @@
+package timebox
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+)
+
+// Store is an event store on a Backend. It validates every call, assigns
+// sequences, runs the Indexer, and sorts query results; the backend does
+// the atomic work. A Store is safe for concurrent use.
+type Store struct {
+	backend Backend
+	config  Config
+	closed  atomic.Bool
+}
+
+// NewStore returns a Store on b, with cfg laid over DefaultConfig. It
+// returns ErrBackendRequired for a nil b, or the config's validation error.
+// The Store owns b: Store.Close closes it.
+func NewStore(b Backend, cfg Config) (*Store, error) {
+	if b == nil {
+		return nil, ErrBackendRequired
+	}
+	cfg = Configure(DefaultConfig(), cfg)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Store{backend: b, config: cfg}, nil
+}
+
+// Config returns the configuration in use, defaults applied.
+func (s *Store) Config() Config {
+	return s.config
+}
+
+// Ready is closed once the backend can serve calls.
+func (s *Store) Ready() <-chan struct{} {
+	return s.backend.Ready()
+}
+
+// WaitReady blocks until the store is ready, returning nil, or until ctx is
+// done, returning ctx's error.
+func (s *Store) WaitReady(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	select {
+	case <-s.backend.Ready():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes the store and its backend. Later calls return an error
+// matching ErrClosed; a second Close returns nil.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.backend.Close()
+}
+
+// AppendEvents is AppendEventsContext with context.Background().
+func (s *Store) AppendEvents(id AggregateID, atSeq int64, evs []*Event) error {
+	return s.AppendEventsContext(context.Background(), id, atSeq, evs)
+}
+
+// AppendEventsContext atomically appends evs to id at sequences atSeq,
+// atSeq+1, ... if the aggregate's head (its next sequence, 0 when new) is
+// atSeq, together with the Indexer's result for the batch. The caller's
+// events are not modified. Otherwise nothing is written and the error is a
+// *VersionConflictError. An empty batch writes nothing but is still checked
+// against the head.
+//
+// Errors: ErrInvalidAggregateID, ErrInvalidSequence, ErrInvalidEvent
+// (nothing written), *VersionConflictError, ErrUnknownOutcome (the append
+// may or may not have happened), ErrClosed, or the backend's error.
+func (s *Store) AppendEventsContext(
+	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
+) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	if atSeq < 0 {
+		return fmt.Errorf("%w: append at %d", ErrInvalidSequence, atSeq)
+	}
+	req := AppendRequest{
+		ID:               id.clone(),
+		ExpectedSequence: atSeq,
+		Events:           make([]*Event, len(evs)),
+	}
+	for i, ev := range evs {
+		if err := ev.validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i))
+	}
+	if len(req.Events) > 0 && s.config.Indexer != nil {
+		req.Index = mergeIndexes(req.Events, s.config.Indexer(req.Events))
+	}
+	return s.backend.Append(ctx, req)
+}
+
+// GetEvents is GetEventsContext with context.Background().
+func (s *Store) GetEvents(id AggregateID, fromSeq int64) ([]*Event, error) {
+	return s.GetEventsContext(context.Background(), id, fromSeq)
+}
+
+// GetEventsContext returns the stored events of id with sequence at least
+// fromSeq, ascending. It returns an empty slice for an unknown aggregate or
+// a fromSeq at or past the head. A stored event that cannot be decoded is
+// an error.
+func (s *Store) GetEventsContext(
+	ctx context.Context, id AggregateID, fromSeq int64,
+) ([]*Event, error) {
+	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	evs, err := s.backend.LoadEvents(ctx, id, max(fromSeq, 0))
+	if err != nil || evs == nil {
+		return []*Event{}, err
+	}
+	return evs, nil
+}
+
+// GetAggregateStatus is GetAggregateStatusContext with
+// context.Background().
+func (s *Store) GetAggregateStatus(id AggregateID) (string, error) {
+	return s.GetAggregateStatusContext(context.Background(), id)
+}
+
+// GetAggregateStatusContext returns id's status, "" when it has none or is
+// unknown.
+func (s *Store) GetAggregateStatusContext(
+	ctx context.Context, id AggregateID,
+) (string, error) {
+	if err := s.check(id); err != nil {
+		return "", err
+	}
+	return s.backend.GetAggregateStatus(ctx, id)
+}
+
+// ListAggregatesByStatus is ListAggregatesByStatusContext with
+// context.Background().
+func (s *Store) ListAggregatesByStatus(status string) ([]StatusEntry, error) {
+	return s.ListAggregatesByStatusContext(context.Background(), status)
+}
+
+// ListAggregatesByStatusContext returns the aggregates in status with the
+// time each entered it, ordered by that time and then by ID.
+func (s *Store) ListAggregatesByStatusContext(
+	ctx context.Context, status string,
+) ([]StatusEntry, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	res, err := s.backend.ListAggregatesByStatus(ctx, status)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(res, func(a, b StatusEntry) int {
+		if c := a.Timestamp.Compare(b.Timestamp); c != 0 {
+			return c
+		}
+		return a.ID.Compare(b.ID)
+	})
+	return nonNil(res), nil
+}
+
+// ListLabelValues is ListLabelValuesContext with context.Background().
+func (s *Store) ListLabelValues(label string) ([]string, error) {
+	return s.ListLabelValuesContext(context.Background(), label)
+}
+
+// ListLabelValuesContext returns the distinct values label currently has on
+// any aggregate, sorted.
+func (s *Store) ListLabelValuesContext(
+	ctx context.Context, label string,
+) ([]string, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	res, err := s.backend.ListLabelValues(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(res)
+	return nonNil(res), nil
+}
+
+// ListAggregatesByLabel is ListAggregatesByLabelContext with
+// context.Background().
+func (s *Store) ListAggregatesByLabel(label, value string) ([]AggregateID, error) {
+	return s.ListAggregatesByLabelContext(context.Background(), label, value)
+}
+
+// ListAggregatesByLabelContext returns the aggregates whose label has
+// value, sorted by ID.
+func (s *Store) ListAggregatesByLabelContext(
+	ctx context.Context, label, value string,
+) ([]AggregateID, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	res, err := s.backend.ListAggregatesByLabel(ctx, label, value)
+	return sortedIDs(res, err)
+}
+
+// ListAggregates is ListAggregatesContext with context.Background().
+func (s *Store) ListAggregates(prefix AggregateID) ([]AggregateID, error) {
+	return s.ListAggregatesContext(context.Background(), prefix)
+}
+
+// ListAggregatesContext returns every live aggregate whose ID starts with
+// the whole parts of prefix (nil lists all), sorted by ID. An aggregate
+// with only a snapshot, or whose events were all trimmed, is listed.
+func (s *Store) ListAggregatesContext(
+	ctx context.Context, prefix AggregateID,
+) ([]AggregateID, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(prefix) > 0 {
+		if err := prefix.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.backend.ListAggregates(ctx, prefix)
+	return sortedIDs(res, err)
+}
+
+// Archive is ArchiveContext with context.Background().
+func (s *Store) Archive(id AggregateID) error {
+	return s.ArchiveContext(context.Background(), id)
+}
+
+// ArchiveContext moves id's snapshot and events into the backend's archive
+// as one ArchiveRecord and removes its live records, status and labels,
+// atomically. Archiving an unknown aggregate does nothing. It returns
+// ErrArchivingDisabled when the backend cannot archive.
+func (s *Store) ArchiveContext(ctx context.Context, id AggregateID) error {
+	if err := s.check(id); err != nil {
+		return err
+	}
+	a, ok := s.backend.(Archiver)
+	if !ok {
+		return ErrArchivingDisabled
+	}
+	return a.Archive(ctx, id)
+}
+
+// ConsumeArchive blocks until one archive record has been given to handler,
+// and returns the handler's result, or until ctx is done, returning an
+// error matching ctx's. A handler error keeps the record for the next
+// call. It returns ErrArchivingDisabled when the backend cannot archive and
+// ErrArchiveHandlerMissing for a nil handler.
+func (s *Store) ConsumeArchive(ctx context.Context, handler ArchiveHandler) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	a, ok := s.backend.(Archiver)
+	if !ok {
+		return ErrArchivingDisabled
+	}
+	if handler == nil {
+		return ErrArchiveHandlerMissing
+	}
+	return a.ConsumeArchive(ctx, handler)
+}
+
+func (s *Store) checkOpen() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) check(id AggregateID) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return id.Validate()
+}
+
+func sortedIDs(ids []AggregateID, err error) ([]AggregateID, error) {
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(ids, AggregateID.Compare)
+	return nonNil(ids), nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
