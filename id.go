@@ -3,6 +3,7 @@ package timebox
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -61,6 +62,19 @@ func (id AggregateID) Validate() error {
 	return nil
 }
 
-func (id AggregateID) clone() AggregateID {
+// key returns a string that only id maps to: each part prefixed by its
+// length.
+func (id AggregateID) key() string {
+	var b strings.Builder
+	for _, p := range id {
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(string(p))
+	}
+	return b.String()
+}
+
+// Clone returns a copy of id that shares no memory with it.
+func (id AggregateID) Clone() AggregateID {
 	return slices.Clone(id)
 }

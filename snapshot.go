@@ -78,7 +78,7 @@ func (s *Store) PutSnapshotContext(
 		return fmt.Errorf("encode snapshot of %s: %w", id, err)
 	}
 	return s.backend.SaveSnapshot(ctx, SnapshotRequest{
-		ID:       id.clone(),
+		ID:       id.Clone(),
 		Data:     data,
 		Sequence: sequence,
 		Trim:     s.config.TrimEvents,

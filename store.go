@@ -88,7 +88,7 @@ func (s *Store) AppendEventsContext(
 		return fmt.Errorf("%w: append at %d", ErrInvalidSequence, atSeq)
 	}
 	req := AppendRequest{
-		ID:               id.clone(),
+		ID:               id.Clone(),
 		ExpectedSequence: atSeq,
 		Events:           make([]*Event, len(evs)),
 	}
