@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"errors"
+	"math"
+)
+
+// Config says where a Persistence stores its data. A zero field means "use
+// the default"; see DefaultConfig.
+type Config struct {
+	// URL is the connection string, parsed by pgx (pgxpool.ParseConfig),
+	// so sslmode, TLS files, connect_timeout and other URL options apply.
+	URL string
+
+	// Prefix is the store's namespace: many stores share the tables, each
+	// seeing only the rows of its own Prefix.
+	Prefix string
+
+	// MaxConns is the most connections the pool opens. It overrides a
+	// pool_max_conns given in URL.
+	MaxConns int
+}
+
+// Defaults for Config.
+const (
+	DefaultURL      = "postgres://localhost:5432/postgres?sslmode=disable"
+	DefaultPrefix   = "timebox"
+	DefaultMaxConns = 96
+)
+
+// Errors returned by Config.Validate. Nothing was opened; fix the config.
+var (
+	// ErrURLRequired means Config.URL is empty.
+	ErrURLRequired = errors.New("postgres: URL is required")
+
+	// ErrPrefixRequired means Config.Prefix is empty.
+	ErrPrefixRequired = errors.New("postgres: prefix is required")
+
+	// ErrInvalidMaxConns means Config.MaxConns is not a positive int32.
+	ErrInvalidMaxConns = errors.New("postgres: max conns must be positive")
+)
+
+// DefaultConfig returns the Config with every default applied.
+func DefaultConfig() Config {
+	return Config{
+		URL:      DefaultURL,
+		Prefix:   DefaultPrefix,
+		MaxConns: DefaultMaxConns,
+	}
+}
+
+// With returns c with every non-zero field of other laid over it.
+func (c Config) With(other Config) Config {
+	if other.URL != "" {
+		c.URL = other.URL
+	}
+	if other.Prefix != "" {
+		c.Prefix = other.Prefix
+	}
+	if other.MaxConns != 0 {
+		c.MaxConns = other.MaxConns
+	}
+	return c
+}
+
+// Validate returns ErrURLRequired, ErrPrefixRequired or ErrInvalidMaxConns,
+// checked in that order, or nil. It does not parse URL: NewPersistence
+// does, and reports a malformed URL.
+func (c Config) Validate() error {
+	switch {
+	case c.URL == "":
+		return ErrURLRequired
+	case c.Prefix == "":
+		return ErrPrefixRequired
+	case c.MaxConns <= 0 || c.MaxConns > math.MaxInt32:
+		return ErrInvalidMaxConns
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// schemaVersion is the comment schema.sql leaves on timebox_snapshot.
+// Change both together whenever schema.sql changes.
+const schemaVersion = "timebox schema 1"
+
+// migrationLock is the advisory lock key that serialises migrations of
+// every process sharing the database ("timebox" in ASCII).
+const migrationLock int64 = 0x74696d65626f78
+
+var (
+	//go:embed sql/schema.sql
+	schemaSQL string
+	//go:embed sql/version.sql
+	versionSQL string
+	//go:embed sql/append.sql
+	appendSQL string
+	//go:embed sql/head.sql
+	headSQL string
+	//go:embed sql/load_events.sql
+	loadEventsSQL string
+	//go:embed sql/load_snapshot.sql
+	loadSnapshotSQL string
+	//go:embed sql/save_snapshot.sql
+	saveSnapshotSQL string
+	//go:embed sql/status.sql
+	statusSQL string
+	//go:embed sql/list_status.sql
+	listStatusSQL string
+	//go:embed sql/label_values.sql
+	labelValuesSQL string
+	//go:embed sql/list_label.sql
+	listLabelSQL string
+	//go:embed sql/list_aggregates.sql
+	listAggregatesSQL string
+	//go:embed sql/list_all.sql
+	listAllSQL string
+)
+
+// migrate brings the schema up to date. A current schema is detected
+// without taking any lock; otherwise schema.sql runs in one transaction
+// under an advisory lock, so processes opening at once take turns and the
+// later ones find nothing to do.
+func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	var version string
+	if err := pool.QueryRow(ctx, versionSQL).Scan(&version); err != nil {
+		return fmt.Errorf("postgres: read schema version: %w", err)
+	}
+	if version == schemaVersion {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, schemaSQL)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	return nil
+}

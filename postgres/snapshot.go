@@ -1,0 +1,69 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// LoadSnapshot returns id's latest snapshot and the events stored from its
+// sequence on, read by one statement (so from one database snapshot) in
+// one round trip. Data is empty and Sequence 0 when there is no snapshot.
+func (p *Persistence) LoadSnapshot(
+	ctx context.Context, id timebox.AggregateID,
+) (*timebox.SnapshotRecord, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	rec, err := p.loadSnapshot(ctx, id)
+	if err != nil {
+		return nil, p.fail(ctx, "load snapshot", err)
+	}
+	return rec, nil
+}
+
+func (p *Persistence) loadSnapshot(
+	ctx context.Context, id timebox.AggregateID,
+) (*timebox.SnapshotRecord, error) {
+	rows, _ := p.pool.Query(ctx, loadSnapshotSQL, p.ns, codec.EncodeID(id))
+	defer rows.Close()
+	id = slices.Clone(id)
+	rec := &timebox.SnapshotRecord{Events: []*timebox.Event{}}
+	for rows.Next() {
+		var snap bool
+		var seq, sec int64
+		var nsec int32
+		var typ, data []byte
+		if err := rows.Scan(&snap, &seq, &sec, &nsec, &typ, &data); err != nil {
+			return nil, err
+		}
+		if snap {
+			rec.Sequence, rec.Data = seq, data
+			continue
+		}
+		rec.Events = append(rec.Events, newEvent(id, seq, sec, nsec, typ, data))
+	}
+	return rec, rows.Err()
+}
+
+// SaveSnapshot stores req through timebox_save_snapshot (see schema.sql)
+// in one round trip: a snapshot older than the stored one is ignored, an
+// equal one replaces it, one beyond the head moves the head, and with
+// req.Trim the events below the stored snapshot are deleted, all in one
+// transaction.
+func (p *Persistence) SaveSnapshot(
+	ctx context.Context, req timebox.SnapshotRequest,
+) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	_, err := p.pool.Exec(ctx, saveSnapshotSQL,
+		p.ns, codec.EncodeID(req.ID), req.Sequence, []byte(req.Data), req.Trim,
+	)
+	if err != nil {
+		return p.fail(ctx, "save snapshot", err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+SELECT aggregate
+FROM timebox_snapshot
+WHERE ns = $1

@@ -1,0 +1,1 @@
+SELECT coalesce(obj_description(to_regclass('timebox_snapshot'), 'pg_class'), '')

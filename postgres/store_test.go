@@ -1,0 +1,23 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, conformance.Suite{
+		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
+			return newStore(t, cfg)
+		},
+		Archiving: false,
+	})
+}
