@@ -169,14 +169,23 @@ func (e *Executor[T]) enqueue(key string, c *call[T]) bool {
 // lead runs the next batch of key's queue, which starts with the caller's
 // own call, then hands the queue on to the first caller still waiting.
 func (e *Executor[T]) lead(key string, id AggregateID) {
-	batch := e.take(key)
-	e.run(key, id, batch)
-	next := e.release(key)
-	for _, c := range batch[1:] {
-		c.done <- true
-	}
-	if next != nil {
-		next.done <- false
+	for served := 0; ; {
+		batch := e.take(key)
+		e.run(key, id, batch)
+		next := e.release(key)
+		for i, c := range batch {
+			if i > 0 || served > 0 {
+				c.done <- true
+			}
+		}
+		served += len(batch)
+		if next == nil {
+			return
+		}
+		if served >= maxBatch {
+			next.done <- false
+			return
+		}
 	}
 }
 
@@ -228,7 +237,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
-		err = e.store.AppendEventsContext(ctx, id, p.next, evs)
+		err = e.store.appendValid(ctx, id, p.next, evs)
 		if err == nil {
 			e.remember(key, end)
 			return
@@ -381,8 +390,10 @@ func fail[T any](calls []*call[T], err error) {
 // cancelled once every call's context is done, so one caller giving up does
 // not abort the append the others are waiting for.
 func joinContexts[T any](calls []*call[T]) (context.Context, context.CancelFunc) {
-	if len(calls) == 1 {
-		return calls[0].ctx, func() {}
+	for _, c := range calls {
+		if c.ctx.Done() == nil {
+			return c.ctx, func() {} // never cancelled, so neither is the join
+		}
 	}
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(calls[0].ctx))
 	var left atomic.Int32

@@ -84,6 +84,19 @@ func (s *Store) AppendEventsContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
+	for i, ev := range evs {
+		if err := ev.validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return s.appendValid(ctx, id, atSeq, evs)
+}
+
+// appendValid is AppendEventsContext for events already known to be valid,
+// such as those Raise makes, on a valid ID.
+func (s *Store) appendValid(
+	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
+) error {
 	if atSeq < 0 {
 		return fmt.Errorf("%w: append at %d", ErrInvalidSequence, atSeq)
 	}
@@ -93,9 +106,6 @@ func (s *Store) AppendEventsContext(
 		Events:           make([]*Event, len(evs)),
 	}
 	for i, ev := range evs {
-		if err := ev.validate(); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
-		}
 		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i))
 	}
 	if len(req.Events) > 0 && s.config.Indexer != nil {

@@ -1,0 +1,20 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/bench"
+	"github.com/kode4food/timebox/memory"
+)
+
+func BenchmarkWorkloads(b *testing.B) {
+	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
+		s, err := memory.NewPersistence().NewStore(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
