@@ -1,0 +1,45 @@
+// Package timebox is an embeddable event store: it keeps each aggregate's
+// history as an append-only log of [Event] values, and runs commands against
+// the state that history folds into.
+//
+// # Opening a store
+//
+// A backend package ([github.com/kode4food/timebox/memory], redis, postgres
+// or raft) provides a [Backend]; [NewStore], or the backend's own NewStore
+// method, puts a [Store] on it with a [Config] laid over [DefaultConfig].
+//
+// # Running commands
+//
+// An [Executor] loads an aggregate's state (from its cache, or from the
+// latest snapshot and the events after it), runs a [Command], and appends the
+// events the command raised with [Raise] at the sequence it loaded, so a
+// concurrent writer makes the append fail with a [*VersionConflictError]
+// instead of interleaving. On a conflict the executor folds in the new events
+// and runs the command again, up to [Config.MaxRetries] attempts. Commands on
+// one aggregate through one Executor queue up and are committed together, so
+// they never fight each other.
+//
+// # Indexes
+//
+// An [Indexer] in the Config turns each appended batch into status and label
+// changes ([Index]), written in the same atomic step as the events. The
+// Store reads them with [Store.GetAggregateStatus],
+// [Store.ListAggregatesByStatus], [Store.ListLabelValues] and
+// [Store.ListAggregatesByLabel]; [Store.ListAggregates] lists aggregates by
+// ID prefix.
+//
+// # Snapshots and archiving
+//
+// A snapshot is the JSON of a state at a sequence ([Store.PutSnapshot],
+// [Executor.SaveSnapshot]); executors also save one when the events after
+// the last outweigh it ([Config.SnapshotRatio]). With [Config.TrimEvents],
+// events a snapshot covers leave live storage. Backends that implement
+// [Archiver] move whole aggregates into an archive stream
+// ([Store.Archive]) for a consumer to process ([Store.ConsumeArchive]).
+//
+// # Errors
+//
+// Every error says whether a call is safe to retry ([ErrClosed] aside):
+// a conflict ([ErrVersionConflict]) wrote nothing; an unknown outcome
+// ([ErrUnknownOutcome]) may have written, so read before writing again.
+package timebox
