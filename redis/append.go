@@ -1,0 +1,123 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// Append runs append.lua: in one atomic step it checks the head, appends
+// the batch and applies the index change, or returns a
+// *timebox.VersionConflictError with the events from the expected sequence
+// on. The script is sent at most once; when its reply is lost the error
+// matches timebox.ErrUnknownOutcome.
+func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := p.keys.aggregate(req.ID)
+	res, err := p.run(ctx, appendScript, true,
+		[]string{k.meta, k.events, p.keys.aggs, k.labels},
+		appendArgs(p.keys.base, k.eid, req)...,
+	)
+	if err != nil {
+		return p.writeError("append", err)
+	}
+	return p.appendResult(req, res)
+}
+
+func appendArgs(base, eid string, req timebox.AppendRequest) []any {
+	op, status, score, member := statusArgs(req.Index)
+	args := make([]any, 0, 9+2*len(req.Index.Labels)+len(req.Events))
+	args = append(args,
+		base, eid, strconv.FormatInt(req.ExpectedSequence, 10),
+		len(req.Events), op, status, score, member, len(req.Index.Labels),
+	)
+	for l, v := range req.Index.Labels {
+		args = append(args, encodeName(l), encodeName(v))
+	}
+	for _, ev := range req.Events {
+		args = append(args, codec.EncodeEvent(ev))
+	}
+	return args
+}
+
+// statusArgs returns the script's status operation, encoded status, score
+// and the time part of the member.
+func statusArgs(ix timebox.IndexChange) (op, status, score, member string) {
+	switch {
+	case ix.Status == nil:
+		return "", "", "", ""
+	case *ix.Status == "":
+		return "c", "", "", ""
+	}
+	member, score = statusMember(ix.StatusTime, "")
+	return "s", encodeName(*ix.Status), score, member
+}
+
+func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {
+	r, ok := res.([]any)
+	if !ok || len(r) < 2 {
+		return fmt.Errorf("redis: append: unexpected reply %v", res)
+	}
+	if written, _ := r[0].(int64); written == 1 {
+		return nil
+	}
+	head, _ := r[1].(int64)
+	var stored []any
+	if len(r) > 2 {
+		stored, _ = r[2].([]any)
+	}
+	evs, err := decodeEvents(req.ID, stored)
+	if err != nil {
+		return fmt.Errorf("redis: append: %w", err)
+	}
+	return &timebox.VersionConflictError{
+		ExpectedSequence: req.ExpectedSequence,
+		ActualSequence:   head,
+		NewEvents:        evs,
+	}
+}
+
+// decodeEvents decodes stored event records (strings) of id. The records'
+// bytes are copied into one buffer that the events' Data then share, with
+// capacities capped so that appending to one never reaches another; the
+// events share one copy of id, so none aliases the caller's.
+func decodeEvents(id timebox.AggregateID, stored []any) ([]*timebox.Event, error) {
+	strs := make([]string, len(stored))
+	for i, s := range stored {
+		str, ok := s.(string)
+		if !ok {
+			return nil, fmt.Errorf("%w: not a string", codec.ErrMalformedEvent)
+		}
+		strs[i] = str
+	}
+	return decodeStrings(id, strs)
+}
+
+func decodeStrings(id timebox.AggregateID, strs []string) ([]*timebox.Event, error) {
+	id = slices.Clone(id)
+	size := 0
+	for _, s := range strs {
+		size += len(s)
+	}
+	buf := make([]byte, 0, size)
+	res := make([]*timebox.Event, len(strs))
+	for i, s := range strs {
+		start := len(buf)
+		buf = append(buf, s...)
+		ev, err := codec.DecodeEvent(buf[start:len(buf):len(buf)], id)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of %s: %w", i, id, err)
+		}
+		res[i] = ev
+	}
+	return res, nil
+}

@@ -1,0 +1,282 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// archiveGroup is the consumer group every store reads its archive
+// stream with.
+const archiveGroup = "timebox"
+
+// blockSlice bounds one blocking XREADGROUP, so ConsumeArchive notices a
+// cancelled context within this time (go-redis honours only deadlines).
+const blockSlice = 100 * time.Millisecond
+
+// Archive runs archive.lua: in one atomic step it adds the aggregate's
+// snapshot and events to the archive stream as one entry and deletes its
+// live keys and index entries. An unknown aggregate is left alone. The
+// script is sent at most once; a lost reply gives an error matching
+// timebox.ErrUnknownOutcome.
+func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := p.keys.aggregate(id)
+	_, err := p.run(ctx, archiveScript, true,
+		[]string{k.meta, k.events, p.keys.aggs, k.labels, p.keys.archive},
+		p.keys.base, k.eid,
+	)
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return p.writeError("archive", err)
+}
+
+// ConsumeArchive hands one archive record to handler and, once the handler
+// succeeds, acknowledges and deletes its stream entry (XACK, XDEL). It
+// takes, in order: an entry this Persistence was given before and has not
+// acknowledged (so a handler error means redelivery at once), an entry
+// another consumer left pending for longer than Config.MinIdle
+// (XAUTOCLAIM), or the next new entry, blocking until one arrives or ctx
+// is done (ctx's error). A handler error is returned and keeps the entry
+// pending. An entry that cannot be decoded gives an error matching
+// timebox.ErrArchiveRecordMalformed; it is acknowledged, so consumers move
+// on, but left in the stream for inspection.
+func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	if handler == nil {
+		return timebox.ErrArchiveHandlerMissing
+	}
+	msg, err := p.nextArchive(ctx)
+	if err != nil {
+		return err
+	}
+	rec, err := decodeArchive(msg)
+	if err != nil {
+		_ = p.client.XAck(ctx, p.keys.archive, archiveGroup, msg.ID).Err()
+		return err
+	}
+	if err := handler(ctx, rec); err != nil {
+		return err
+	}
+	pipe := p.client.TxPipeline()
+	pipe.XAck(ctx, p.keys.archive, archiveGroup, msg.ID)
+	pipe.XDel(ctx, p.keys.archive, msg.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return p.readError("acknowledge archive record", err)
+	}
+	return nil
+}
+
+func (p *Persistence) nextArchive(ctx context.Context) (redis.XMessage, error) {
+	if err := p.ensureGroup(ctx); err != nil {
+		return redis.XMessage{}, err
+	}
+	p.consumed.Store(true)
+	for {
+		if err := ctx.Err(); err != nil {
+			return redis.XMessage{}, err
+		}
+		if err := p.checkOpen(); err != nil {
+			return redis.XMessage{}, err
+		}
+		msg, ok, err := p.tryArchive(ctx)
+		if ok || err != nil {
+			return msg, err
+		}
+	}
+}
+
+// tryArchive makes one attempt at each source in turn, blocking for at
+// most blockSlice on new entries.
+func (p *Persistence) tryArchive(ctx context.Context) (redis.XMessage, bool, error) {
+	if msg, ok, err := p.readGroup(ctx, "0", -1); ok || err != nil {
+		return msg, ok, err
+	}
+	if msg, ok, err := p.reclaim(ctx); ok || err != nil {
+		return msg, ok, err
+	}
+	block := blockSlice
+	if dl, ok := ctx.Deadline(); ok {
+		block = min(block, time.Until(dl))
+	}
+	if block < time.Millisecond {
+		<-ctx.Done()
+		return redis.XMessage{}, false, ctx.Err()
+	}
+	return p.readGroup(ctx, ">", block)
+}
+
+// readGroup reads one entry: "0" reads this consumer's pending entries,
+// ">" new ones. An entry deleted while pending is acknowledged and
+// skipped.
+func (p *Persistence) readGroup(
+	ctx context.Context, from string, block time.Duration,
+) (redis.XMessage, bool, error) {
+	streams, err := p.client.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    archiveGroup,
+		Consumer: p.consumer,
+		Streams:  []string{p.keys.archive, from},
+		Count:    1,
+		Block:    block,
+	}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return redis.XMessage{}, false, nil
+	case redis.HasErrorPrefix(err, "NOGROUP"):
+		p.grouped.Store(false)
+		return redis.XMessage{}, false, p.ensureGroup(ctx)
+	case err != nil:
+		return redis.XMessage{}, false, p.consumeError(ctx, err)
+	}
+	for _, s := range streams {
+		for _, m := range s.Messages {
+			if len(m.Values) == 0 {
+				_ = p.client.XAck(ctx, p.keys.archive, archiveGroup, m.ID).Err()
+				continue
+			}
+			return m, true, nil
+		}
+	}
+	return redis.XMessage{}, false, nil
+}
+
+// reclaim takes over one entry pending with another consumer for longer
+// than MinIdle. XAUTOCLAIM drops entries deleted meanwhile by itself.
+func (p *Persistence) reclaim(ctx context.Context) (redis.XMessage, bool, error) {
+	msgs, _, err := p.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream:   p.keys.archive,
+		Group:    archiveGroup,
+		Consumer: p.consumer,
+		MinIdle:  p.config.MinIdle,
+		Start:    "0-0",
+		Count:    1,
+	}).Result()
+	if err != nil {
+		return redis.XMessage{}, false, p.consumeError(ctx, err)
+	}
+	for _, m := range msgs {
+		if len(m.Values) > 0 {
+			return m, true, nil
+		}
+	}
+	return redis.XMessage{}, false, nil
+}
+
+func (p *Persistence) consumeError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return p.readError("consume archive", err)
+}
+
+// ensureGroup creates the consumer group (and the stream) once; a group
+// that already exists is fine.
+func (p *Persistence) ensureGroup(ctx context.Context) error {
+	if p.grouped.Load() {
+		return nil
+	}
+	err := p.client.XGroupCreateMkStream(ctx, p.keys.archive, archiveGroup, "0").Err()
+	if err != nil && !redis.HasErrorPrefix(err, "BUSYGROUP") {
+		return p.consumeError(ctx, err)
+	}
+	p.grouped.Store(true)
+	return nil
+}
+
+// dropConsumer removes this Persistence's consumer from the group when it
+// holds no pending entries, so closed stores do not pile up in XINFO.
+func (p *Persistence) dropConsumer() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	pending, err := p.client.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream:   p.keys.archive,
+		Group:    archiveGroup,
+		Start:    "-",
+		End:      "+",
+		Count:    1,
+		Consumer: p.consumer,
+	}).Result()
+	if err != nil || len(pending) > 0 {
+		return
+	}
+	_ = p.client.XGroupDelConsumer(ctx, p.keys.archive, archiveGroup, p.consumer).Err()
+}
+
+func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {
+	field := func(name string) (string, bool) {
+		s, ok := msg.Values[name].(string)
+		return s, ok
+	}
+	eid, ok1 := field("id")
+	snap, ok2 := field("snapshot")
+	seqStr, ok3 := field("sequence")
+	framed, ok4 := field("events")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return nil, malformed(msg.ID, "missing field")
+	}
+	id, err := codec.DecodeID(eid)
+	if err != nil {
+		return nil, malformed(msg.ID, err.Error())
+	}
+	seq, err := strconv.ParseInt(seqStr, 10, 64)
+	if err != nil || seq < 0 {
+		return nil, malformed(msg.ID, "bad snapshot sequence")
+	}
+	strs, err := unframe(framed)
+	if err != nil {
+		return nil, malformed(msg.ID, err.Error())
+	}
+	evs, err := decodeStrings(id, strs)
+	if err != nil {
+		return nil, malformed(msg.ID, err.Error())
+	}
+	rec := &timebox.ArchiveRecord{
+		StreamID:         msg.ID,
+		AggregateID:      id,
+		SnapshotSequence: seq,
+		Events:           evs,
+	}
+	if snap != "" {
+		rec.SnapshotData = json.RawMessage(snap)
+	}
+	return rec, nil
+}
+
+// unframe splits "<length>:<bytes>" records written by archive.lua.
+func unframe(s string) ([]string, error) {
+	var res []string
+	for s != "" {
+		colon := strings.IndexByte(s, ':')
+		if colon <= 0 {
+			return nil, errors.New("bad event frame")
+		}
+		n, err := strconv.Atoi(s[:colon])
+		if err != nil || n < 0 || n > len(s)-colon-1 {
+			return nil, errors.New("bad event frame length")
+		}
+		res = append(res, s[colon+1:colon+1+n])
+		s = s[colon+1+n:]
+	}
+	return res, nil
+}
+
+func malformed(entry, why string) error {
+	return fmt.Errorf("redis: archive entry %s: %w: %s", entry, timebox.ErrArchiveRecordMalformed, why)
+}

@@ -1,0 +1,136 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// GetAggregateStatus returns id's status, "" when it has none.
+func (p *Persistence) GetAggregateStatus(
+	ctx context.Context, id timebox.AggregateID,
+) (string, error) {
+	if err := p.checkOpen(); err != nil {
+		return "", err
+	}
+	enc, err := p.client.HGet(ctx, p.keys.aggregate(id).meta, "st").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", p.readError("get status", err)
+	}
+	return decodeName(enc)
+}
+
+// ListAggregatesByStatus returns the aggregates in status with the exact
+// time each entered it, from one ZRANGE of the status's sorted set.
+func (p *Persistence) ListAggregatesByStatus(
+	ctx context.Context, status string,
+) ([]timebox.StatusEntry, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if status == "" {
+		return nil, nil
+	}
+	members, err := p.client.ZRange(ctx, p.keys.status(encodeName(status)), 0, -1).Result()
+	if err != nil {
+		return nil, p.readError("list by status", err)
+	}
+	res := make([]timebox.StatusEntry, len(members))
+	for i, m := range members {
+		if res[i], err = parseStatusMember(m); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// ListLabelValues returns the values label currently has on any aggregate.
+func (p *Persistence) ListLabelValues(
+	ctx context.Context, label string,
+) ([]string, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	members, err := p.client.SMembers(ctx, p.keys.labelValues(encodeName(label))).Result()
+	if err != nil {
+		return nil, p.readError("list label values", err)
+	}
+	res := make([]string, len(members))
+	for i, m := range members {
+		if res[i], err = decodeName(m); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// ListAggregatesByLabel returns the aggregates whose label has value.
+func (p *Persistence) ListAggregatesByLabel(
+	ctx context.Context, label, value string,
+) ([]timebox.AggregateID, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if value == "" {
+		return nil, nil
+	}
+	key := p.keys.labelAggregates(encodeName(label), encodeName(value))
+	members, err := p.client.SMembers(ctx, key).Result()
+	if err != nil {
+		return nil, p.readError("list by label", err)
+	}
+	return decodeIDs(members)
+}
+
+// ListAggregates returns the live aggregates whose ID starts with the
+// whole parts of prefix: the ID itself (ZSCORE) and the lexical range of
+// the encoded IDs under it (ZRANGE BYLEX), in one pipelined round trip.
+func (p *Persistence) ListAggregates(
+	ctx context.Context, prefix timebox.AggregateID,
+) ([]timebox.AggregateID, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if len(prefix) == 0 {
+		members, err := p.client.ZRange(ctx, p.keys.aggs, 0, -1).Result()
+		if err != nil {
+			return nil, p.readError("list aggregates", err)
+		}
+		return decodeIDs(members)
+	}
+	eid, under := codec.EncodeID(prefix), codec.EncodePrefix(prefix)
+	pipe := p.client.Pipeline()
+	self := pipe.ZScore(ctx, p.keys.aggs, eid)
+	rng := pipe.ZRangeByLex(ctx, p.keys.aggs, &redis.ZRangeBy{
+		Min: "[" + under,
+		Max: "[" + under + "\xff",
+	})
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, p.readError("list aggregates", err)
+	}
+	members := rng.Val()
+	if self.Err() == nil {
+		members = append(members, eid)
+	}
+	return decodeIDs(members)
+}
+
+func decodeIDs(members []string) ([]timebox.AggregateID, error) {
+	res := make([]timebox.AggregateID, len(members))
+	for i, m := range members {
+		id, err := codec.DecodeID(m)
+		if err != nil {
+			return nil, fmt.Errorf("redis: stored aggregate ID %q: %w", m, err)
+		}
+		res[i] = id
+	}
+	return res, nil
+}
