@@ -1,0 +1,69 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox/postgres"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	cfg := postgres.DefaultConfig()
+	require.Equal(t, postgres.Config{
+		URL:      postgres.DefaultURL,
+		Prefix:   postgres.DefaultPrefix,
+		MaxConns: postgres.DefaultMaxConns,
+	}, cfg)
+	require.NoError(t, cfg.Validate())
+}
+
+func TestConfigWith(t *testing.T) {
+	cfg := postgres.DefaultConfig().With(postgres.Config{Prefix: "p"})
+	require.Equal(t, postgres.DefaultURL, cfg.URL)
+	require.Equal(t, "p", cfg.Prefix)
+	require.Equal(t, postgres.DefaultMaxConns, cfg.MaxConns)
+
+	cfg = cfg.With(postgres.Config{URL: "postgres://x/y", MaxConns: 3})
+	require.Equal(t, postgres.Config{
+		URL: "postgres://x/y", Prefix: "p", MaxConns: 3,
+	}, cfg)
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := postgres.DefaultConfig()
+	for _, tc := range []struct {
+		name string
+		cfg  postgres.Config
+		err  error
+	}{
+		{"NoURL", postgres.Config{Prefix: "p", MaxConns: 1}, postgres.ErrURLRequired},
+		{"NoPrefix", postgres.Config{URL: ok.URL, MaxConns: 1}, postgres.ErrPrefixRequired},
+		{"ZeroConns", postgres.Config{URL: ok.URL, Prefix: "p"}, postgres.ErrInvalidMaxConns},
+		{"NegativeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: -1}, postgres.ErrInvalidMaxConns},
+		{"HugeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: 1 << 40}, postgres.ErrInvalidMaxConns},
+		{"URLFirst", postgres.Config{}, postgres.ErrURLRequired},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.ErrorIs(t, tc.cfg.Validate(), tc.err)
+		})
+	}
+}
+
+func TestNewPersistenceValidates(t *testing.T) {
+	p, err := postgres.NewPersistence(postgres.Config{MaxConns: -1})
+	require.ErrorIs(t, err, postgres.ErrInvalidMaxConns)
+	require.Nil(t, p)
+}
+
+func TestNewPersistenceBadURL(t *testing.T) {
+	for _, url := range []string{
+		"postgres://localhost:5432/db?sslmode=bogus",
+		"postgres://%zz",
+		"not a url at all = =",
+	} {
+		p, err := postgres.NewPersistence(postgres.Config{URL: url})
+		require.ErrorIs(t, err, postgres.ErrInvalidURL, url)
+		require.Nil(t, p)
+	}
+}
