@@ -1,6 +1,6 @@
 module github.com/kode4food/timebox
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/anishathalye/porcupine v1.3.1 // indirect
