@@ -1,0 +1,28 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
+	"github.com/kode4food/timebox/memory"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, conformance.Suite{
+		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
+			s, err := memory.NewPersistence().NewStore(cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		Archiving: true,
+	})
+}
