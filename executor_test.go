@@ -1,0 +1,146 @@
+package timebox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/memory"
+)
+
+// The conformance suite tests executors on every backend; these tests
+// cover how one Executor queues and batches its own callers, which does not
+// depend on the backend.
+
+func newAccounts(t *testing.T) (*timebox.Store, *timebox.Executor[Account]) {
+	t.Helper()
+	store, err := memory.NewPersistence().NewStore(timebox.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	return store, timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+}
+
+func TestBatchedCallersGetTheirOwnResults(t *testing.T) {
+	store, accounts := newAccounts(t)
+	id := timebox.NewAggregateID("account", "batch")
+	const workers, each = 8, 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	balances := map[int]bool{}
+	for g := range workers {
+		wg.Go(func() {
+			for i := range each {
+				amount := 1
+				if (g+i)%5 == 0 {
+					amount = -1 // rejected by the command
+				}
+				acct, err := accounts.Exec(id, deposit(amount))
+				if amount < 0 {
+					assert.EqualError(t, err, "deposit must be positive, got -1")
+					continue
+				}
+				if !assert.NoError(t, err) {
+					return
+				}
+				mu.Lock()
+				assert.False(t, balances[acct.Balance], "two callers saw balance %d", acct.Balance)
+				balances[acct.Balance] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	assert.Len(t, evs, len(balances))
+	for i := 1; i <= len(balances); i++ {
+		assert.True(t, balances[i], "no caller saw balance %d", i)
+	}
+}
+
+func TestCancelledCallerDoesNotAbortOthers(t *testing.T) {
+	store, accounts := newAccounts(t)
+	id := timebox.NewAggregateID("account", "cancel")
+	release := make(chan struct{})
+	started := make(chan struct{})
+	blocking := func(_ Account, ag *timebox.Aggregator[Account]) error {
+		close(started)
+		<-release
+		return timebox.Raise(ag, "deposited", 1)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := accounts.Exec(id, blocking)
+		assert.NoError(t, err)
+	})
+	<-started
+
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		_, err := accounts.ExecContext(ctx, id, deposit(10))
+		errs <- err
+	})
+	wg.Go(func() {
+		_, err := accounts.Exec(id, deposit(100))
+		errs <- err
+	})
+	// Both wait in the queue behind the blocking command.
+	waitFor(t, func() bool { return accounts.Pending(id) == 2 })
+	cancel()
+	close(release)
+	wg.Wait()
+	close(errs)
+	var got []error
+	for err := range errs {
+		got = append(got, err)
+	}
+	assert.ElementsMatch(t, []error{context.Canceled, nil}, got)
+	acct, err := accounts.Exec(id, func(Account, *timebox.Aggregator[Account]) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, 101, acct.Balance)
+	evs, _ := store.GetEvents(id, 0)
+	assert.Len(t, evs, 2)
+}
+
+func TestCommandPanicIsAnError(t *testing.T) {
+	_, accounts := newAccounts(t)
+	id := timebox.NewAggregateID("account", "panic")
+	_, err := accounts.Exec(id, func(Account, *timebox.Aggregator[Account]) error {
+		panic("boom")
+	})
+	assert.ErrorContains(t, err, "boom")
+	acct, err := accounts.Exec(id, deposit(3))
+	require.NoError(t, err)
+	assert.Equal(t, 3, acct.Balance)
+}
+
+func TestExecutorWithoutStoreOrCommand(t *testing.T) {
+	var none *timebox.Store
+	ex := timebox.NewExecutor(none, func() Account { return Account{} }, accountAppliers)
+	_, err := ex.Exec(timebox.NewAggregateID("a"), deposit(1))
+	assert.Error(t, err)
+
+	_, accounts := newAccounts(t)
+	_, err = accounts.Exec(timebox.NewAggregateID("a"), nil)
+	assert.Error(t, err)
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(errors.New("condition not met in 10s"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,8 @@
+package timebox
+
+// Pending returns how many calls wait in id's queue, for tests.
+func (e *Executor[T]) Pending(id AggregateID) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.queues[id.key()])
+}
