@@ -1,0 +1,77 @@
+package redis
+
+import (
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/testserver"
+)
+
+func event(data string) *timebox.Event {
+	return &timebox.Event{
+		Timestamp: time.Now(),
+		Type:      "test",
+		Data:      json.RawMessage(`"` + data + `"`),
+	}
+}
+
+// A reply lost after the append script ran must not make the client send
+// it again: the error is ErrUnknownOutcome and the events are stored once.
+func TestLostReplyAppendsOnce(t *testing.T) {
+	px := startProxy(t, testserver.RedisAddr(t))
+	st := newStore(t, Config{Addr: px.addr()}, timebox.Config{})
+	id := timebox.NewAggregateID("order", "1")
+
+	require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{event("first")}))
+	px.dropNextReply()
+	err := st.AppendEvents(id, 1, []*timebox.Event{event("second"), event("third")})
+	require.ErrorIs(t, err, timebox.ErrUnknownOutcome)
+	require.EqualValues(t, 1, px.dropped.Load())
+
+	evs, err := st.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 3)
+	for i, want := range []string{"first", "second", "third"} {
+		require.EqualValues(t, i, evs[i].Sequence)
+		require.JSONEq(t, `"`+want+`"`, string(evs[i].Data))
+	}
+
+	err = st.AppendEvents(id, 1, []*timebox.Event{event("second")})
+	var vc *timebox.VersionConflictError
+	require.ErrorAs(t, err, &vc)
+	require.EqualValues(t, 3, vc.ActualSequence)
+	require.Len(t, vc.NewEvents, 2)
+}
+
+// The Executor surfaces the lost reply and does not run the command again.
+func TestLostReplyExecRunsOnce(t *testing.T) {
+	px := startProxy(t, testserver.RedisAddr(t))
+	st := newStore(t, Config{Addr: px.addr()}, timebox.Config{})
+	id := timebox.NewAggregateID("counter")
+	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
+		"test": func(n int, _ *timebox.Event) int { return n + 1 },
+	})
+	var runs atomic.Int32
+	cmd := func(_ int, ag *timebox.Aggregator[int]) error {
+		runs.Add(1)
+		return timebox.Raise(ag, "test", "x")
+	}
+
+	_, err := ex.Exec(id, cmd)
+	require.NoError(t, err)
+	px.dropNextReply()
+	runs.Store(0)
+	_, err = ex.Exec(id, cmd)
+	require.True(t, errors.Is(err, timebox.ErrUnknownOutcome), "got %v", err)
+	require.EqualValues(t, 1, runs.Load())
+
+	evs, err := st.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+}
