@@ -1,0 +1,308 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+var (
+	// ErrNoLeader means no leader could be reached in time. Nothing was
+	// written; the call is safe to retry once the cluster has a leader.
+	ErrNoLeader = errors.New("raft: no leader available")
+
+	// errNotLeader marks failures where nothing was done because the node
+	// asked was not the leader; they are retried against the new one.
+	errNotLeader = errors.New("raft: not the leader")
+)
+
+// Append commits req through the leader and returns once this node has
+// applied it, so its reads reflect the write. The expected sequence is
+// checked inside the state machine. An empty batch adds no log entry: it
+// is checked against this node's state once that has caught up with the
+// leader's log as of the call. Errors: *timebox.VersionConflictError,
+// timebox.ErrUnknownOutcome (leadership lost mid-commit, or the leader
+// unreachable after the write was sent), ErrNoLeader, timebox.ErrClosed,
+// or ctx's error.
+func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	if len(req.Events) == 0 {
+		return p.checkHead(ctx, req)
+	}
+	return p.propose(ctx, encodeAppend(req), req.ID)
+}
+
+// SaveSnapshot commits req through the leader; see Append for when it
+// returns and its errors (it never conflicts).
+func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
+	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	return p.propose(ctx, encodeSnapshot(req), req.ID)
+}
+
+// checkHead compares req.ExpectedSequence with the head once this node has
+// applied everything the leader had when asked.
+func (p *Persistence) checkHead(ctx context.Context, req timebox.AppendRequest) error {
+	err := p.retry(ctx, func() error {
+		idx, err := p.readIndex(ctx)
+		if err != nil {
+			return err
+		}
+		return p.waitApplied(ctx, idx)
+	})
+	if err != nil {
+		return err
+	}
+	key := codec.EncodeID(req.ID)
+	return p.fsm.view(func(tx *bbolt.Tx) error {
+		rec, _ := getAgg(tx, key)
+		if rec.head == req.ExpectedSequence {
+			return nil
+		}
+		conflict, err := newConflict(tx, key, req.ExpectedSequence, rec.head)
+		if err != nil {
+			return err
+		}
+		return conflict
+	})
+}
+
+// propose commits cmd and waits for it to be applied here.
+func (p *Persistence) propose(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
+	return p.retry(ctx, func() error {
+		return p.proposeOnce(ctx, cmd, id)
+	})
+}
+
+// retry runs fn until it fails with something other than errNotLeader,
+// waiting a little longer each time, up to tuning.leaderWait.
+func (p *Persistence) retry(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(p.tune.leaderWait)
+	wait := time.Millisecond
+	for {
+		err := fn()
+		if !errors.Is(err, errNotLeader) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %w", ErrNoLeader, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-p.done:
+			t.Stop()
+			return timebox.ErrClosed
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+func (p *Persistence) proposeOnce(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
+	leader := p.Leader()
+	switch {
+	case leader.ID == p.cfg.LocalID:
+		_, resp, err := p.applyLocal(cmd)
+		if err != nil {
+			return err
+		}
+		return responseError(resp)
+	case leader.Address == "":
+		return errNotLeader
+	}
+	code, body, sent, err := p.fwd.call(ctx, leader.Address, fwdApply, cmd)
+	if err != nil {
+		return p.forwardError(ctx, sent, err)
+	}
+	switch code {
+	case codeOK:
+		if len(body) != 8 {
+			return fmt.Errorf("%w: bad reply from leader", timebox.ErrUnknownOutcome)
+		}
+		return p.waitCommitted(ctx, binary.BigEndian.Uint64(body))
+	case codeConflict:
+		conflict, err := decodeConflict(body, id)
+		if err != nil {
+			return fmt.Errorf("raft: conflict from leader: %w", err)
+		}
+		return conflict
+	case codeNotLeader:
+		return errNotLeader
+	case codeUnknown:
+		return fmt.Errorf("%w: leader: %s", timebox.ErrUnknownOutcome, body)
+	default:
+		return fmt.Errorf("raft: leader: %s", body)
+	}
+}
+
+// forwardError classifies a failed forwarding call: one that cannot have
+// reached the leader is retried, one that may have is of unknown outcome.
+func (p *Persistence) forwardError(ctx context.Context, sent bool, err error) error {
+	switch {
+	case p.closed.Load() && sent:
+		return fmt.Errorf("%w: %w", timebox.ErrClosed, timebox.ErrUnknownOutcome)
+	case p.closed.Load():
+		return timebox.ErrClosed
+	case !sent:
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%w: %w", timebox.ErrUnknownOutcome, ctx.Err())
+	default:
+		return fmt.Errorf("%w: forward to leader: %w", timebox.ErrUnknownOutcome, err)
+	}
+}
+
+// waitCommitted waits until the entry the leader committed at idx is
+// applied here.
+func (p *Persistence) waitCommitted(ctx context.Context, idx uint64) error {
+	err := p.waitApplied(ctx, idx)
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(
+		"%w: committed at index %d but not yet applied on this node: %w",
+		timebox.ErrUnknownOutcome, idx, err,
+	)
+}
+
+// applyLocal applies cmd on this node, which must be the leader, and
+// returns its index and the state machine's response.
+func (p *Persistence) applyLocal(cmd []byte) (uint64, any, error) {
+	f := p.raft.Apply(cmd, 0)
+	if err := f.Error(); err != nil {
+		return 0, nil, p.applyError(err)
+	}
+	return f.Index(), f.Response(), nil
+}
+
+func (p *Persistence) applyError(err error) error {
+	switch {
+	case errors.Is(err, hraft.ErrNotLeader),
+		errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	case errors.Is(err, hraft.ErrRaftShutdown) && p.closed.Load():
+		return fmt.Errorf("%w: %w", timebox.ErrClosed, timebox.ErrUnknownOutcome)
+	default:
+		// ErrLeadershipLost and the like: the entry may still commit.
+		return fmt.Errorf("%w: %w", timebox.ErrUnknownOutcome, err)
+	}
+}
+
+func responseError(resp any) error {
+	switch r := resp.(type) {
+	case nil:
+		return nil
+	case *timebox.VersionConflictError:
+		return r
+	case error:
+		return r
+	default:
+		return fmt.Errorf("raft: unexpected response %T", resp)
+	}
+}
+
+// readIndex returns a log index at least as high as every entry committed
+// when the call began, as the leader confirms it.
+func (p *Persistence) readIndex(ctx context.Context) (uint64, error) {
+	leader := p.Leader()
+	switch {
+	case leader.ID == p.cfg.LocalID:
+		return p.readIndexLocal()
+	case leader.Address == "":
+		return 0, errNotLeader
+	}
+	code, body, _, err := p.fwd.call(ctx, leader.Address, fwdReadIndex, nil)
+	if err != nil {
+		if p.closed.Load() {
+			return 0, timebox.ErrClosed
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		// A read index writes nothing, so any failure may be retried.
+		return 0, fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	switch {
+	case code == codeOK && len(body) == 8:
+		return binary.BigEndian.Uint64(body), nil
+	case code == codeNotLeader || code == codeUnknown:
+		return 0, errNotLeader
+	default:
+		return 0, fmt.Errorf("raft: leader: %s", body)
+	}
+}
+
+// readIndexLocal is readIndex on the leader: its last index, taken before
+// it confirms with a quorum that it still leads, covers every entry
+// committed before the call.
+func (p *Persistence) readIndexLocal() (uint64, error) {
+	idx := p.raft.LastIndex()
+	if err := p.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, hraft.ErrRaftShutdown) && p.closed.Load() {
+			return 0, timebox.ErrClosed
+		}
+		return 0, fmt.Errorf("%w: %w", errNotLeader, err)
+	}
+	return idx, nil
+}
+
+// waitApplied waits until this node's state reflects every log entry up
+// to idx.
+func (p *Persistence) waitApplied(ctx context.Context, idx uint64) error {
+	var tick <-chan time.Time
+	for {
+		ch := p.fsm.changed()
+		if p.appliedThrough(idx) {
+			return nil
+		}
+		if tick == nil {
+			// Raft applies entries the state machine never sees (no-ops,
+			// configuration) without telling it; look again now and then.
+			t := time.NewTicker(2 * time.Millisecond)
+			defer t.Stop()
+			tick = t.C
+		}
+		select {
+		case <-ch:
+		case <-tick:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return timebox.ErrClosed
+		}
+	}
+}
+
+// appliedThrough reports whether the state holds every entry up to idx:
+// either the state machine has applied idx, or Raft has applied it and no
+// command between the two is still on its way to the state machine.
+func (p *Persistence) appliedThrough(idx uint64) bool {
+	applied := p.fsm.applied.Load()
+	if applied >= idx {
+		return true
+	}
+	if p.raft.AppliedIndex() < idx {
+		return false
+	}
+	for i := applied + 1; i <= idx; i++ {
+		var l hraft.Log
+		if err := p.logs.GetLog(i, &l); err == nil && l.Type == hraft.LogCommand {
+			return false
+		}
+	}
+	return true
+}

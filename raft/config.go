@@ -1,0 +1,189 @@
+package raft
+
+import (
+	"errors"
+	"net"
+	"time"
+
+	"github.com/kode4food/timebox"
+)
+
+type (
+	// Config configures one node of a Raft cluster. A zero field means
+	// "use the default"; see DefaultConfig.
+	Config struct {
+		// LocalID names this node in the cluster. It must be unique and
+		// stable across restarts.
+		LocalID string
+
+		// Address is the host:port this node listens on. It carries both
+		// Raft traffic and the writes that followers forward to the
+		// leader, and is the address other nodes dial.
+		Address string
+
+		// DataDir holds the Raft log, the Raft snapshots and the state
+		// machine's data. It is created when missing.
+		DataDir string
+
+		// LogTailSize is how many of the most recent Raft log entries are
+		// kept in memory in front of the log store.
+		LogTailSize int
+
+		// Servers is the initial voter set. It bootstraps the cluster
+		// only when DataDir holds no Raft state yet, so every node may be
+		// started with the same list; it must then include LocalID. With
+		// no Servers, a node forms a single-node cluster by itself.
+		Servers []Server
+
+		// Publisher, when set, is called on this node once per committed
+		// non-empty append, in commit order, with the appended events.
+		// It is not called for entries replayed at restart or applied
+		// while the node catches up before Ready. It runs on its own
+		// goroutine, so a slow Publisher never stalls the state machine.
+		Publisher Publisher
+
+		// tuning overrides Raft timings; tests use it to run fast.
+		tuning *tuning
+	}
+
+	// Server is one voter of the cluster.
+	Server struct {
+		ID      string
+		Address string
+	}
+
+	// Publisher receives the events of one committed append.
+	Publisher func(...*timebox.Event)
+
+	// tuning holds the Raft timings and thresholds. It is not part of
+	// the public Config: the defaults suit production, and tests shorten
+	// them.
+	tuning struct {
+		heartbeatTimeout   time.Duration
+		electionTimeout    time.Duration
+		leaderLeaseTimeout time.Duration
+		commitTimeout      time.Duration
+		snapshotInterval   time.Duration
+		snapshotThreshold  uint64
+		trailingLogs       uint64
+		dialTimeout        time.Duration
+		leaderWait         time.Duration
+	}
+)
+
+// Defaults for Config.
+const (
+	DefaultLogTailSize = 20480
+
+	// MinLogTailSize is the smallest LogTailSize accepted.
+	MinLogTailSize = 64
+)
+
+// Errors returned by Config.Validate and NewPersistence. Each is a
+// configuration mistake: fix the Config; retrying does not help.
+var (
+	ErrLocalIDRequired             = errors.New("raft: local ID is required")
+	ErrDataDirRequired             = errors.New("raft: data directory is required")
+	ErrAddressRequired             = errors.New("raft: address is required")
+	ErrInvalidAddress              = errors.New("raft: address must be host:port")
+	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
+	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
+	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
+)
+
+// DefaultConfig returns the Config with every default applied. LocalID,
+// Address and DataDir have no default.
+func DefaultConfig() Config {
+	return Config{LogTailSize: DefaultLogTailSize}
+}
+
+// With returns c with every non-zero field of other laid over it.
+func (c Config) With(other Config) Config {
+	if other.LocalID != "" {
+		c.LocalID = other.LocalID
+	}
+	if other.Address != "" {
+		c.Address = other.Address
+	}
+	if other.DataDir != "" {
+		c.DataDir = other.DataDir
+	}
+	if other.LogTailSize != 0 {
+		c.LogTailSize = other.LogTailSize
+	}
+	if other.Servers != nil {
+		c.Servers = append([]Server(nil), other.Servers...)
+	}
+	if other.Publisher != nil {
+		c.Publisher = other.Publisher
+	}
+	if other.tuning != nil {
+		c.tuning = other.tuning
+	}
+	return c
+}
+
+// Validate returns, checked in this order, ErrLocalIDRequired,
+// ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
+// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidServer or
+// ErrBootstrapMissingLocalServer, or nil.
+func (c Config) Validate() error {
+	switch {
+	case c.LocalID == "":
+		return ErrLocalIDRequired
+	case c.Address == "":
+		return ErrAddressRequired
+	case !validAddress(c.Address):
+		return ErrInvalidAddress
+	case c.DataDir == "":
+		return ErrDataDirRequired
+	case c.LogTailSize < MinLogTailSize:
+		return ErrLogTailSizeTooSmall
+	}
+	return c.validateServers()
+}
+
+func (c Config) validateServers() error {
+	if len(c.Servers) == 0 {
+		return nil
+	}
+	local := false
+	for _, s := range c.Servers {
+		if s.ID == "" || !validAddress(s.Address) {
+			return ErrInvalidServer
+		}
+		local = local || s.ID == c.LocalID
+	}
+	if !local {
+		return ErrBootstrapMissingLocalServer
+	}
+	return nil
+}
+
+func validAddress(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port != ""
+}
+
+func (c Config) timings() tuning {
+	if c.tuning != nil {
+		return *c.tuning
+	}
+	return defaultTuning()
+}
+
+func defaultTuning() tuning {
+	return tuning{
+		heartbeatTimeout:   time.Second,
+		electionTimeout:    time.Second,
+		leaderLeaseTimeout: 500 * time.Millisecond,
+		// Followers learn of a commit on the next AppendEntries; a short
+		// CommitTimeout keeps forwarded writes quick when traffic is light.
+		commitTimeout:     5 * time.Millisecond,
+		snapshotInterval:  2 * time.Minute,
+		snapshotThreshold: 8192,
+		trailingLogs:      10240,
+		dialTimeout:       5 * time.Second,
+		leaderWait:        30 * time.Second,
+	}
+}

@@ -1,0 +1,250 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// Forwarding protocol: after the protoForward byte, a follower sends
+// request frames and the leader answers each with one response frame, in
+// order. A frame is a 4-byte BE length, a tag byte and the payload.
+const (
+	fwdApply     byte = 1 // payload: an encoded command
+	fwdReadIndex byte = 2 // payload: empty
+
+	codeOK        byte = 0 // payload: log index (8 bytes BE)
+	codeConflict  byte = 1 // payload: an encoded conflict
+	codeNotLeader byte = 2 // nothing was done; ask the new leader
+	codeUnknown   byte = 3 // payload: message; the write may have happened
+	codeError     byte = 4 // payload: message; nothing was written
+
+	maxFrame = 256 << 20
+	maxIdle  = 64
+)
+
+var errFrameTooLarge = errors.New("raft: forwarded frame too large")
+
+func writeFrame(w io.Writer, tag byte, payload []byte) error {
+	buf := make([]byte, 5, 5+len(payload))
+	binary.BigEndian.PutUint32(buf, uint32(len(payload)+1))
+	buf[4] = tag
+	_, err := w.Write(append(buf, payload...))
+	return err
+}
+
+func readFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n == 0 || n > maxFrame {
+		return 0, nil, errFrameTooLarge
+	}
+	payload := make([]byte, n-1)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, nil, err
+	}
+	return hdr[4], payload, nil
+}
+
+// serveForward answers one follower's requests until it hangs up.
+func (p *Persistence) serveForward(c net.Conn) {
+	for {
+		tag, payload, err := readFrame(c)
+		if err != nil {
+			return
+		}
+		code, body := p.handleForward(tag, payload)
+		if err := writeFrame(c, code, body); err != nil {
+			return
+		}
+	}
+}
+
+func (p *Persistence) handleForward(tag byte, payload []byte) (byte, []byte) {
+	switch tag {
+	case fwdApply:
+		idx, resp, err := p.applyLocal(payload)
+		if err != nil {
+			return errorCode(err)
+		}
+		return responseCode(idx, resp)
+	case fwdReadIndex:
+		idx, err := p.readIndexLocal()
+		if err != nil {
+			return errorCode(err)
+		}
+		return codeOK, binary.BigEndian.AppendUint64(nil, idx)
+	default:
+		return codeError, []byte(fmt.Sprintf("unknown request %d", tag))
+	}
+}
+
+func errorCode(err error) (byte, []byte) {
+	switch {
+	case errors.Is(err, errNotLeader):
+		return codeNotLeader, nil
+	case errors.Is(err, timebox.ErrUnknownOutcome):
+		return codeUnknown, []byte(err.Error())
+	default:
+		return codeError, []byte(err.Error())
+	}
+}
+
+func responseCode(idx uint64, resp any) (byte, []byte) {
+	switch r := resp.(type) {
+	case nil:
+		return codeOK, binary.BigEndian.AppendUint64(nil, idx)
+	case *timebox.VersionConflictError:
+		return codeConflict, encodeConflict(r)
+	case error:
+		return codeError, []byte(r.Error())
+	default:
+		return codeError, []byte(fmt.Sprintf("unexpected response %T", resp))
+	}
+}
+
+func encodeConflict(c *timebox.VersionConflictError) []byte {
+	buf := binary.AppendUvarint(nil, uint64(c.ExpectedSequence))
+	buf = binary.AppendUvarint(buf, uint64(c.ActualSequence))
+	buf = binary.AppendUvarint(buf, uint64(len(c.NewEvents)))
+	for _, ev := range c.NewEvents {
+		buf = appendBytes(buf, codec.EncodeEvent(ev))
+	}
+	return buf
+}
+
+func decodeConflict(b []byte, id timebox.AggregateID) (*timebox.VersionConflictError, error) {
+	r := cmdReader{b: b}
+	c := &timebox.VersionConflictError{ExpectedSequence: r.seq(), ActualSequence: r.seq()}
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		return nil, errMalformedCommand
+	}
+	c.NewEvents = make([]*timebox.Event, 0, n)
+	for range n {
+		ev, err := codec.DecodeEvent(r.bytes(), id)
+		if err != nil {
+			return nil, err
+		}
+		c.NewEvents = append(c.NewEvents, ev)
+	}
+	if r.bad {
+		return nil, errMalformedCommand
+	}
+	return c, nil
+}
+
+// forwarder keeps idle forwarding connections per leader address.
+type forwarder struct {
+	m       *mux
+	timeout time.Duration
+	mu      sync.Mutex
+	idle    map[string][]net.Conn
+	closed  bool
+}
+
+func newForwarder(m *mux, dialTimeout time.Duration) *forwarder {
+	return &forwarder{m: m, timeout: dialTimeout, idle: map[string][]net.Conn{}}
+}
+
+// call sends one request to addr and returns the response. sent reports
+// whether the request may have reached the leader, so a failure with sent
+// false is safe to retry.
+func (f *forwarder) call(
+	ctx context.Context, addr string, tag byte, payload []byte,
+) (code byte, body []byte, sent bool, err error) {
+	c, err := f.get(addr)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.SetDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+	if err := writeFrame(c, tag, payload); err != nil {
+		_ = c.Close()
+		return 0, nil, true, err
+	}
+	code, body, err = readFrame(c)
+	if err != nil {
+		_ = c.Close()
+		return 0, nil, true, err
+	}
+	if !stop() {
+		_ = c.Close()
+		return code, body, true, nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	f.put(addr, c)
+	return code, body, true, nil
+}
+
+// get returns a live idle connection to addr or dials one.
+func (f *forwarder) get(addr string) (net.Conn, error) {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, errMuxClosed
+		}
+		conns := f.idle[addr]
+		if len(conns) == 0 {
+			f.mu.Unlock()
+			return f.m.dial(addr, protoForward, f.timeout)
+		}
+		c := conns[len(conns)-1]
+		f.idle[addr] = conns[:len(conns)-1]
+		f.mu.Unlock()
+		if alive(c) {
+			return c, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// alive reports whether an idle connection is still open: the leader
+// never sends unasked, so a read finds either nothing (open) or EOF.
+func alive(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now())
+	var b [1]byte
+	_, err := c.Read(b[:])
+	_ = c.SetReadDeadline(time.Time{})
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func (f *forwarder) put(addr string, c net.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || len(f.idle[addr]) >= maxIdle {
+		_ = c.Close()
+		return
+	}
+	f.idle[addr] = append(f.idle[addr], c)
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	for _, conns := range f.idle {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	f.idle = nil
+}

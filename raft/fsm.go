@@ -1,0 +1,417 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// stateFile is the state machine's bolt file in DataDir.
+const stateFile = "state.db"
+
+// A Raft snapshot is snapshotMagic, the applied index it holds (8 bytes
+// BE), then the state file byte for byte.
+var snapshotMagic = []byte("TBRAFT1\n")
+
+var errBadStateFile = errors.New("raft: not a timebox state file")
+
+// fsm is the replicated state machine. Apply and Restore run on Raft's FSM
+// goroutine only; reads run anywhere, under mu, so Restore can swap the
+// file beneath them.
+type fsm struct {
+	path    string
+	mu      sync.RWMutex
+	db      *bbolt.DB
+	applied atomic.Uint64 // last log index applied to db
+
+	waitMu sync.Mutex
+	waitCh chan struct{} // closed and replaced whenever applied moves
+
+	ready atomic.Bool // events are published once set
+	pub   *publisher  // nil without a Publisher
+}
+
+var (
+	_ hraft.BatchingFSM = (*fsm)(nil)
+	_ hraft.FSMSnapshot = (*fsmSnapshot)(nil)
+)
+
+func openFSM(dir string, pub *publisher) (*fsm, error) {
+	f := &fsm{
+		path:   filepath.Join(dir, stateFile),
+		waitCh: make(chan struct{}),
+		pub:    pub,
+	}
+	db, err := openState(f.path, true)
+	if err != nil {
+		return nil, err
+	}
+	f.db = db
+	return f, f.db.View(func(tx *bbolt.Tx) error {
+		f.applied.Store(getApplied(tx))
+		return nil
+	})
+}
+
+// openState opens a state file, creating its buckets when create is set
+// and requiring them otherwise.
+func openState(path string, create bool) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:        time.Second,
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft: open %s: %w", path, err)
+	}
+	check := checkBuckets
+	if create {
+		err = db.Update(createBuckets)
+	} else {
+		err = db.View(check)
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// view runs fn in a read transaction on the current state file.
+func (f *fsm) view(fn func(*bbolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return timebox.ErrClosed
+	}
+	return f.db.View(fn)
+}
+
+func (f *fsm) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	return err
+}
+
+// changed returns a channel closed the next time the applied index moves.
+func (f *fsm) changed() <-chan struct{} {
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	return f.waitCh
+}
+
+func (f *fsm) advance(idx uint64) {
+	f.applied.Store(idx)
+	f.waitMu.Lock()
+	close(f.waitCh)
+	f.waitCh = make(chan struct{})
+	f.waitMu.Unlock()
+}
+
+// Apply applies one log entry.
+func (f *fsm) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one bolt transaction that also
+// records the last applied index. Entries at or below the recorded index
+// were applied before a restart and are skipped. Each response is nil, a
+// *timebox.VersionConflictError, or an error for a malformed command.
+func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
+	res := make([]any, len(logs))
+	var pubs [][]*timebox.Event
+	publish := f.pub != nil && f.ready.Load()
+	var last uint64
+	err := f.db.Update(func(tx *bbolt.Tx) error {
+		applied := getApplied(tx)
+		last = applied
+		for i, l := range logs {
+			if l.Index <= applied {
+				continue
+			}
+			last = l.Index
+			if l.Type != hraft.LogCommand {
+				continue
+			}
+			r, evs, err := applyCommand(tx, l.Data, publish)
+			if err != nil {
+				return err
+			}
+			res[i] = r
+			if evs != nil {
+				pubs = append(pubs, evs)
+			}
+		}
+		if last == applied {
+			return nil
+		}
+		return putApplied(tx, last)
+	})
+	if err != nil {
+		// The state file can no longer follow the log; carrying on would
+		// let this node diverge from the others.
+		panic(fmt.Sprintf("raft: apply to state file failed: %v", err))
+	}
+	if last > f.applied.Load() {
+		f.advance(last)
+	}
+	if len(pubs) > 0 {
+		f.pub.push(pubs)
+	}
+	return res
+}
+
+// applyCommand applies one command. A rejected or malformed command is a
+// response, not an error; the error is a failure of the state file. evs
+// holds the appended events when decode is set.
+func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event, error) {
+	op, err := commandOp(data)
+	if err != nil {
+		return err, nil, nil
+	}
+	switch op {
+	case opAppend:
+		c, err := decodeAppend(data)
+		if err != nil {
+			return err, nil, nil
+		}
+		return applyAppend(tx, c, decode)
+	case opSnapshot:
+		c, err := decodeSnapshot(data)
+		if err != nil {
+			return err, nil, nil
+		}
+		return nil, nil, applySnapshot(tx, c)
+	default:
+		return fmt.Errorf("%w: op %d", errMalformedCommand, op), nil, nil
+	}
+}
+
+func applyAppend(tx *bbolt.Tx, c *appendCmd, decode bool) (any, []*timebox.Event, error) {
+	rec, _ := getAgg(tx, c.key)
+	if rec.head != c.expected {
+		conflict, err := newConflict(tx, c.key, c.expected, rec.head)
+		return conflict, nil, err
+	}
+	if len(c.events) == 0 {
+		return nil, nil, nil
+	}
+	b := tx.Bucket(bucketEvents)
+	for i, ev := range c.events {
+		if err := b.Put(eventKey(c.key, c.expected+int64(i)), ev); err != nil {
+			return nil, nil, err
+		}
+	}
+	rec.head += int64(len(c.events))
+	if err := putAgg(tx, c.key, rec); err != nil {
+		return nil, nil, err
+	}
+	if err := applyIndex(tx, c.key, c.index); err != nil {
+		return nil, nil, err
+	}
+	if !decode {
+		return nil, nil, nil
+	}
+	return nil, decodeEvents(c), nil
+}
+
+func newConflict(tx *bbolt.Tx, key string, expected, head int64) (*timebox.VersionConflictError, error) {
+	res := &timebox.VersionConflictError{
+		ExpectedSequence: expected,
+		ActualSequence:   head,
+		NewEvents:        []*timebox.Event{},
+	}
+	if expected >= head {
+		return res, nil
+	}
+	evs, err := loadEvents(tx, key, expected)
+	if err != nil {
+		return nil, err
+	}
+	if evs != nil {
+		res.NewEvents = evs
+	}
+	return res, nil
+}
+
+func decodeEvents(c *appendCmd) []*timebox.Event {
+	id, err := codec.DecodeID(c.key)
+	if err != nil {
+		return nil
+	}
+	res := make([]*timebox.Event, 0, len(c.events))
+	for _, b := range c.events {
+		ev, err := codec.DecodeEvent(bytes.Clone(b), id)
+		if err != nil {
+			return nil
+		}
+		res = append(res, ev)
+	}
+	return res
+}
+
+func applyIndex(tx *bbolt.Tx, key string, c timebox.IndexChange) error {
+	if c.Status != nil {
+		if err := setStatus(tx, key, *c.Status, c.StatusTime); err != nil {
+			return err
+		}
+	}
+	for label, value := range c.Labels {
+		if err := setLabel(tx, key, label, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) error {
+	rec, _ := getAgg(tx, c.key)
+	if rec.hasSnap && c.sequence < rec.snapSeq {
+		return nil
+	}
+	if err := tx.Bucket(bucketSnaps).Put([]byte(c.key), c.data); err != nil {
+		return err
+	}
+	rec.hasSnap, rec.snapSeq = true, c.sequence
+	rec.head = max(rec.head, c.sequence)
+	if c.trim {
+		if err := trimEvents(tx, c.key, c.sequence); err != nil {
+			return err
+		}
+	}
+	return putAgg(tx, c.key, rec)
+}
+
+// Snapshot captures the state in a read transaction, which Persist streams
+// while Apply goes on writing.
+func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {
+	tx, err := f.db.Begin(false)
+	if err != nil {
+		return nil, fmt.Errorf("raft: snapshot: %w", err)
+	}
+	return &fsmSnapshot{tx: tx, applied: getApplied(tx)}, nil
+}
+
+// Restore replaces the whole state with a snapshot's, unless the local
+// state already holds everything the snapshot does (as at every restart,
+// when Raft restores its latest snapshot into a state file that is at
+// least as new).
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer func() { _ = rc.Close() }()
+	hdr := make([]byte, len(snapshotMagic)+8)
+	if _, err := io.ReadFull(rc, hdr); err != nil {
+		return fmt.Errorf("raft: restore: read header: %w", err)
+	}
+	if !bytes.Equal(hdr[:len(snapshotMagic)], snapshotMagic) {
+		return fmt.Errorf("raft: restore: %w", errBadStateFile)
+	}
+	idx := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
+	if idx <= f.applied.Load() {
+		return nil
+	}
+	tmp := f.path + ".restore"
+	if err := writeFile(tmp, rc); err != nil {
+		return err
+	}
+	if err := f.swap(tmp); err != nil {
+		return err
+	}
+	f.advance(idx)
+	return nil
+}
+
+// swap replaces the state file with the one at tmp.
+func (f *fsm) swap(tmp string) error {
+	db, err := openState(tmp, false)
+	if err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	syncDir(filepath.Dir(f.path))
+	db, err = openState(f.path, false)
+	if err != nil {
+		// Without a state file this node cannot go on.
+		panic(fmt.Sprintf("raft: reopen restored state: %v", err))
+	}
+	f.db = db
+	return nil
+}
+
+func writeFile(path string, r io.Reader) error {
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	_, err = io.Copy(out, r)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+// fsmSnapshot streams a read transaction's view of the state file.
+type fsmSnapshot struct {
+	tx      *bbolt.Tx
+	applied uint64
+}
+
+// Persist writes the snapshot header and the state file to sink.
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	hdr := binary.BigEndian.AppendUint64(bytes.Clone(snapshotMagic), s.applied)
+	_, err := sink.Write(hdr)
+	if err == nil {
+		_, err = s.tx.WriteTo(sink)
+	}
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raft: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release ends the read transaction.
+func (s *fsmSnapshot) Release() {
+	_ = s.tx.Rollback()
+}

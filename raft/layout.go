@@ -1,0 +1,197 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// The state machine's bolt file. An aggregate's key is codec.EncodeID of
+// its ID, which never holds NUL; lp(s) is s prefixed by its uvarint
+// length, so a byte prefix of lp-encoded fields matches exactly.
+//
+//	meta        "applied"              -> last applied log index (8 bytes BE)
+//	aggregates  key                    -> head, snapshot sequence, has snapshot
+//	events      key NUL seq(8 bytes BE) -> codec.EncodeEvent
+//	snapshots   key                    -> snapshot JSON
+//	status      key                    -> lp(status) time
+//	by_status   lp(status) key         -> time
+//	labels      key NUL label          -> value
+//	by_label    lp(label) lp(value) key -> empty
+var (
+	bucketMeta     = []byte("meta")
+	bucketAggs     = []byte("aggregates")
+	bucketEvents   = []byte("events")
+	bucketSnaps    = []byte("snapshots")
+	bucketStatus   = []byte("status")
+	bucketByStatus = []byte("by_status")
+	bucketLabels   = []byte("labels")
+	bucketByLabel  = []byte("by_label")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketAggs, bucketEvents, bucketSnaps,
+		bucketStatus, bucketByStatus, bucketLabels, bucketByLabel,
+	}
+
+	keyApplied = []byte("applied")
+)
+
+// aggRecord is an aggregate's row: its head (next sequence) and snapshot.
+type aggRecord struct {
+	head    int64
+	snapSeq int64
+	hasSnap bool
+}
+
+func createBuckets(tx *bbolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("raft: create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// checkBuckets reports a bolt file that is not a state machine file.
+func checkBuckets(tx *bbolt.Tx) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %s missing", errBadStateFile, name)
+		}
+	}
+	return nil
+}
+
+func getApplied(tx *bbolt.Tx) uint64 {
+	v := tx.Bucket(bucketMeta).Get(keyApplied)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putApplied(tx *bbolt.Tx, idx uint64) error {
+	return tx.Bucket(bucketMeta).Put(keyApplied, binary.BigEndian.AppendUint64(nil, idx))
+}
+
+func getAgg(tx *bbolt.Tx, key string) (aggRecord, bool) {
+	v := tx.Bucket(bucketAggs).Get([]byte(key))
+	if v == nil {
+		return aggRecord{}, false
+	}
+	r := cmdReader{b: v}
+	rec := aggRecord{head: r.seq(), snapSeq: r.seq(), hasSnap: r.byte() == 1}
+	return rec, !r.bad
+}
+
+func putAgg(tx *bbolt.Tx, key string, rec aggRecord) error {
+	buf := binary.AppendUvarint(nil, uint64(rec.head))
+	buf = binary.AppendUvarint(buf, uint64(rec.snapSeq))
+	if rec.hasSnap {
+		buf = append(buf, 1)
+	} else {
+		buf = append(buf, 0)
+	}
+	return tx.Bucket(bucketAggs).Put([]byte(key), buf)
+}
+
+func eventPrefix(key string) []byte {
+	return append([]byte(key), 0)
+}
+
+func eventKey(key string, seq int64) []byte {
+	return binary.BigEndian.AppendUint64(eventPrefix(key), uint64(seq))
+}
+
+// loadEvents decodes the events of key with sequence at least from.
+func loadEvents(tx *bbolt.Tx, key string, from int64) ([]*timebox.Event, error) {
+	id, err := codec.DecodeID(key)
+	if err != nil {
+		return nil, err
+	}
+	prefix := eventPrefix(key)
+	c := tx.Bucket(bucketEvents).Cursor()
+	var res []*timebox.Event
+	for k, v := c.Seek(eventKey(key, from)); bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		ev, err := codec.DecodeEvent(bytes.Clone(v), id)
+		if err != nil {
+			return nil, fmt.Errorf("raft: event %x of %s: %w", k[len(prefix):], id, err)
+		}
+		res = append(res, ev)
+	}
+	return res, nil
+}
+
+// trimEvents deletes the events of key below seq.
+func trimEvents(tx *bbolt.Tx, key string, seq int64) error {
+	prefix := eventPrefix(key)
+	end := eventKey(key, seq)
+	c := tx.Bucket(bucketEvents).Cursor()
+	for k, _ := c.Seek(prefix); bytes.HasPrefix(k, prefix) && bytes.Compare(k, end) < 0; k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lp(buf []byte, s string) []byte {
+	return appendString(buf, s)
+}
+
+func encodeStatus(status string, at time.Time) []byte {
+	return appendTime(lp(nil, status), at)
+}
+
+func decodeStatus(v []byte) (string, time.Time, bool) {
+	r := cmdReader{b: v}
+	s := string(r.bytes())
+	t := r.time()
+	return s, t, !r.bad
+}
+
+// setStatus moves key into status entered at, or out of every status when
+// status is "".
+func setStatus(tx *bbolt.Tx, key, status string, at time.Time) error {
+	st, by := tx.Bucket(bucketStatus), tx.Bucket(bucketByStatus)
+	if old, _, ok := decodeStatus(st.Get([]byte(key))); ok {
+		if err := by.Delete(append(lp(nil, old), key...)); err != nil {
+			return err
+		}
+	}
+	if status == "" {
+		return st.Delete([]byte(key))
+	}
+	if err := st.Put([]byte(key), encodeStatus(status, at)); err != nil {
+		return err
+	}
+	return by.Put(append(lp(nil, status), key...), appendTime(nil, at))
+}
+
+func labelKey(key, label string) []byte {
+	return append(eventPrefix(key), label...)
+}
+
+// setLabel sets key's label to value, or removes it when value is "".
+func setLabel(tx *bbolt.Tx, key, label, value string) error {
+	lb, by := tx.Bucket(bucketLabels), tx.Bucket(bucketByLabel)
+	lk := labelKey(key, label)
+	if old := lb.Get(lk); old != nil {
+		if err := by.Delete(append(lp(lp(nil, label), string(old)), key...)); err != nil {
+			return err
+		}
+	}
+	if value == "" {
+		return lb.Delete(lk)
+	}
+	if err := lb.Put(lk, []byte(value)); err != nil {
+		return err
+	}
+	return by.Put(append(lp(lp(nil, label), value), key...), []byte{})
+}

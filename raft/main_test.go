@@ -1,0 +1,96 @@
+package raft
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/kode4food/timebox"
+)
+
+func TestMain(m *testing.M) {
+	// Raft narrates every election at Info; keep test output to problems.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+	})))
+	goleak.VerifyTestMain(m,
+		// go-metrics starts its runtime collector once, at init.
+		goleak.IgnoreTopFunction("github.com/hashicorp/go-metrics.(*Metrics).collectStats"),
+		goleak.IgnoreTopFunction("github.com/armon/go-metrics.(*Metrics).collectStats"),
+	)
+}
+
+// waitLong bounds every wait in these tests; it is generous so that a
+// slow machine never fails a test, only slows it.
+const waitLong = 60 * time.Second
+
+// singleTuning makes a single node elect itself at once.
+func singleTuning() *tuning {
+	t := defaultTuning()
+	t.heartbeatTimeout = 50 * time.Millisecond
+	t.electionTimeout = 50 * time.Millisecond
+	t.leaderLeaseTimeout = 50 * time.Millisecond
+	t.leaderWait = waitLong
+	return &t
+}
+
+// clusterTuning keeps elections quick but stable under -race.
+func clusterTuning() *tuning {
+	t := defaultTuning()
+	t.heartbeatTimeout = 400 * time.Millisecond
+	t.electionTimeout = 400 * time.Millisecond
+	t.leaderLeaseTimeout = 200 * time.Millisecond
+	t.dialTimeout = time.Second
+	t.leaderWait = waitLong
+	return &t
+}
+
+// freeAddr returns a loopback address nothing listens on right now.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// newSingle starts a ready single-node cluster in a temporary directory.
+func newSingle(t testing.TB, cfg Config) *Persistence {
+	cfg.tuning = singleTuning()
+	if cfg.LocalID == "" {
+		cfg.LocalID = "solo"
+	}
+	if cfg.Address == "" {
+		cfg.Address = "127.0.0.1:0"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	p, err := NewPersistence(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close() })
+	waitReady(t, p)
+	return p
+}
+
+func waitReady(t testing.TB, p *Persistence) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	select {
+	case <-p.Ready():
+	case <-ctx.Done():
+		t.Fatalf("node %s not ready", p.cfg.LocalID)
+	}
+}
+
+func newStore(t testing.TB, p *Persistence, cfg timebox.Config) *timebox.Store {
+	s, err := p.NewStore(cfg)
+	require.NoError(t, err)
+	return s
+}

@@ -1,0 +1,308 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+)
+
+// Files in DataDir besides the state file.
+const (
+	logFile         = "raft.db"
+	snapshotsRetain = 2
+	maxPool         = 4
+	transportWait   = 10 * time.Second
+)
+
+// Persistence is one node of a Raft cluster holding a Timebox store. Every
+// node accepts every call: writes go through the leader and return once
+// applied on this node, and reads are served from this node's state.
+type Persistence struct {
+	cfg  Config
+	tune tuning
+
+	fsm   *fsm
+	pub   *publisher
+	store *raftboltdb.BoltStore
+	logs  hraft.LogStore
+	mux   *mux
+	trans *hraft.NetworkTransport
+	raft  *hraft.Raft
+	fwd   *forwarder
+
+	ready  chan struct{}
+	done   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+var _ timebox.Backend = (*Persistence)(nil)
+
+// NewPersistence lays cfgs over DefaultConfig, validates the result, and
+// starts the node: it opens DataDir, listens on Address and joins (or, the
+// first time, bootstraps) the cluster. It returns the Config's validation
+// error, or an error when DataDir is unusable, a bolt file cannot be
+// opened or Address cannot be listened on; nothing is left open then.
+func NewPersistence(cfgs ...Config) (*Persistence, error) {
+	cfg := DefaultConfig()
+	for _, c := range cfgs {
+		cfg = cfg.With(c)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Persistence{
+		cfg:   cfg,
+		tune:  cfg.timings(),
+		ready: make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if err := p.open(); err != nil {
+		p.shutdown()
+		return nil, err
+	}
+	p.wg.Add(1)
+	go p.watchReady()
+	return p, nil
+}
+
+func (p *Persistence) open() error {
+	dir := p.cfg.DataDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("raft: data directory: %w", err)
+	}
+	p.pub = newPublisher(p.cfg.Publisher)
+	var err error
+	if p.fsm, err = openFSM(dir, p.pub); err != nil {
+		return err
+	}
+	if err := p.openLog(dir); err != nil {
+		return err
+	}
+	logger := newLogger()
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetain, logger)
+	if err != nil {
+		return fmt.Errorf("raft: snapshot store: %w", err)
+	}
+	if err := p.listen(logger); err != nil {
+		return err
+	}
+	conf := p.raftConfig(logger)
+	if err := p.bootstrap(conf, snaps); err != nil {
+		return err
+	}
+	p.raft, err = hraft.NewRaft(conf, p.fsm, p.logs, p.store, snaps, p.trans)
+	if err != nil {
+		return fmt.Errorf("raft: start: %w", err)
+	}
+	return nil
+}
+
+func (p *Persistence) openLog(dir string) error {
+	var err error
+	p.store, err = raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(dir, logFile),
+		BoltOptions: &bbolt.Options{
+			Timeout:        time.Second,
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("raft: open %s: %w", logFile, err)
+	}
+	p.logs, err = hraft.NewLogCache(p.cfg.LogTailSize, p.store)
+	return err
+}
+
+func (p *Persistence) listen(logger hclog.Logger) error {
+	ln, err := net.Listen("tcp", p.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("raft: listen: %w", err)
+	}
+	p.mux = newMux(ln, p.serveForward)
+	p.fwd = newForwarder(p.mux, p.tune.dialTimeout)
+	stream := newStreamLayer(p.mux, p.advertise())
+	p.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: maxPool,
+		Timeout: transportWait,
+		Logger:  logger,
+	})
+	return nil
+}
+
+// advertise is the address other nodes reach this one at: its entry in
+// Servers, else Address, else (for port 0) what the listener got.
+func (p *Persistence) advertise() string {
+	for _, s := range p.cfg.Servers {
+		if s.ID == p.cfg.LocalID {
+			return s.Address
+		}
+	}
+	if _, port, _ := net.SplitHostPort(p.cfg.Address); port != "0" {
+		return p.cfg.Address
+	}
+	return p.mux.ln.Addr().String()
+}
+
+func (p *Persistence) raftConfig(logger hclog.Logger) *hraft.Config {
+	conf := hraft.DefaultConfig()
+	conf.LocalID = hraft.ServerID(p.cfg.LocalID)
+	conf.Logger = logger
+	conf.HeartbeatTimeout = p.tune.heartbeatTimeout
+	conf.ElectionTimeout = p.tune.electionTimeout
+	conf.LeaderLeaseTimeout = p.tune.leaderLeaseTimeout
+	conf.CommitTimeout = p.tune.commitTimeout
+	conf.SnapshotInterval = p.tune.snapshotInterval
+	conf.SnapshotThreshold = p.tune.snapshotThreshold
+	conf.TrailingLogs = p.tune.trailingLogs
+	conf.BatchApplyCh = true
+	return conf
+}
+
+// bootstrap writes the initial voter set when DataDir has no Raft state.
+func (p *Persistence) bootstrap(conf *hraft.Config, snaps hraft.SnapshotStore) error {
+	exists, err := hraft.HasExistingState(p.logs, p.store, snaps)
+	if err != nil {
+		return fmt.Errorf("raft: read state: %w", err)
+	}
+	if exists {
+		return nil
+	}
+	servers := p.cfg.Servers
+	if len(servers) == 0 {
+		servers = []Server{{ID: p.cfg.LocalID, Address: string(p.trans.LocalAddr())}}
+	}
+	var voters hraft.Configuration
+	for _, s := range servers {
+		voters.Servers = append(voters.Servers, hraft.Server{
+			Suffrage: hraft.Voter,
+			ID:       hraft.ServerID(s.ID),
+			Address:  hraft.ServerAddress(s.Address),
+		})
+	}
+	err = hraft.BootstrapCluster(conf, p.logs, p.store, snaps, p.trans, voters)
+	if err != nil {
+		return fmt.Errorf("raft: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// NewStore returns a Store on this node.
+func (p *Persistence) NewStore(cfg timebox.Config) (*timebox.Store, error) {
+	return timebox.NewStore(p, cfg)
+}
+
+// Ready is closed once this node knows a leader and has applied every
+// entry the leader had committed when the node asked.
+func (p *Persistence) Ready() <-chan struct{} {
+	return p.ready
+}
+
+// State reports this node's Raft role; Shutdown after Close.
+func (p *Persistence) State() hraft.RaftState {
+	return p.raft.State()
+}
+
+// Leader reports the current leader as this node knows it; the zero
+// Server when it knows none.
+func (p *Persistence) Leader() Server {
+	addr, id := p.raft.LeaderWithID()
+	return Server{ID: string(id), Address: string(addr)}
+}
+
+// Close leaves the cluster's traffic, stops Raft, delivers the events
+// still queued for the Publisher, and closes the files. Later calls return
+// timebox.ErrClosed; a second Close returns nil.
+func (p *Persistence) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	return p.shutdown()
+}
+
+// shutdown releases whatever open got to, in reverse order.
+func (p *Persistence) shutdown() error {
+	p.closed.Store(true)
+	p.cancel()
+	close(p.done)
+	var errs []error
+	if p.raft != nil {
+		errs = append(errs, p.raft.Shutdown().Error())
+	}
+	if p.trans != nil {
+		errs = append(errs, p.trans.Close())
+	}
+	if p.mux != nil {
+		_ = p.mux.Close()
+	}
+	if p.fwd != nil {
+		p.fwd.close()
+	}
+	p.wg.Wait()
+	p.pub.close()
+	if p.fsm != nil {
+		errs = append(errs, p.fsm.close())
+	}
+	if p.store != nil {
+		errs = append(errs, p.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Persistence) checkOpen() error {
+	if p.closed.Load() {
+		return timebox.ErrClosed
+	}
+	return nil
+}
+
+// watchReady closes ready once a leader is known and this node has
+// applied what that leader had committed.
+func (p *Persistence) watchReady() {
+	defer p.wg.Done()
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		if p.tryReady() {
+			p.fsm.ready.Store(true)
+			close(p.ready)
+			return
+		}
+	}
+}
+
+func (p *Persistence) tryReady() bool {
+	if p.Leader().Address == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, time.Second)
+	defer cancel()
+	idx, err := p.readIndex(ctx)
+	if err != nil {
+		return false
+	}
+	return p.waitApplied(ctx, idx) == nil
+}
