@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -108,16 +109,26 @@ func oddIDs() []timebox.AggregateID {
 }
 
 func testListOddIDs(t *testing.T, s Suite) {
-	st := s.store(t)
+	st, _ := s.indexedStore(t)
 	ids := oddIDs()
 	for i, id := range ids {
-		seed(t, st, id, ev("odd", fmt.Sprintf("%d", i)))
+		n := fmt.Sprint(i)
+		seed(t, st, id, idx(i, indexSpec{
+			Status: strp("s" + n), Labels: map[string]string{"odd": n},
+		}))
+		require.NoError(t, st.PutSnapshot(id, snapState{Name: n}, 1))
 	}
 	for i, id := range ids {
+		n := fmt.Sprint(i)
 		got := events(t, st, id)
 		require.Len(t, got, 1, "%q", id)
-		require.Equal(t, fmt.Sprintf("%d", i), string(got[0].Data), "%q", id)
 		require.Equal(t, id, got[0].AggregateID)
+		snap, _ := getSnapshot(t, st, id, snapState{})
+		require.Equal(t, n, snap.Name, "%q", id)
+		requireStatus(t, st, id, "s"+n)
+		requireEntries(t, byStatus(t, st, "s"+n),
+			[]timebox.AggregateID{id}, []time.Time{at(i)})
+		require.Equal(t, []timebox.AggregateID{id}, byLabel(t, st, "odd", n))
 	}
 	all := listAggregates(t, st, nil)
 	require.Equal(t, sortedIDs(ids), all)
