@@ -31,6 +31,7 @@ var executorCases = []testCase{
 	{"NoSnapshotWithoutEvents", testExecNoSnapshotWhenEmpty},
 	{"SaveSnapshot", testExecSaveSnapshot},
 	{"SaveSnapshotUnmarshalable", testExecSaveSnapshotBad},
+	{"TrimmedRebuild", testExecTrimmed},
 	{"Raise", testExecRaise},
 	{"RaiseErrors", testExecRaiseErrors},
 	{"AggregatorContext", testExecContext},
@@ -408,6 +409,22 @@ func testExecSaveSnapshot(t *testing.T, s Suite) {
 
 	exec(t, ex, id, add("d"), "a", "b", "c", "d")
 	exec(t, tallyExec(st), id, noop, "a", "b", "c", "d")
+}
+
+func testExecTrimmed(t *testing.T, s Suite) {
+	st := s.store(t, timebox.Config{TrimEvents: true})
+	id := aid("tally", "1")
+	ex := tallyExec(st)
+	exec(t, ex, id, add("a", "b", "c"), "a", "b", "c")
+	require.NoError(t, ex.SaveSnapshot(id))
+	require.Empty(t, events(t, st, id))
+
+	exec(t, tallyExec(st), id, add("d"), "a", "b", "c", "d")
+	got := events(t, st, id)
+	require.Len(t, got, 1)
+	require.EqualValues(t, 3, got[0].Sequence)
+	exec(t, ex, id, add("e"), "a", "b", "c", "d", "e")
+	exec(t, tallyExec(st), id, noop, "a", "b", "c", "d", "e")
 }
 
 // unmarshalable is a state json.Marshal rejects.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ var concurrencyCases = []testCase{
 	{"ExecOneExecutor", testRaceOneExecutor},
 	{"ExecSeveralExecutors", testRaceSeveralExecutors},
 	{"ExecManyAggregates", testRaceManyAggregates},
+	{"ExecSomeCommandsFail", testRaceCommandErrors},
 	{"AppendEvents", testRaceAppend},
 	{"ReadsSeeWholeBatches", testRaceReads},
 }
@@ -52,22 +54,18 @@ func RaceExec(t *testing.T, stores []*timebox.Store, workers, commands int) {
 	id := aid("race", rand.Text())
 	l := newLedger()
 	execs := make([]*timebox.Executor[counter], len(stores))
-	var wg sync.WaitGroup
 	for si, st := range stores {
-		ex := timebox.NewExecutor(st, newCounter, counterAppliers)
-		execs[si] = ex
-		for w := range workers {
-			worker := fmt.Sprintf("s%d-w%d", si, w)
-			wg.Go(func() {
-				for c := range commands {
-					p := fmt.Sprintf("%s-c%d", worker, c)
-					_, err := ex.Exec(id, raceCommand(p))
-					l.record(worker, []string{p}, err)
-				}
-			})
-		}
+		execs[si] = timebox.NewExecutor(st, newCounter, counterAppliers)
 	}
-	wg.Wait()
+	together(len(stores)*workers, func(i int) {
+		ex := execs[i/workers]
+		worker := fmt.Sprintf("s%d-w%d", i/workers, i%workers)
+		for c := range commands {
+			p := fmt.Sprintf("%s-c%d", worker, c)
+			res, err := ex.Exec(id, raceCommand(p))
+			l.recordExec(worker, p, res, err)
+		}
+	})
 
 	l.requireErrors(t, len(stores) > 1)
 	var first []string
@@ -91,8 +89,26 @@ func RaceExec(t *testing.T, stores []*timebox.Store, workers, commands int) {
 	}
 }
 
+// raceCommand raises payload. It yields the processor first, so that on a
+// fast backend the other workers queue up behind it.
+// together runs fn(0), ..., fn(n-1) on n goroutines released at once,
+// and waits for them all.
+func together(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}
+
 func raceCommand(payload string) timebox.Command[counter] {
 	return func(_ counter, ag *timebox.Aggregator[counter]) error {
+		runtime.Gosched()
 		return timebox.Raise(ag, "race", payload)
 	}
 }
@@ -105,6 +121,9 @@ type ledger struct {
 	errs    []error
 	orders  map[string][]string
 	batches [][]string
+	// counts holds, for each command acknowledged with a counter state,
+	// the count it returned: its own event's position in the log, plus 1.
+	counts map[string]int
 }
 
 func newLedger() *ledger {
@@ -112,14 +131,28 @@ func newLedger() *ledger {
 		acked:  map[string]bool{},
 		maybe:  map[string]bool{},
 		orders: map[string][]string{},
+		counts: map[string]int{},
 	}
 }
 
-// record notes the outcome of one write of payloads by worker.
+// recordExec notes the outcome of one command raising payload, and the
+// state it returned.
+func (l *ledger) recordExec(worker, payload string, res counter, err error) {
+	l.record(worker, []string{payload}, err)
+	if err == nil {
+		l.mu.Lock()
+		l.counts[payload] = res.Count
+		l.mu.Unlock()
+	}
+}
+
+// record notes the outcome of one write of payloads by worker. A command
+// failing with errCommand wrote nothing and is no error of the store.
 func (l *ledger) record(worker string, payloads []string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
+	case errors.Is(err, errCommand):
 	case err == nil:
 		for _, p := range payloads {
 			l.acked[p] = true
@@ -210,6 +243,9 @@ func (l *ledger) requireLog(t *testing.T, evs []*timebox.Event) []string {
 			require.Equal(t, pos[b[0]]+i, pos[b[i]], "batch %q split", b)
 		}
 	}
+	for p, n := range l.counts {
+		require.Equal(t, pos[p]+1, n, "state returned to the command of %q", p)
+	}
 	return payloads
 }
 
@@ -237,18 +273,14 @@ func testRaceManyAggregates(t *testing.T, s Suite) {
 	for i := range ledgers {
 		ledgers[i] = newLedger()
 	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for c := range commands {
-				a := (w + c) % aggregates
-				p := fmt.Sprintf("w%d-c%d", w, c)
-				_, err := ex.Exec(aid("race", fmt.Sprint(a)), raceCommand(p))
-				ledgers[a].record(fmt.Sprint(w), []string{p}, err)
-			}
-		})
-	}
-	wg.Wait()
+	together(workers, func(w int) {
+		for c := range commands {
+			a := (w + c) % aggregates
+			p := fmt.Sprintf("w%d-c%d", w, c)
+			res, err := ex.Exec(aid("race", fmt.Sprint(a)), raceCommand(p))
+			ledgers[a].recordExec(fmt.Sprint(w), p, res, err)
+		}
+	})
 	for a, l := range ledgers {
 		id := aid("race", fmt.Sprint(a))
 		l.requireErrors(t, false)
@@ -262,6 +294,43 @@ func testRaceManyAggregates(t *testing.T, s Suite) {
 	}
 }
 
+// testRaceCommandErrors races commands on one aggregate of which every
+// third fails after raising its event: each caller gets its own outcome,
+// and only the successful commands' events are written.
+func testRaceCommandErrors(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("race", "errors")
+	const workers, commands = 6, 15
+	ex := timebox.NewExecutor(st, newCounter, counterAppliers)
+	l := newLedger()
+	var failed sync.Map
+	together(workers, func(w int) {
+		for c := range commands {
+			p := fmt.Sprintf("w%d-c%d", w, c)
+			fails := (w+c)%3 == 0
+			res, err := ex.Exec(id, func(s counter, ag *timebox.Aggregator[counter]) error {
+				if err := raceCommand(p)(s, ag); err != nil || !fails {
+					return err
+				}
+				return errCommand
+			})
+			if fails {
+				assert.ErrorIs(t, err, errCommand, p)
+				failed.Store(p, true)
+			}
+			l.recordExec(fmt.Sprint(w), p, res, err)
+		}
+	})
+	l.requireErrors(t, false)
+	payloads := l.requireLog(t, events(t, st, id))
+	require.Len(t, payloads, len(l.acked))
+	require.Len(t, payloads, workers*commands-workers*commands/3)
+	for _, p := range payloads {
+		_, bad := failed.Load(p)
+		require.False(t, bad, "failed command's event %q written", p)
+	}
+}
+
 // testRaceAppend races raw appends of batches of one to three events, each
 // writer retrying at the head a conflict reports.
 func testRaceAppend(t *testing.T, s Suite) {
@@ -269,28 +338,25 @@ func testRaceAppend(t *testing.T, s Suite) {
 	id := aid("race", "append")
 	const workers, appends = 6, 15
 	l := newLedger()
-	var wg sync.WaitGroup
-	for w := range workers {
+	together(workers, func(w int) {
 		worker := fmt.Sprint(w)
-		wg.Go(func() {
-			var head int64
-			for c := range appends {
-				batch, payloads := raceBatch(worker, c, 1+(w+c)%3)
-				for {
-					err := st.AppendEvents(id, head, batch)
-					var vc *timebox.VersionConflictError
-					if !errors.As(err, &vc) {
-						l.record(worker, payloads, err)
-						head += int64(len(batch))
-						break
-					}
-					checkConflict(t, head, vc)
-					head = vc.ActualSequence
+		var head int64
+		for c := range appends {
+			batch, payloads := raceBatch(worker, c, 1+(w+c)%3)
+			for {
+				runtime.Gosched()
+				err := st.AppendEvents(id, head, batch)
+				var vc *timebox.VersionConflictError
+				if !errors.As(err, &vc) {
+					l.record(worker, payloads, err)
+					head += int64(len(batch))
+					break
 				}
+				checkConflict(t, head, vc)
+				head = vc.ActualSequence
 			}
-		})
-	}
-	wg.Wait()
+		}
+	})
 	l.requireErrors(t, false)
 	require.Len(t, l.requireLog(t, events(t, st, id)), len(l.acked))
 }
