@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ var appendCases = []testCase{
 	{"DataByteForByte", testAppendDataBytes},
 	{"TimestampRoundTrip", testAppendTimestamps},
 	{"DecodedEqualsFresh", testAppendDeepEqual},
+	{"TypeRoundTrip", testAppendTypes},
+	{"LargeBatch", testAppendLargeBatch},
+	{"LargeEvent", testAppendLargeEvent},
 }
 
 var loadCases = []testCase{
@@ -294,6 +298,46 @@ func testAppendDeepEqual(t *testing.T, s Suite) {
 	require.Len(t, got, 1)
 	require.True(t, reflect.DeepEqual(want, got[0]),
 		"want %#v\ngot  %#v", want, got[0])
+}
+
+// oddTypes are event types a backend must hand back exactly.
+var oddTypes = []string{
+	"order:created", "ünï©ode ✓", "{x}", "a b", "a\tb", `"q"`, "\\", "%3A",
+	"*", strings.Repeat("long", 64),
+}
+
+func testAppendTypes(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("types")
+	evs := make([]*timebox.Event, len(oddTypes))
+	for i, typ := range oddTypes {
+		evs[i] = ev(typ, fmt.Sprint(i))
+	}
+	seed(t, st, id, evs...)
+	requireStored(t, id, 0, evs, events(t, st, id))
+}
+
+func testAppendLargeBatch(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("large", "batch")
+	first, second := items("a", 1000), items("b", 10)
+	seed(t, st, id, first...)
+	require.NoError(t, st.AppendEvents(id, 1000, second))
+	all := slices.Concat(first, second)
+	requireStored(t, id, 0, all, events(t, st, id))
+
+	vc := conflict(t, st.AppendEvents(id, 0, items("c", 1)))
+	require.EqualValues(t, 1010, vc.ActualSequence)
+	requireStored(t, id, 0, all, vc.NewEvents)
+}
+
+func testAppendLargeEvent(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("large", "event")
+	big := ev("big", string(quote(strings.Repeat("0123456789abcdef", 32*1024))))
+	seed(t, st, id, big, ev("small", "1"))
+	requireStored(t, id, 0, []*timebox.Event{big, ev("small", "1")},
+		events(t, st, id))
 }
 
 func testLoadFrom(t *testing.T, s Suite) {

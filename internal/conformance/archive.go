@@ -25,6 +25,9 @@ func archiveCases(enabled bool) []testCase {
 		{"BlocksUntilDeadline", testArchiveDeadline},
 		{"HandlerErrorKeepsRecord", testArchiveHandlerError},
 		{"SeveralRecords", testArchiveSeveral},
+		{"Trimmed", testArchiveTrimmed},
+		{"SnapshotOnly", testArchiveSnapshotOnly},
+		{"CloseWakesConsumer", testArchiveClose},
 	}
 }
 
@@ -224,4 +227,52 @@ func testArchiveSeveral(t *testing.T, s Suite) {
 	}, got)
 	requireNoRecord(t, st)
 	require.Empty(t, listAggregates(t, st, nil))
+}
+
+func testArchiveTrimmed(t *testing.T, s Suite) {
+	st := s.store(t, timebox.Config{TrimEvents: true})
+	id := aid("order", "1")
+	evs := items("a", 5)
+	seed(t, st, id, evs...)
+	require.NoError(t, st.PutSnapshot(id, snapState{Count: 3}, 3))
+	require.NoError(t, st.Archive(id))
+	rec := consume(t, st)
+	require.Equal(t, string(mustJSON(snapState{Count: 3})), string(rec.SnapshotData))
+	require.EqualValues(t, 3, rec.SnapshotSequence)
+	requireStored(t, id, 3, evs[3:], rec.Events)
+	require.Empty(t, listAggregates(t, st, nil))
+}
+
+func testArchiveSnapshotOnly(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("order", "1")
+	require.NoError(t, st.PutSnapshot(id, snapState{Name: "s"}, 2))
+	require.NoError(t, st.Archive(id))
+	rec := consume(t, st)
+	require.Equal(t, id, rec.AggregateID)
+	require.Equal(t, string(mustJSON(snapState{Name: "s"})), string(rec.SnapshotData))
+	require.EqualValues(t, 2, rec.SnapshotSequence)
+	require.Empty(t, rec.Events)
+	require.Empty(t, listAggregates(t, st, nil))
+}
+
+// testArchiveClose checks that Close ends a ConsumeArchive waiting for a
+// record, with an error matching ErrClosed.
+func testArchiveClose(t *testing.T, s Suite) {
+	st := s.store(t)
+	ctx, cancel := contextWithTimeout(waitTimeout)
+	defer cancel()
+	res := make(chan error, 1)
+	waiting := make(chan struct{})
+	go func() {
+		close(waiting)
+		res <- st.ConsumeArchive(ctx, func(context.Context, *timebox.ArchiveRecord) error {
+			return nil
+		})
+	}()
+	<-waiting
+	time.Sleep(emptyWait) // most likely blocked by now; either way must pass
+	require.NoError(t, st.Close())
+	err := <-res
+	require.ErrorIs(t, err, timebox.ErrClosed)
 }

@@ -237,6 +237,10 @@ func testIndexLabels(t *testing.T, s Suite) {
 	require.Equal(t, []timebox.AggregateID{id}, byLabel(t, st, "region", "us"))
 	require.Equal(t, []timebox.AggregateID{id}, byLabel(t, st, "tier", "gold"))
 
+	appendAt(t, st, id, idx(3, labels("region", "us")))
+	require.Equal(t, []string{"us"}, labelValues(t, st, "region"))
+	require.Equal(t, []timebox.AggregateID{id}, byLabel(t, st, "region", "us"))
+
 	appendAt(t, st, id, idx(3, labels("region", "")))
 	require.Empty(t, labelValues(t, st, "region"))
 	require.Empty(t, byLabel(t, st, "region", "us"))

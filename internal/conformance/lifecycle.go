@@ -2,8 +2,12 @@ package conformance
 
 import (
 	"context"
+	"errors"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -14,6 +18,7 @@ var lifecycleCases = []testCase{
 	{"Config", testLifecycleConfig},
 	{"CloseThenErrClosed", testLifecycleClosed},
 	{"DoubleClose", testLifecycleDoubleClose},
+	{"CloseDuringCalls", testLifecycleCloseDuringCalls},
 }
 
 func testLifecycleReady(t *testing.T, s Suite) {
@@ -138,4 +143,44 @@ func testLifecycleDoubleClose(t *testing.T, s Suite) {
 	require.NoError(t, st.Close())
 	_, err := st.GetEvents(aid("x"), 0)
 	require.ErrorIs(t, err, timebox.ErrClosed)
+}
+
+// testLifecycleCloseDuringCalls closes a store while writers and readers
+// are busy on it: each call either succeeds (or conflicts) or fails with
+// ErrClosed, or, for a write in flight, ErrUnknownOutcome.
+func testLifecycleCloseDuringCalls(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("busy")
+	const workers, before = 4, 40
+	var ops atomic.Int64
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		for ops.Load() < before {
+			runtime.Gosched()
+		}
+		assert.NoError(t, st.Close())
+	}()
+	together(workers, func(w int) {
+		for {
+			var err error
+			if w%2 == 0 {
+				err = st.AppendEvents(id, ops.Load(), items("x", 1))
+				if errors.Is(err, timebox.ErrVersionConflict) {
+					err = nil
+				}
+				if errors.Is(err, timebox.ErrUnknownOutcome) {
+					err = timebox.ErrClosed
+				}
+			} else {
+				_, err = st.GetEvents(id, 0)
+			}
+			ops.Add(1)
+			if err != nil {
+				assert.ErrorIs(t, err, timebox.ErrClosed, "worker %d", w)
+				return
+			}
+		}
+	})
+	<-closed
 }
