@@ -23,8 +23,7 @@ if not expected or not n or not m or #ARGV ~= 9 + 2 * m + n
   return redis.error_reply('ERR timebox append: malformed arguments')
 end
 
-local state = redis.call('HMGET', meta, 'h', 'st', 'sm')
-local head = tonumber(state[1] or '0')
+local head = tonumber(redis.call('HGET', meta, 'h') or '0')
 if not head then
   return redis.error_reply('ERR timebox append: malformed head')
 end
@@ -35,33 +34,41 @@ if n == 0 then
   return {1, head}
 end
 
+local oldStatus, oldMember = false, false
+if op ~= '' then
+  local s = redis.call('HMGET', meta, 'st', 'sm')
+  oldStatus, oldMember = s[1], s[2]
+end
 local oldLabels = {}
 for j = 1, m do
-  local l = ARGV[8 + 2 * j]
-  oldLabels[j] = redis.call('HGET', labkey, l)
+  oldLabels[j] = redis.call('HGET', labkey, ARGV[8 + 2 * j])
 end
 
--- Writes start here.
+-- Writes start here. Sequences are below 2^53, so Lua numbers hold them
+-- exactly and redis.call passes them as integers.
 local first = 9 + 2 * m
-local args = {}
-for i = 1, n do
-  args[#args + 1] = string.format('%d', expected + i - 1)
-  args[#args + 1] = ARGV[first + i]
-  if #args >= 1000 then
+if n == 1 then
+  redis.call('ZADD', evkey, expected, ARGV[first + 1])
+else
+  local args = {}
+  for i = 1, n do
+    args[#args + 1] = expected + i - 1
+    args[#args + 1] = ARGV[first + i]
+    if #args >= 1000 then
+      redis.call('ZADD', evkey, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then
     redis.call('ZADD', evkey, unpack(args))
-    args = {}
   end
 end
-if #args > 0 then
-  redis.call('ZADD', evkey, unpack(args))
-end
-redis.call('HSET', meta, 'h', string.format('%d', head + n))
+redis.call('HSET', meta, 'h', head + n)
 if head == 0 then
   redis.call('ZADD', aggs, 0, eid)
 end
 
 if op ~= '' then
-  local oldStatus, oldMember = state[2], state[3]
   if oldStatus then
     redis.call('ZREM', base .. 's:' .. oldStatus, oldMember)
   end

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
@@ -113,4 +114,21 @@ func TestClosed(t *testing.T) {
 
 func itoa(n int) string {
 	return strconv.Itoa(n)
+}
+
+// Several Persistence values on one Prefix, as several processes would
+// have, race Exec on one aggregate; the log must hold exactly the
+// acknowledged events.
+func TestRaceSeveralPersistences(t *testing.T) {
+	cfg := testConfig(t, Config{})
+	stores := make([]*timebox.Store, 3)
+	for i := range stores {
+		p, err := NewPersistence(cfg)
+		require.NoError(t, err)
+		st, err := p.NewStore(timebox.Config{MaxRetries: 1000})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		stores[i] = st
+	}
+	conformance.RaceExec(t, stores, 4, 25)
 }

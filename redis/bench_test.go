@@ -1,0 +1,165 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/bench"
+)
+
+// BenchmarkWorkloads runs the shared SPEC §8 workloads on the server from
+// TIMEBOX_REDIS_ADDR.
+func BenchmarkWorkloads(b *testing.B) {
+	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
+		return newStore(b, Config{}, cfg)
+	})
+}
+
+// BenchmarkRaw is the baseline the workloads are judged against, in the
+// same run: EVALSHA of a one-INCR script through go-redis, by 1 and 16
+// clients.
+func BenchmarkRaw(b *testing.B) {
+	for _, clients := range []int{1, 16} {
+		b.Run(fmt.Sprintf("evalsha-incr/clients=%d", clients), func(b *testing.B) {
+			p := newPersistence(b, Config{})
+			incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+			key := p.keys.base + "raw"
+			ctx := context.Background()
+			if err := incr.Load(ctx, p.client).Err(); err != nil {
+				b.Fatal(err)
+			}
+			timed(b, clients, "ops/s", 1, func() error {
+				return incr.EvalSha(ctx, p.client, []string{key}).Err()
+			})
+		})
+	}
+}
+
+// BenchmarkLoadVsRaw compares GetEvents of 2,000 stored events with raw
+// reads of the same stored values in the same run: ZRANGE BYSCORE of the
+// events' sorted set (what LoadEvents sends, without decoding) and LRANGE
+// of a list holding the same values.
+func BenchmarkLoadVsRaw(b *testing.B) {
+	const size = 2000
+	p := newPersistence(b, Config{})
+	st, err := p.NewStore(timebox.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := timebox.NewAggregateID("load")
+	for seq := int64(0); seq < size; seq += 100 {
+		evs := make([]*timebox.Event, 100)
+		for j := range evs {
+			evs[j] = &timebox.Event{
+				Timestamp: time.Now(), Type: "bench",
+				Data: bench.Payload(strconv.FormatInt(seq+int64(j), 10)),
+			}
+		}
+		if err := st.AppendEvents(id, seq, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	k := p.keys.aggregate(id)
+	vals, err := p.client.ZRange(ctx, k.events, 0, -1).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	list := p.keys.base + "rawlist"
+	if err := p.client.RPush(ctx, list, toAny(vals)...).Err(); err != nil {
+		b.Fatal(err)
+	}
+	check := func(n int, err error) error {
+		if err == nil && n != size {
+			err = fmt.Errorf("read %d values, want %d", n, size)
+		}
+		return err
+	}
+
+	b.Run("get-events", func(b *testing.B) {
+		timed(b, 1, "loads/s", 1, func() error {
+			evs, err := st.GetEvents(id, 0)
+			return check(len(evs), err)
+		})
+	})
+	b.Run("raw-zrange", func(b *testing.B) {
+		timed(b, 1, "loads/s", 1, func() error {
+			v, err := p.client.ZRangeArgs(ctx, redis.ZRangeArgs{
+				Key: k.events, Start: "0", Stop: "+inf", ByScore: true,
+			}).Result()
+			return check(len(v), err)
+		})
+	})
+	b.Run("raw-lrange", func(b *testing.B) {
+		timed(b, 1, "loads/s", 1, func() error {
+			v, err := p.client.LRange(ctx, list, 0, -1).Result()
+			return check(len(v), err)
+		})
+	})
+	b.Run("decode-only", func(b *testing.B) {
+		timed(b, 1, "loads/s", 1, func() error {
+			_, err := decodeStrings(id, vals)
+			return err
+		})
+	})
+}
+
+func toAny(vals []string) []any {
+	res := make([]any, len(vals))
+	for i, v := range vals {
+		res[i] = v
+	}
+	return res
+}
+
+// timed splits b.N calls of op over clients goroutines and reports the
+// rate and the p50 and p99 latency, as internal/bench does.
+func timed(b *testing.B, clients int, unit string, perOp int, op func() error) {
+	times := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	b.ResetTimer()
+	start := time.Now()
+	for g := range clients {
+		wg.Go(func() {
+			for i := g; i < b.N; i += clients {
+				t := time.Now()
+				if err := op(); err != nil {
+					mu.Lock()
+					firstErr = cmpOr(firstErr, err)
+					mu.Unlock()
+				}
+				times[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	total := time.Since(start)
+	b.StopTimer()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	slices.Sort(times)
+	pct := func(p float64) float64 {
+		return float64(times[int(float64(len(times)-1)*p)].Microseconds())
+	}
+	b.ReportMetric(float64(b.N*perOp)/total.Seconds(), unit)
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
