@@ -182,7 +182,9 @@ func testAppendCallerUntouched(t *testing.T, s Suite) {
 			Data:        slices.Clone(e.Data),
 		}
 	}
-	seed(t, st, id, evs...)
+	passed := slices.Clone(id)
+	seed(t, st, passed, evs...)
+	passed[0] = "changed" // the caller's ID slice is not kept either
 
 	for i, e := range evs {
 		b := before[i]
