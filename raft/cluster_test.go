@@ -16,7 +16,7 @@ import (
 // cluster is a loopback cluster whose nodes can be stopped and restarted
 // from their data directories.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	cfgs  []Config
 	nodes []*Persistence
 	pubs  []*pubLog
@@ -49,7 +49,7 @@ func (l *pubLog) payloads() []string {
 
 // newCluster configures n nodes sharing one Servers list and starts those
 // not listed in skip.
-func newCluster(t *testing.T, n int, tune *tuning, skip ...int) *cluster {
+func newCluster(t testing.TB, n int, tune *tuning, skip ...int) *cluster {
 	c := &cluster{t: t}
 	var servers []Server
 	for i := range n {

@@ -96,6 +96,8 @@ func TestOpenFailsOnCorruptFiles(t *testing.T) {
 				garbage[i] = byte(i * 7)
 			}
 			require.NoError(t, os.WriteFile(filepath.Join(dir, name), garbage, 0o600))
+			// A state file marked clean is trusted, so its damage shows.
+			require.NoError(t, os.WriteFile(filepath.Join(dir, cleanFile), nil, 0o600))
 			p, err := NewPersistence(Config{LocalID: "a", Address: "127.0.0.1:0", DataDir: dir})
 			require.Error(t, err)
 			require.Nil(t, p)

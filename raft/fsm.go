@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,8 +20,15 @@ import (
 	"github.com/kode4food/timebox/internal/codec"
 )
 
-// stateFile is the state machine's bolt file in DataDir.
-const stateFile = "state.db"
+// stateFile is the state machine's bolt file in DataDir. It is written
+// without fsync: the Raft log is what is durable. cleanFile exists only
+// while the state file is known to be complete on disk, between a Close
+// that synced it and the next open; a state file without it may be torn
+// and is rebuilt from the latest Raft snapshot and the log.
+const (
+	stateFile = "state.db"
+	cleanFile = "state.clean"
+)
 
 // A Raft snapshot is snapshotMagic, the applied index it holds (8 bytes
 // BE), then the state file byte for byte.
@@ -55,15 +63,44 @@ func openFSM(dir string, pub *publisher) (*fsm, error) {
 		waitCh: make(chan struct{}),
 		pub:    pub,
 	}
+	clean := filepath.Join(dir, cleanFile)
+	if _, err := os.Stat(clean); err != nil {
+		if err := discardState(f.path); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openState(f.path, true)
 	if err != nil {
 		return nil, err
 	}
 	f.db = db
-	return f, f.db.View(func(tx *bbolt.Tx) error {
+	_ = f.db.View(func(tx *bbolt.Tx) error {
 		f.applied.Store(getApplied(tx))
 		return nil
 	})
+	// From here on the file is written unsynced until Close.
+	if err := os.Remove(clean); err != nil && !os.IsNotExist(err) {
+		_ = db.Close()
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	syncDir(dir)
+	return f, nil
+}
+
+// discardState removes a state file that was not closed cleanly, so Raft
+// rebuilds it from its latest snapshot and the log.
+func discardState(path string) error {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil
+	}
+	slog.Warn("raft: state file was not closed cleanly; rebuilding it from the Raft log",
+		slog.String("path", path))
+	for _, p := range []string{path, path + ".restore"} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("raft: discard state: %w", err)
+		}
+	}
+	return nil
 }
 
 // openState opens a state file, creating its buckets when create is set
@@ -73,6 +110,7 @@ func openState(path string, create bool) (*bbolt.DB, error) {
 		Timeout:        time.Second,
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
+		NoSync:         true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raft: open %s: %w", path, err)
@@ -106,9 +144,31 @@ func (f *fsm) close() error {
 	if f.db == nil {
 		return nil
 	}
-	err := f.db.Close()
+	err := f.db.Sync()
+	if cerr := f.db.Close(); err == nil {
+		err = cerr
+	}
 	f.db = nil
-	return err
+	if err != nil {
+		return fmt.Errorf("raft: close state: %w", err)
+	}
+	return markClean(filepath.Join(filepath.Dir(f.path), cleanFile))
+}
+
+// markClean records that the state file is complete on disk.
+func markClean(path string) error {
+	out, err := os.Create(path)
+	if err == nil {
+		err = out.Sync()
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("raft: mark state clean: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
 }
 
 // changed returns a channel closed the next time the applied index moves.

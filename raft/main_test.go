@@ -15,9 +15,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Raft narrates every election at Info; keep test output to problems.
+	// Raft narrates elections and lost peers, which these tests cause.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
-		Level: slog.LevelWarn,
+		Level: slog.LevelError + 4,
 	})))
 	goleak.VerifyTestMain(m,
 		// go-metrics starts its runtime collector once, at init.

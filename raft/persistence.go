@@ -87,12 +87,14 @@ func (p *Persistence) open() error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("raft: data directory: %w", err)
 	}
+	// The log store's file lock keeps a second process out of DataDir
+	// before the state file is looked at.
+	if err := p.openLog(dir); err != nil {
+		return err
+	}
 	p.pub = newPublisher(p.cfg.Publisher)
 	var err error
 	if p.fsm, err = openFSM(dir, p.pub); err != nil {
-		return err
-	}
-	if err := p.openLog(dir); err != nil {
 		return err
 	}
 	logger := newLogger()
@@ -103,7 +105,7 @@ func (p *Persistence) open() error {
 	if err := p.listen(logger); err != nil {
 		return err
 	}
-	conf := p.raftConfig(logger)
+	conf := raftConfig(p.cfg.LocalID, p.tune, logger)
 	if err := p.bootstrap(conf, snaps); err != nil {
 		return err
 	}
@@ -116,7 +118,14 @@ func (p *Persistence) open() error {
 
 func (p *Persistence) openLog(dir string) error {
 	var err error
-	p.store, err = raftboltdb.New(raftboltdb.Options{
+	p.store, p.logs, err = openLogStore(dir, p.cfg.LogTailSize)
+	return err
+}
+
+// openLogStore opens the Raft log and stable store in dir, with a cache of
+// the last tail entries in front of the log.
+func openLogStore(dir string, tail int) (*raftboltdb.BoltStore, hraft.LogStore, error) {
+	store, err := raftboltdb.New(raftboltdb.Options{
 		Path: filepath.Join(dir, logFile),
 		BoltOptions: &bbolt.Options{
 			Timeout:        time.Second,
@@ -125,10 +134,14 @@ func (p *Persistence) openLog(dir string) error {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("raft: open %s: %w", logFile, err)
+		return nil, nil, fmt.Errorf("raft: open %s: %w", logFile, err)
 	}
-	p.logs, err = hraft.NewLogCache(p.cfg.LogTailSize, p.store)
-	return err
+	logs, err := hraft.NewLogCache(tail, store)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	return store, logs, nil
 }
 
 func (p *Persistence) listen(logger hclog.Logger) error {
@@ -138,14 +151,18 @@ func (p *Persistence) listen(logger hclog.Logger) error {
 	}
 	p.mux = newMux(ln, p.serveForward)
 	p.fwd = newForwarder(p.mux, p.tune.dialTimeout)
-	stream := newStreamLayer(p.mux, p.advertise())
-	p.trans = hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream:  stream,
+	p.trans = newTransport(p.mux, p.advertise(), logger)
+	return nil
+}
+
+// newTransport runs Raft's network transport over the mux.
+func newTransport(m *mux, advertise string, logger hclog.Logger) *hraft.NetworkTransport {
+	return hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream:  newStreamLayer(m, advertise),
 		MaxPool: maxPool,
 		Timeout: transportWait,
 		Logger:  logger,
 	})
-	return nil
 }
 
 // advertise is the address other nodes reach this one at: its entry in
@@ -162,17 +179,17 @@ func (p *Persistence) advertise() string {
 	return p.mux.ln.Addr().String()
 }
 
-func (p *Persistence) raftConfig(logger hclog.Logger) *hraft.Config {
+func raftConfig(id string, tune tuning, logger hclog.Logger) *hraft.Config {
 	conf := hraft.DefaultConfig()
-	conf.LocalID = hraft.ServerID(p.cfg.LocalID)
+	conf.LocalID = hraft.ServerID(id)
 	conf.Logger = logger
-	conf.HeartbeatTimeout = p.tune.heartbeatTimeout
-	conf.ElectionTimeout = p.tune.electionTimeout
-	conf.LeaderLeaseTimeout = p.tune.leaderLeaseTimeout
-	conf.CommitTimeout = p.tune.commitTimeout
-	conf.SnapshotInterval = p.tune.snapshotInterval
-	conf.SnapshotThreshold = p.tune.snapshotThreshold
-	conf.TrailingLogs = p.tune.trailingLogs
+	conf.HeartbeatTimeout = tune.heartbeatTimeout
+	conf.ElectionTimeout = tune.electionTimeout
+	conf.LeaderLeaseTimeout = tune.leaderLeaseTimeout
+	conf.CommitTimeout = tune.commitTimeout
+	conf.SnapshotInterval = tune.snapshotInterval
+	conf.SnapshotThreshold = tune.snapshotThreshold
+	conf.TrailingLogs = tune.trailingLogs
 	conf.BatchApplyCh = true
 	return conf
 }

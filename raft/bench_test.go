@@ -1,0 +1,151 @@
+package raft
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/bench"
+)
+
+// benchTuning is production's, but for quicker elections at start.
+func benchTuning() *tuning {
+	t := clusterTuning()
+	t.leaderWait = time.Minute
+	return t
+}
+
+// BenchmarkLeader runs the shared workloads on a 3-node loopback cluster,
+// sending every call to the leader.
+func BenchmarkLeader(b *testing.B) {
+	bench.Run(b, clusterStore(func(c *cluster) int { return c.leader() }))
+}
+
+// BenchmarkFollower is BenchmarkLeader with every call sent to a follower,
+// which forwards its writes.
+func BenchmarkFollower(b *testing.B) {
+	bench.Run(b, clusterStore(func(c *cluster) int { return c.followers()[0] }))
+}
+
+func clusterStore(pick func(*cluster) int) bench.Factory {
+	return func(b *testing.B, cfg timebox.Config) *timebox.Store {
+		c := newCluster(b, 3, benchTuning())
+		for i := range c.cfgs {
+			c.cfgs[i].Publisher = nil
+		}
+		return c.store(pick(c), cfg)
+	}
+}
+
+// BenchmarkRawApply is the baseline: hraft Apply of 256-byte entries on a
+// no-op state machine, with the same log store, snapshot store, transport
+// and fsync settings as the backend, on a 3-node loopback cluster.
+func BenchmarkRawApply(b *testing.B) {
+	for _, proposers := range []int{1, 16} {
+		b.Run(fmt.Sprintf("proposers-%d", proposers), func(b *testing.B) {
+			leader := newRawCluster(b)
+			entry := []byte(bench.Payload("raw"))
+			times := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for g := range proposers {
+				wg.Go(func() {
+					for i := g; i < b.N; i += proposers {
+						t := time.Now()
+						if err := leader.Apply(entry, 0).Error(); err != nil {
+							b.Error(err)
+							return
+						}
+						times[i] = time.Since(t)
+					}
+				})
+			}
+			wg.Wait()
+			total := time.Since(start)
+			b.StopTimer()
+			slices.Sort(times)
+			pct := func(p float64) float64 {
+				return float64(times[int(float64(len(times)-1)*p)].Microseconds())
+			}
+			b.ReportMetric(float64(b.N)/total.Seconds(), "ops/s")
+			b.ReportMetric(pct(0.50), "p50-µs")
+			b.ReportMetric(pct(0.99), "p99-µs")
+		})
+	}
+}
+
+type noopFSM struct{}
+
+func (noopFSM) Apply(*hraft.Log) any                 { return nil }
+func (noopFSM) Snapshot() (hraft.FSMSnapshot, error) { return noopSnapshot{}, nil }
+func (noopFSM) Restore(rc io.ReadCloser) error       { return rc.Close() }
+
+type noopSnapshot struct{}
+
+func (noopSnapshot) Persist(s hraft.SnapshotSink) error { return s.Close() }
+func (noopSnapshot) Release()                           {}
+
+// newRawCluster starts three hraft nodes on the backend's stores and
+// transport and returns the leader.
+func newRawCluster(b *testing.B) *hraft.Raft {
+	tune := *benchTuning()
+	logger := hclog.NewNullLogger()
+	var servers hraft.Configuration
+	var lns []net.Listener
+	for i := range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		lns = append(lns, ln)
+		servers.Servers = append(servers.Servers, hraft.Server{
+			ID: hraft.ServerID(fmt.Sprint("r", i)), Address: hraft.ServerAddress(ln.Addr().String()),
+		})
+	}
+	var nodes []*hraft.Raft
+	for i, ln := range lns {
+		dir := b.TempDir()
+		store, logs, err := openLogStore(dir, DefaultLogTailSize)
+		if err != nil {
+			b.Fatal(err)
+		}
+		snaps, err := hraft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetain, logger)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m := newMux(ln, func(net.Conn) {})
+		trans := newTransport(m, ln.Addr().String(), logger)
+		conf := raftConfig(string(servers.Servers[i].ID), tune, logger)
+		if err := hraft.BootstrapCluster(conf, logs, store, snaps, trans, servers); err != nil {
+			b.Fatal(err)
+		}
+		r, err := hraft.NewRaft(conf, noopFSM{}, logs, store, snaps, trans)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, r)
+		b.Cleanup(func() {
+			_ = r.Shutdown().Error()
+			_ = trans.Close()
+			_ = m.Close()
+			_ = store.Close()
+		})
+	}
+	for {
+		for _, r := range nodes {
+			if r.State() == hraft.Leader {
+				return r
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
