@@ -16,9 +16,12 @@ import (
 // uniqueViolation is the SQLSTATE of a unique-key violation.
 const uniqueViolation = "23505"
 
-// Append writes req in one round trip, through timebox_append (see
-// schema.sql): the head check, the events, the status and the labels
-// commit together or not at all.
+// Append writes req with one statement (sql/append.sql or
+// sql/append_indexed.sql), so in one round trip: the head check, the events, the status and the labels commit
+// together or not at all. On conflict the same statement returns the
+// events from the expected sequence on; only when it had to wait for the
+// writer that beat it does a second read fetch the events that writer
+// committed.
 //
 // It returns a *timebox.VersionConflictError when the head is not at
 // req.ExpectedSequence, timebox.ErrUnknownOutcome (wrapped with the
@@ -36,13 +39,14 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	defer conn.Release()
 
 	key := codec.EncodeID(req.ID)
-	rows, _ := conn.Query(ctx, appendSQL, appendArgs(p.ns, key, req)...)
+	sql, args := appendQuery(p.ns, key, req)
+	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
 	switch {
 	case err == nil && conflict == nil:
 		return nil
 	case err == nil:
-		return conflict
+		return p.completeConflict(ctx, conn.Conn(), key, req.ID, conflict)
 	}
 
 	var pgErr *pgconn.PgError
@@ -56,8 +60,14 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	return fmt.Errorf("postgres: append: %w: %w", timebox.ErrUnknownOutcome, err)
 }
 
-func appendArgs(ns, key string, req timebox.AppendRequest) []any {
+// appendQuery returns the statement for req and its arguments: a head
+// check for an empty batch, else append.sql, or append_indexed.sql when
+// the batch changes the index.
+func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	n := len(req.Events)
+	if n == 0 {
+		return checkHeadSQL, []any{ns, key, req.ExpectedSequence}
+	}
 	secs := make([]int64, n)
 	nsecs := make([]int32, n)
 	types := make([][]byte, n)
@@ -68,31 +78,36 @@ func appendArgs(ns, key string, req timebox.AppendRequest) []any {
 		types[i] = []byte(ev.Type)
 		data[i] = ev.Data
 	}
-
-	var status []byte // NULL: leave the status alone
-	var statusSec int64
-	var statusNsec int32
-	if s := req.Index.Status; s != nil {
-		status = []byte(*s) // non-nil even when empty: '' clears it
-		statusSec = req.Index.StatusTime.Unix()
-		statusNsec = int32(req.Index.StatusTime.Nanosecond())
+	args := []any{
+		ns, key, req.ExpectedSequence, secs, nsecs, types, data, int64(n),
 	}
+	if req.Index.IsZero() {
+		return appendSQL, args
+	}
+	return appendIndexedSQL, append(args, indexArgs(req.Index)...)
+}
 
-	names := make([][]byte, 0, len(req.Index.Labels))
-	values := make([][]byte, 0, len(req.Index.Labels))
-	for k, v := range req.Index.Labels {
+func indexArgs(ix timebox.IndexChange) []any {
+	var status []byte // NULL: leave the status alone
+	var sec int64
+	var nsec int32
+	if ix.Status != nil {
+		status = []byte(*ix.Status) // non-nil even when empty: '' clears it
+		sec = ix.StatusTime.Unix()
+		nsec = int32(ix.StatusTime.Nanosecond())
+	}
+	names := make([][]byte, 0, len(ix.Labels))
+	values := make([][]byte, 0, len(ix.Labels))
+	for k, v := range ix.Labels {
 		names = append(names, []byte(k))
 		values = append(values, []byte(v))
 	}
-	return []any{
-		ns, key, req.ExpectedSequence, secs, nsecs, types, data,
-		status, statusSec, statusNsec, names, values,
-	}
+	return []any{status, sec, nsec, names, values}
 }
 
-// scanConflict reads timebox_append's result: nothing on success, else
-// the head in a row without a sequence, then the events from the expected
-// sequence on.
+// scanConflict reads append.sql's result: nothing on success, else one
+// row per event from the expected sequence on, each with the head (one
+// row without an event when there are none).
 func scanConflict(
 	rows pgx.Rows, req timebox.AppendRequest,
 ) (*timebox.VersionConflictError, error) {
@@ -124,6 +139,42 @@ func scanConflict(
 		return nil, err
 	}
 	return res, nil
+}
+
+// completeConflict reads what the append statement could not see because
+// it was committed while the statement waited for its writer: the head of
+// an aggregate created meanwhile, and the events up to the head.
+func (p *Persistence) completeConflict(
+	ctx context.Context, conn *pgx.Conn, key string,
+	id timebox.AggregateID, c *timebox.VersionConflictError,
+) error {
+	if c.ActualSequence == c.ExpectedSequence {
+		// A head row created after the statement's snapshot is invisible
+		// to it even FOR SHARE: read the head afresh.
+		err := conn.QueryRow(ctx, headSQL, p.ns, key).Scan(&c.ActualSequence)
+		if err != nil {
+			return p.fail(ctx, "append: read head after conflict", err)
+		}
+	}
+	next := c.ExpectedSequence
+	if n := len(c.NewEvents); n > 0 {
+		next = c.NewEvents[n-1].Sequence + 1
+	}
+	if next >= c.ActualSequence {
+		return c
+	}
+	rows, _ := conn.Query(ctx, loadEventsSQL, p.ns, key, next)
+	evs, err := scanEvents(rows, slices.Clone(id))
+	if err != nil {
+		return p.fail(ctx, "append: read events after conflict", err)
+	}
+	for _, ev := range evs {
+		if ev.Sequence >= c.ActualSequence {
+			break
+		}
+		c.NewEvents = append(c.NewEvents, ev)
+	}
+	return c
 }
 
 // conflictAfterViolation builds the conflict for an append stopped by the

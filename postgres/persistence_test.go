@@ -82,7 +82,7 @@ func TestConcurrentMigration(t *testing.T) {
 // withSchema creates a PostgreSQL schema named name, dropped when t ends,
 // and returns u with search_path set to it, so the tables are created
 // afresh there.
-func withSchema(t *testing.T, u, name string) string {
+func withSchema(t testing.TB, u, name string) string {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, u)
 	require.NoError(t, err)
@@ -158,7 +158,7 @@ func TestCancelReachesServer(t *testing.T) {
 	require.Len(t, evs, 1)
 }
 
-// waitForLockWaiter polls until some backend waits for a lock.
+// waitForLockWaiter polls until some backend waits for a lock conn holds.
 func waitForLockWaiter(t *testing.T, conn *pgx.Conn) {
 	deadline := time.Now().Add(30 * time.Second)
 	for lockWaiters(t, conn) == 0 {
@@ -173,8 +173,7 @@ func lockWaiters(t *testing.T, conn *pgx.Conn) int {
 	var n int
 	err := conn.QueryRow(context.Background(), `
 		SELECT count(*) FROM pg_stat_activity
-		WHERE wait_event_type = 'Lock' AND query LIKE '%timebox_append%'
-		  AND pid <> pg_backend_pid()`).Scan(&n)
+		WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))`).Scan(&n)
 	require.NoError(t, err)
 	return n
 }

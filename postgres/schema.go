@@ -24,6 +24,10 @@ var (
 	versionSQL string
 	//go:embed sql/append.sql
 	appendSQL string
+	//go:embed sql/append_indexed.sql
+	appendIndexedSQL string
+	//go:embed sql/check_head.sql
+	checkHeadSQL string
 	//go:embed sql/head.sql
 	headSQL string
 	//go:embed sql/load_events.sql

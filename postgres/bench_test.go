@@ -1,0 +1,132 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/bench"
+	"github.com/kode4food/timebox/postgres"
+)
+
+// BenchmarkWorkloads runs the shared workloads (SPEC §8) on the server of
+// TIMEBOX_POSTGRES_URL, each under a Prefix of its own.
+func BenchmarkWorkloads(b *testing.B) {
+	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
+		pc := testConfig(b)
+		pc.MaxConns = postgres.DefaultMaxConns
+		return openStore(b, pc, cfg)
+	})
+}
+
+// BenchmarkExecSeqTables runs exec-seq on tables created just before it,
+// with no statistics, and again once they are analysed: plans must not
+// collapse to sequential scans on new tables.
+func BenchmarkExecSeqTables(b *testing.B) {
+	pc := testConfig(b)
+	pc.URL = withSchema(b, pc.URL, pc.Prefix)
+	b.Run("fresh", func(b *testing.B) {
+		bench.ExecSeq(b, openStore(b, pc, timebox.Config{}))
+	})
+	analyze(b, pc.URL)
+	b.Run("analysed", func(b *testing.B) {
+		bench.ExecSeq(b, openStore(b, pc, timebox.Config{}))
+	})
+}
+
+// BenchmarkRawInsert is the baseline: one single-row INSERT of a 256-byte
+// row per operation, each its own transaction, through pgx with 1 and 16
+// connections (the work of pgbench's one-INSERT script).
+func BenchmarkRawInsert(b *testing.B) {
+	for _, conns := range []int{1, 16} {
+		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
+			rawInsert(b, conns)
+		})
+	}
+}
+
+func openStore(
+	b *testing.B, pc postgres.Config, cfg timebox.Config,
+) *timebox.Store {
+	p, err := postgres.NewPersistence(pc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := p.NewStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func analyze(b *testing.B, url string) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	_, err = conn.Exec(ctx,
+		"ANALYZE timebox_events, timebox_snapshot, timebox_index")
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func rawInsert(b *testing.B, conns int) {
+	pc := testConfig(b)
+	url := withSchema(b, pc.URL, pc.Prefix)
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.MaxConns = int32(conns)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	_, err = pool.Exec(ctx,
+		"CREATE TABLE raw_insert (k bigint NOT NULL, data bytea NOT NULL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	row := []byte(bench.Payload("raw"))
+	times := make([]time.Duration, b.N)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for g := range conns {
+		wg.Go(func() {
+			for i := g; i < b.N; i += conns {
+				t := time.Now()
+				_, err := pool.Exec(ctx,
+					"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", i, row)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				times[i] = time.Since(t)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	slices.Sort(times)
+	pct := func(p float64) float64 {
+		return float64(times[int(float64(len(times)-1)*p)].Microseconds())
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
