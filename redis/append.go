@@ -103,17 +103,27 @@ func decodeEvents(id timebox.AggregateID, stored []any) ([]*timebox.Event, error
 }
 
 func decodeStrings(id timebox.AggregateID, strs []string) ([]*timebox.Event, error) {
-	id = slices.Clone(id)
 	size := 0
 	for _, s := range strs {
 		size += len(s)
 	}
 	buf := make([]byte, 0, size)
-	res := make([]*timebox.Event, len(strs))
+	recs := make([][]byte, len(strs))
 	for i, s := range strs {
 		start := len(buf)
 		buf = append(buf, s...)
-		ev, err := codec.DecodeEvent(buf[start:len(buf):len(buf)], id)
+		recs[i] = buf[start:len(buf):len(buf)]
+	}
+	return decodeRecords(id, recs)
+}
+
+// decodeRecords decodes stored event records of id; the events' Data refer
+// to the records.
+func decodeRecords(id timebox.AggregateID, recs [][]byte) ([]*timebox.Event, error) {
+	id = slices.Clone(id)
+	res := make([]*timebox.Event, len(recs))
+	for i, r := range recs {
+		ev, err := codec.DecodeEvent(r, id)
 		if err != nil {
 			return nil, fmt.Errorf("event %d of %s: %w", i, id, err)
 		}
