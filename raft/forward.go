@@ -79,12 +79,14 @@ func (p *Persistence) handleForward(tag byte, payload []byte) (byte, []byte) {
 		if err != nil {
 			return errorCode(err)
 		}
+		p.nudge(idx)
 		return responseCode(idx, resp)
 	case fwdReadIndex:
 		idx, err := p.readIndexLocal()
 		if err != nil {
 			return errorCode(err)
 		}
+		p.nudge(idx)
 		return codeOK, binary.BigEndian.AppendUint64(nil, idx)
 	default:
 		return codeError, []byte(fmt.Sprintf("unknown request %d", tag))

@@ -34,14 +34,15 @@ type Persistence struct {
 	cfg  Config
 	tune tuning
 
-	fsm   *fsm
-	pub   *publisher
-	store *raftboltdb.BoltStore
-	logs  hraft.LogStore
-	mux   *mux
-	trans *hraft.NetworkTransport
-	raft  *hraft.Raft
-	fwd   *forwarder
+	fsm    *fsm
+	pub    *publisher
+	store  *raftboltdb.BoltStore
+	logs   hraft.LogStore
+	mux    *mux
+	trans  *hraft.NetworkTransport
+	raft   *hraft.Raft
+	fwd    *forwarder
+	nudger *nudger
 
 	ready  chan struct{}
 	done   chan struct{}
@@ -67,18 +68,20 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		return nil, err
 	}
 	p := &Persistence{
-		cfg:   cfg,
-		tune:  cfg.timings(),
-		ready: make(chan struct{}),
-		done:  make(chan struct{}),
+		cfg:    cfg,
+		tune:   cfg.timings(),
+		ready:  make(chan struct{}),
+		done:   make(chan struct{}),
+		nudger: newNudger(),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.open(); err != nil {
 		p.shutdown()
 		return nil, err
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.watchReady()
+	go p.runNudger()
 	return p, nil
 }
 
