@@ -256,11 +256,28 @@ func TestExecThroughFollowers(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, total, s.N)
 		}
-		s, err := ex.Exec(id, func(counter, *timebox.Aggregator[counter]) error { return nil })
+		s, err := ex.Exec(id, noop)
 		require.NoError(t, err)
 		require.Equal(t, total, s.N)
 	}
+
+	// A command that raises nothing decides on the leader's latest state,
+	// even on a follower that has not heard of the last write yet.
+	lead := timebox.NewExecutor(c.store(c.leader()), func() counter { return counter{} }, counterAppliers)
+	for round := range 5 {
+		_, err := lead.Exec(id, inc)
+		require.NoError(t, err)
+		total++
+		f := c.followers()[round%2]
+		ex := timebox.NewExecutor(c.store(f), func() counter { return counter{} }, counterAppliers)
+		s, err := ex.Exec(id, noop)
+		require.NoError(t, err)
+		require.Equal(t, total, s.N)
+		require.NoError(t, c.store(c.followers()[(round+1)%2]).AppendEvents(id, int64(total), nil))
+	}
 }
+
+func noop(counter, *timebox.Aggregator[counter]) error { return nil }
 
 func TestLeaderLossKeepsWriting(t *testing.T) {
 	c := newCluster(t, 3, clusterTuning())

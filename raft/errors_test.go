@@ -1,0 +1,42 @@
+package raft
+
+import (
+	"errors"
+	"testing"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+)
+
+func TestApplyErrorClasses(t *testing.T) {
+	p := newSingle(t, Config{})
+	cases := []struct {
+		err   error
+		retry bool
+	}{
+		{hraft.ErrNotLeader, true},
+		{hraft.ErrLeadershipTransferInProgress, true},
+		{hraft.ErrLeadershipLost, false},
+		{hraft.ErrAbortedByRestore, false},
+	}
+	for _, tc := range cases {
+		err := p.applyError(tc.err)
+		require.Equal(t, tc.retry, errors.Is(err, errNotLeader), tc.err)
+		require.Equal(t, !tc.retry, errors.Is(err, timebox.ErrUnknownOutcome), tc.err)
+	}
+	require.NoError(t, p.Close())
+	err := p.applyError(hraft.ErrRaftShutdown)
+	require.ErrorIs(t, err, timebox.ErrClosed)
+	require.ErrorIs(t, err, timebox.ErrUnknownOutcome)
+}
+
+func TestStateAndLeader(t *testing.T) {
+	p := newSingle(t, Config{LocalID: "me"})
+	require.Equal(t, hraft.Leader, p.State())
+	require.Equal(t, "me", p.Leader().ID)
+	require.Equal(t, p.mux.ln.Addr().String(), p.Leader().Address)
+	require.NoError(t, p.Close())
+	require.Equal(t, hraft.Shutdown, p.State())
+}
