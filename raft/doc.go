@@ -1,0 +1,32 @@
+// Package raft is a Timebox backend replicated by Raft consensus
+// (github.com/hashicorp/raft), so several service instances share one
+// store with no external database.
+//
+// Each instance runs a node: [NewPersistence] opens its DataDir, listens
+// on its Address and joins the cluster named by Servers (or, with none,
+// forms a single-node cluster). Every node accepts every call. Writes go
+// through the leader — a follower forwards them over the same Address —
+// and are checked against the expected sequence inside the replicated
+// state machine, so exactly one of several racing appends wins. A call
+// returns once the write is applied on the node that took it, so a node's
+// reads, which it serves from its own copy, reflect every write it
+// acknowledged.
+//
+//	p, err := raft.NewPersistence(raft.Config{
+//		LocalID: "a",
+//		Address: "10.0.0.1:7000",
+//		DataDir: "/var/lib/orders",
+//		Servers: []raft.Server{
+//			{ID: "a", Address: "10.0.0.1:7000"},
+//			{ID: "b", Address: "10.0.0.2:7000"},
+//			{ID: "c", Address: "10.0.0.3:7000"},
+//		},
+//	})
+//	store, err := p.NewStore(timebox.Config{})
+//
+// [Config.Publisher] hands every committed batch to the application on
+// every node, in commit order. Archiving is not supported: Archive and
+// ConsumeArchive return [timebox.ErrArchivingDisabled]. DESIGN.md in this
+// directory describes the command encoding, the state file and what a
+// crash leaves behind.
+package raft
