@@ -156,6 +156,7 @@ func clientOptions(cfg Config) *redis.Options {
 		Addr:                     cfg.Addr,
 		Password:                 cfg.Password,
 		DB:                       cfg.DB,
+		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
 	}
@@ -165,6 +166,7 @@ func clusterOptions(cfg Config, addrs []string) *redis.ClusterOptions {
 	return &redis.ClusterOptions{
 		Addrs:                    addrs,
 		Password:                 cfg.Password,
+		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
 	}
