@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -158,19 +159,23 @@ func (p *Persistence) readGroup(
 }
 
 // reclaim takes over one entry pending with another consumer for longer
-// than MinIdle. XAUTOCLAIM drops entries deleted meanwhile by itself.
+// than MinIdle. XAUTOCLAIM drops entries deleted meanwhile by itself. Each
+// call goes on scanning the pending list where the last one stopped, so
+// idle entries behind many live ones are reached too.
 func (p *Persistence) reclaim(ctx context.Context) (redis.XMessage, bool, error) {
-	msgs, _, err := p.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+	start, _ := p.claimFrom.Load().(string)
+	msgs, next, err := p.client.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream:   p.keys.archive,
 		Group:    archiveGroup,
 		Consumer: p.consumer,
 		MinIdle:  p.config.MinIdle,
-		Start:    "0-0",
+		Start:    cmp.Or(start, "0-0"),
 		Count:    1,
 	}).Result()
 	if err != nil {
 		return redis.XMessage{}, false, p.consumeError(ctx, err)
 	}
+	p.claimFrom.Store(next)
 	for _, m := range msgs {
 		if len(m.Values) > 0 {
 			return m, true, nil

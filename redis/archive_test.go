@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,46 @@ func TestKeysCarryHashTag(t *testing.T) {
 	got, err := st.ListAggregates(nil)
 	require.NoError(t, err)
 	require.Equal(t, ids[:1], got)
+}
+
+// An idle entry behind more live pending entries than one XAUTOCLAIM
+// scans is still reached, because each reclaim goes on where the last
+// stopped.
+func TestArchiveReclaimBehindLiveEntries(t *testing.T) {
+	cfg := testConfig(t, Config{MinIdle: time.Minute})
+	holder, err := NewPersistence(cfg)
+	require.NoError(t, err)
+	defer func() { _ = holder.Close() }()
+	st, err := holder.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	const n = 25
+	for i := range n {
+		id := timebox.NewAggregateID("order", timebox.ID(strconv.Itoa(i)))
+		require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{event("a")}))
+		require.NoError(t, st.Archive(id))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var last redis.XMessage
+	for range n {
+		last, err = holder.nextArchive(ctx)
+		require.NoError(t, err)
+		require.NoError(t, holder.client.XClaim(ctx, &redis.XClaimArgs{
+			Stream: holder.keys.archive, Group: archiveGroup,
+			Consumer: "live", Messages: []string{last.ID},
+		}).Err())
+	}
+	// Only the last entry has been idle for long; the others are live.
+	require.NoError(t, holder.client.Do(ctx, "xclaim", holder.keys.archive,
+		archiveGroup, "dead", 0, last.ID, "idle", 3600000).Err())
+
+	other, err := NewPersistence(cfg)
+	require.NoError(t, err)
+	defer func() { _ = other.Close() }()
+	var got *timebox.ArchiveRecord
+	require.NoError(t, other.ConsumeArchive(ctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+		got = r
+		return nil
+	}))
+	require.Equal(t, last.ID, got.StreamID)
 }

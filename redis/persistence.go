@@ -36,6 +36,8 @@ type Persistence struct {
 	closed   atomic.Bool
 	grouped  atomic.Bool
 	consumed atomic.Bool
+	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
+	claimFrom atomic.Value
 }
 
 // connectTimeout bounds what NewPersistence waits for the server.
