@@ -168,3 +168,46 @@ func cmpOr(a, b error) error {
 	}
 	return b
 }
+
+// BenchmarkSeqVsRaw alternates, call by call, one Exec raising one event
+// (as exec-seq does) with one raw EVALSHA of the one-INCR script, so both
+// see the same machine load, and reports their mean latencies and the
+// ratio of their rates (raw time / exec time).
+func BenchmarkSeqVsRaw(b *testing.B) {
+	p := newPersistence(b, Config{})
+	st, err := p.NewStore(timebox.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
+		"bench": func(n int, _ *timebox.Event) int { return n + 1 },
+	})
+	id := timebox.NewAggregateID("seq")
+	incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+	ctx := context.Background()
+	if err := incr.Load(ctx, p.client).Err(); err != nil {
+		b.Fatal(err)
+	}
+	var execTime, rawTime time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		data := bench.Payload(strconv.Itoa(i))
+		t := time.Now()
+		_, err := ex.Exec(id, func(_ int, ag *timebox.Aggregator[int]) error {
+			return timebox.Raise(ag, "bench", data)
+		})
+		execTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t = time.Now()
+		err = incr.EvalSha(ctx, p.client, []string{p.keys.base + "raw"}).Err()
+		rawTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
+	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
+	b.ReportMetric(float64(rawTime)/float64(execTime), "exec/raw")
+}
