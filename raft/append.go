@@ -54,13 +54,7 @@ func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequ
 // checkHead compares req.ExpectedSequence with the head once this node has
 // applied everything the leader had when asked.
 func (p *Persistence) checkHead(ctx context.Context, req timebox.AppendRequest) error {
-	err := p.retry(ctx, func() error {
-		idx, err := p.readIndex(ctx)
-		if err != nil {
-			return err
-		}
-		return p.waitApplied(ctx, idx)
-	})
+	err := p.retry(ctx, p.catchUp(ctx))
 	if err != nil {
 		return err
 	}
@@ -76,6 +70,21 @@ func (p *Persistence) checkHead(ctx context.Context, req timebox.AppendRequest) 
 		}
 		return conflict
 	})
+}
+
+// catchUp returns a step for retry that waits until this node has applied
+// everything the leader had committed when the step began. If the term
+// changes meanwhile, the entries the read index counted on may have been
+// dropped, so the step fails with errNotLeader and retry asks again.
+func (p *Persistence) catchUp(ctx context.Context) func() error {
+	return func() error {
+		term := p.raft.CurrentTerm()
+		idx, err := p.readIndex(ctx)
+		if err != nil {
+			return err
+		}
+		return p.waitApplied(ctx, idx, term)
+	}
 }
 
 // propose commits cmd and waits for it to be applied here.
@@ -169,7 +178,7 @@ func (p *Persistence) forwardError(ctx context.Context, sent bool, err error) er
 // waitCommitted waits until the entry the leader committed at idx is
 // applied here.
 func (p *Persistence) waitCommitted(ctx context.Context, idx uint64) error {
-	err := p.waitApplied(ctx, idx)
+	err := p.waitApplied(ctx, idx, 0)
 	if err == nil {
 		return nil
 	}
@@ -261,8 +270,9 @@ func (p *Persistence) readIndexLocal() (uint64, error) {
 }
 
 // waitApplied waits until this node's state reflects every log entry up
-// to idx.
-func (p *Persistence) waitApplied(ctx context.Context, idx uint64) error {
+// to idx. With term non-zero, it gives up with errNotLeader once the term
+// is no longer term.
+func (p *Persistence) waitApplied(ctx context.Context, idx, term uint64) error {
 	var tick <-chan time.Time
 	for {
 		ch := p.fsm.changed()
@@ -275,6 +285,9 @@ func (p *Persistence) waitApplied(ctx context.Context, idx uint64) error {
 			t := time.NewTicker(2 * time.Millisecond)
 			defer t.Stop()
 			tick = t.C
+		}
+		if term != 0 && p.raft.CurrentTerm() != term {
+			return errNotLeader
 		}
 		select {
 		case <-ch:

@@ -25,6 +25,7 @@ const (
 	snapshotsRetain = 2
 	maxPool         = 4
 	transportWait   = 10 * time.Second
+	readyAttempt    = 10 * time.Second
 )
 
 // Persistence is one node of a Raft cluster holding a Timebox store. Every
@@ -318,11 +319,7 @@ func (p *Persistence) tryReady() bool {
 	if p.Leader().Address == "" {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(p.ctx, time.Second)
+	ctx, cancel := context.WithTimeout(p.ctx, readyAttempt)
 	defer cancel()
-	idx, err := p.readIndex(ctx)
-	if err != nil {
-		return false
-	}
-	return p.waitApplied(ctx, idx) == nil
+	return p.catchUp(ctx)() == nil
 }
