@@ -9,7 +9,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// slogLogger routes Raft's hclog output to log/slog.
+// slogLogger routes Raft's hclog output to log/slog. Raft's Info messages
+// (every election, every peer it starts replicating to) are logged at
+// Debug, so an embedding application sees only Raft's warnings and errors
+// unless it asks for more.
 type slogLogger struct {
 	l    *slog.Logger
 	name string
@@ -27,6 +30,8 @@ func slogLevel(level hclog.Level) slog.Level {
 	case hclog.Trace:
 		return slog.LevelDebug - 4
 	case hclog.Debug:
+		return slog.LevelDebug - 2
+	case hclog.Info:
 		return slog.LevelDebug
 	case hclog.Warn:
 		return slog.LevelWarn
