@@ -10,7 +10,8 @@ type (
 	// event log and snapshots, Queries for the indexes. A backend may also
 	// implement Archiver. The Store validates every argument before it
 	// calls a backend, so a backend sees only valid IDs, stamped events
-	// and merged index changes.
+	// and merged index changes. The IDs a backend is given are its own: it
+	// may put them in the events it returns.
 	Backend interface {
 		Persistence
 		Queries

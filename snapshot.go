@@ -33,7 +33,7 @@ func (s *Store) GetSnapshotContext(
 	if err := s.check(id); err != nil {
 		return nil, err
 	}
-	rec, err := s.backend.LoadSnapshot(ctx, id)
+	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
 	if err != nil {
 		return nil, err
 	}

@@ -129,7 +129,7 @@ func (s *Store) GetEventsContext(
 	if err := s.check(id); err != nil {
 		return nil, err
 	}
-	evs, err := s.backend.LoadEvents(ctx, id, max(fromSeq, 0))
+	evs, err := s.backend.LoadEvents(ctx, id.Clone(), max(fromSeq, 0))
 	if err != nil || evs == nil {
 		return []*Event{}, err
 	}
