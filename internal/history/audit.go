@@ -169,6 +169,40 @@ func whole(found map[int][]int64, size int) bool {
 	return true
 }
 
+// Resolve returns ops with each Ambiguous write settled by the final logs,
+// for a faster linearizability check: one found whole in logs is marked
+// Committed, with Expected set to the sequence it was found at; one not
+// found at all is dropped, since it never took effect (had it, and been
+// lost since, the audit reports it). Partial or duplicated ones are left
+// as they are, for the audit to report.
+func Resolve(ops []Op, logs []Log) []Op {
+	at := map[string]int64{}
+	count := map[string]int{}
+	for _, l := range logs {
+		for _, ev := range l.Events {
+			if p, ok := decode(ev); ok {
+				count[p.Batch]++
+				if p.Index == 0 {
+					at[p.Batch] = ev.Sequence
+				}
+			}
+		}
+	}
+	res := make([]Op, 0, len(ops))
+	for _, op := range ops {
+		if op.write() && op.Outcome == Ambiguous {
+			switch n := count[op.Batch.ID]; {
+			case n == 0:
+				continue
+			case n == op.Batch.Size:
+				op.Committed, op.Expected = true, at[op.Batch.ID]
+			}
+		}
+		res = append(res, op)
+	}
+	return res
+}
+
 // Aggregates returns the distinct aggregates ops touched, in the order
 // they first appear.
 func Aggregates(ops []Op) []timebox.AggregateID {

@@ -109,6 +109,9 @@ type (
 //     point, or never";
 //   - a Read from f requires the log from f on to equal what it returned.
 //
+// An Ambiguous write that Resolve found Committed is checked as an OK write
+// at the sequence it was found at, still returning at the end of time.
+//
 // Failed operations, and Conflict outcomes of Exec, change nothing and
 // are left out of the history.
 var Model = porcupine.Model{
@@ -181,16 +184,18 @@ func Operations(ops []Op) []porcupine.Operation {
 		} else {
 			in.keys = op.Batch.Keys()
 		}
-		ret := int64(op.Return)
+		ret, out := int64(op.Return), output{
+			outcome: op.Outcome, actual: op.Actual, seen: op.Seen,
+		}
 		if op.Outcome == Ambiguous {
 			ret = math.MaxInt64
 		}
+		if op.Committed {
+			out.outcome = OK
+		}
 		res = append(res, porcupine.Operation{
-			ClientId: op.Client,
-			Input:    in,
-			Call:     int64(op.Call),
-			Output:   output{outcome: op.Outcome, actual: op.Actual, seen: op.Seen},
-			Return:   ret,
+			ClientId: op.Client, Input: in, Call: int64(op.Call),
+			Output: out, Return: ret,
 		})
 	}
 	return res

@@ -151,10 +151,13 @@ type Op struct {
 	// Actual is the head a Conflict reported.
 	Actual int64
 	// Seen are the event keys a Read returned, or a Conflict's NewEvents.
-	Seen   []string
-	Err    error
-	Call   time.Duration
-	Return time.Duration
+	Seen []string
+	// Committed marks an Ambiguous write that Resolve found in the final
+	// log at Expected.
+	Committed bool
+	Err       error
+	Call      time.Duration
+	Return    time.Duration
 }
 
 // write reports whether op is an Append or an Exec.

@@ -271,3 +271,23 @@ func other(op history.Op) history.Op {
 	op.Aggregate = timebox.NewAggregateID("other")
 	return op
 }
+
+func TestResolve(t *testing.T) {
+	ops := []history.Op{
+		exec(write("A", 1, -1, history.Ambiguous, 0, 5)),
+		write("B", 2, 0, history.Ambiguous, 0, 5),
+		write("C", 2, 0, history.Ambiguous, 0, 5),
+		read(0, 10, 20, "A.0"),
+	}
+	logs := stored([]string{"A.0/1", "C.0/2"})
+	res := history.Resolve(ops, logs)
+	require.Len(t, res, 3, "B never took effect")
+	require.True(t, res[0].Committed)
+	require.Zero(t, res[0].Expected)
+	require.False(t, res[1].Committed, "C is partial: left to the audit")
+	require.Equal(t, porcupine.Ok, history.Linearizable(res, time.Minute))
+
+	// A read saw A, but the final log does not hold it: A was undone.
+	undone := history.Resolve(ops, stored([]string{"C.0/2", "C.1/2"}))
+	require.Equal(t, porcupine.Illegal, history.Linearizable(undone, time.Minute))
+}

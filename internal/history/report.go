@@ -79,7 +79,8 @@ func (r *Report) count(ops []Op) {
 }
 
 // Summarize audits ops against the final logs of st (see ReadLogs) and
-// checks their linearizability within checkTimeout. It fills in
+// checks their linearizability, with ambiguous writes settled by those logs
+// (see Resolve), within checkTimeout. It fills in
 // everything but the fault figures.
 func Summarize(
 	ctx context.Context, st *timebox.Store, ops []Op, checkTimeout time.Duration,
@@ -91,7 +92,7 @@ func Summarize(
 		return r, err
 	}
 	r.Audit = AuditLogs(ops, logs)
-	r.Linearizable = Linearizable(ops, checkTimeout)
+	r.Linearizable = Linearizable(Resolve(ops, logs), checkTimeout)
 	r.Recovered = true
 	return r, nil
 }
