@@ -122,3 +122,9 @@ func (c Config) addrs() []string {
 	}
 	return res
 }
+
+// MaxSequence is the highest sequence a snapshot may move an aggregate's
+// head to. Lua numbers are doubles, exact only up to 2^53, so the scripts
+// could not compare or store larger heads exactly; a snapshot beyond it
+// fails with timebox.ErrInvalidSequence.
+const MaxSequence = 1 << 52

@@ -77,6 +77,10 @@ func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequ
 	if err := p.checkOpen(); err != nil {
 		return err
 	}
+	if req.Sequence > MaxSequence {
+		return fmt.Errorf("%w: redis keeps sequences up to %d, not %d",
+			timebox.ErrInvalidSequence, MaxSequence, req.Sequence)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
