@@ -1,12 +1,19 @@
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFILES := $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 BENCHTIME ?= 2s
+# Fuzz targets as package:Target; `make test` runs each briefly, `make chaos`
+# for longer.
+FUZZ := ./internal/codec:FuzzID ./internal/codec:FuzzEvent \
+	./internal/codec:FuzzDecodeEvent ./raft:FuzzDecodeCommand
+FUZZTIME ?= 5s
 
-.PHONY: test check fmt bench examples
+.PHONY: test check fmt bench chaos fuzz examples
 
-## test: format check, vet, staticcheck, then every test with the race detector
+## test: format check, vet, staticcheck, every test with the race detector
+## (short chaos scenarios included), then a short fuzz run of each target
 test: check
 	go test -race -count=1 -timeout 25m ./...
+	$(MAKE) --no-print-directory fuzz
 
 ## check: format check, vet and staticcheck, without running tests
 check:
@@ -18,6 +25,19 @@ check:
 ## fmt: format the code
 fmt:
 	gofmt -w $(GOFILES)
+
+## fuzz: run every fuzz target for FUZZTIME
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		echo "fuzz $$t for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
+
+## chaos: the long fault scenarios (minutes each) and a longer fuzz run;
+## the `| ` lines of chaos.log are the rows of RELIABILITY.md
+chaos:
+	TIMEBOX_CHAOS=1 go test -race -count=1 -v -timeout 90m -run 'Chaos' ./... | tee chaos.log
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2m
 
 ## bench: the SPEC §8 workloads on every backend, plus each backend's raw baseline
 bench:
