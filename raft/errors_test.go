@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"context"
 	"errors"
+	"io"
 	"testing"
 
 	hraft "github.com/hashicorp/raft"
@@ -26,7 +28,15 @@ func TestApplyErrorClasses(t *testing.T) {
 		require.Equal(t, tc.retry, errors.Is(err, errNotLeader), tc.err)
 		require.Equal(t, !tc.retry, errors.Is(err, timebox.ErrUnknownOutcome), tc.err)
 	}
+	ctx := context.Background()
+	require.ErrorIs(t, p.forwardError(ctx, false, io.EOF), errNotLeader,
+		"a request that cannot have reached the leader is retried")
+	require.ErrorIs(t, p.forwardError(ctx, true, io.EOF), timebox.ErrUnknownOutcome,
+		"a request that may have reached the leader is not")
+
 	require.NoError(t, p.Close())
+	require.ErrorIs(t, p.forwardError(ctx, true, io.EOF), timebox.ErrUnknownOutcome)
+	require.ErrorIs(t, p.forwardError(ctx, false, io.EOF), timebox.ErrClosed)
 	err := p.applyError(hraft.ErrRaftShutdown)
 	require.ErrorIs(t, err, timebox.ErrClosed)
 	require.ErrorIs(t, err, timebox.ErrUnknownOutcome)
