@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/faultproxy"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
@@ -24,15 +25,15 @@ func event(data string) *timebox.Event {
 // A reply lost after the append script ran must not make the client send
 // it again: the error is ErrUnknownOutcome and the events are stored once.
 func TestLostReplyAppendsOnce(t *testing.T) {
-	px := startProxy(t, testserver.RedisAddr(t))
-	st := newStore(t, Config{Addr: px.addr()}, timebox.Config{})
+	px := faultproxy.New(t, testserver.RedisAddr(t))
+	st := newStore(t, Config{Addr: px.Addr()}, timebox.Config{})
 	id := timebox.NewAggregateID("order", "1")
 
 	require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{event("first")}))
-	px.dropNextReply()
+	px.DropNextReply()
 	err := st.AppendEvents(id, 1, []*timebox.Event{event("second"), event("third")})
 	require.ErrorIs(t, err, timebox.ErrUnknownOutcome)
-	require.EqualValues(t, 1, px.dropped.Load())
+	require.EqualValues(t, 1, px.Dropped())
 
 	evs, err := st.GetEvents(id, 0)
 	require.NoError(t, err)
@@ -51,8 +52,8 @@ func TestLostReplyAppendsOnce(t *testing.T) {
 
 // The Executor surfaces the lost reply and does not run the command again.
 func TestLostReplyExecRunsOnce(t *testing.T) {
-	px := startProxy(t, testserver.RedisAddr(t))
-	st := newStore(t, Config{Addr: px.addr()}, timebox.Config{})
+	px := faultproxy.New(t, testserver.RedisAddr(t))
+	st := newStore(t, Config{Addr: px.Addr()}, timebox.Config{})
 	id := timebox.NewAggregateID("counter")
 	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
 		"test": func(n int, _ *timebox.Event) int { return n + 1 },
@@ -65,7 +66,7 @@ func TestLostReplyExecRunsOnce(t *testing.T) {
 
 	_, err := ex.Exec(id, cmd)
 	require.NoError(t, err)
-	px.dropNextReply()
+	px.DropNextReply()
 	runs.Store(0)
 	_, err = ex.Exec(id, cmd)
 	require.True(t, errors.Is(err, timebox.ErrUnknownOutcome), "got %v", err)

@@ -1,0 +1,308 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/faultproxy"
+	"github.com/kode4food/timebox/internal/history"
+	"github.com/kode4food/timebox/internal/testserver"
+)
+
+// The chaos scenarios run a concurrent workload on a few hot aggregates
+// through several Persistence values (standing for processes) while a
+// fault strikes the real connections, then require that no acknowledged
+// event is lost, none is written twice, no gap opens, the history is
+// linearizable and the same stores, not rebuilt, write again afterwards.
+// Each scenario runs two workloads at once against the same stores and
+// the same fault: one through Executors, one through raw AppendEvents at
+// the head each worker last saw. By default a scenario takes a second or
+// two; TIMEBOX_CHAOS=1 makes each last a minute or more.
+
+// chaosProcesses is the number of Persistence values per scenario.
+const chaosProcesses = 3
+
+// chaosPlan is how long a scenario runs and how long its fault lasts.
+type chaosPlan struct {
+	long     bool
+	duration time.Duration
+	window   time.Duration
+	pace     time.Duration
+}
+
+func newChaosPlan() chaosPlan {
+	if os.Getenv("TIMEBOX_CHAOS") == "1" {
+		return chaosPlan{
+			long: true, duration: 75 * time.Second, window: 25 * time.Second,
+			pace: 2 * time.Millisecond,
+		}
+	}
+	return chaosPlan{
+		duration: 1500 * time.Millisecond, window: 400 * time.Millisecond,
+		pace: time.Millisecond,
+	}
+}
+
+// pick returns short or long by the plan's length.
+func (c chaosPlan) pick(short, long time.Duration) time.Duration {
+	if c.long {
+		return long
+	}
+	return short
+}
+
+// chaosStores opens n Persistence values on addr sharing one fresh Prefix,
+// and a Store on each; all are closed when t ends.
+func chaosStores(t *testing.T, addr string, n int) []*timebox.Store {
+	t.Helper()
+	cfg := testConfig(t, Config{Addr: addr})
+	stores := make([]*timebox.Store, n)
+	for i := range stores {
+		p, err := NewPersistence(cfg)
+		require.NoError(t, err)
+		st, err := p.NewStore(timebox.Config{})
+		if err != nil {
+			_ = p.Close()
+		}
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = st.Close() })
+		stores[i] = st
+	}
+	return stores
+}
+
+// runChaos runs the Exec and the append workload on stores at once, both
+// with fault (which runs once, in the middle of both), and requires each
+// report to be clean. The reports' RELIABILITY.md rows are printed on
+// lines of their own under -v, so `grep '^| '` collects them.
+func runChaos(
+	t *testing.T, plan chaosPlan, scenario string, stores []*timebox.Store,
+	fault func(context.Context) error,
+) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*plan.duration+time.Minute)
+	defer cancel()
+	fault = once(fault)
+	kinds := []struct {
+		name string
+		exec bool
+	}{{"Exec", true}, {"append", false}}
+	reps := make([]history.Report, len(kinds))
+	errs := make([]error, len(kinds))
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		wg.Go(func() {
+			reps[i], errs[i] = history.Run(ctx, history.Workload{
+				Stores:   stores,
+				UseExec:  k.exec,
+				Duration: plan.duration,
+				Pace:     plan.pace,
+				Fault:    fault,
+				FaultAt:  plan.duration / 3,
+			})
+		})
+	}
+	wg.Wait()
+	for i, k := range kinds {
+		require.NoError(t, errs[i], k.name)
+		row := reps[i].Markdown("redis", scenario+" ("+k.name+")")
+		if testing.Verbose() {
+			fmt.Println(row) // at the start of a line, unlike t.Log's
+		} else {
+			t.Log(row)
+		}
+	}
+	for i := range kinds {
+		require.NoError(t, reps[i].FaultErr)
+		history.Require(t, reps[i])
+	}
+}
+
+// once returns a fault that runs f the first time it is called; every
+// caller waits until f is done and gets its error, so concurrent
+// workloads share one fault window.
+func once(f func(context.Context) error) func(context.Context) error {
+	var o sync.Once
+	var err error
+	return func(ctx context.Context) error {
+		o.Do(func() { err = f(ctx) })
+		return err
+	}
+}
+
+// every calls f with a round number every interval until window has
+// passed, and stops early on ctx's end or f's error.
+func every(
+	ctx context.Context, window, interval time.Duration, f func(round int) error,
+) error {
+	end := time.Now().Add(window)
+	for i := 0; time.Now().Before(end); i++ {
+		if err := f(i); err != nil {
+			return err
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// The proxy cuts every connection, both sides, again and again: requests
+// in flight are lost before or after the server ran them.
+func TestChaosCutConnections(t *testing.T) {
+	plan := newChaosPlan()
+	px := faultproxy.New(t, testserver.RedisAddr(t))
+	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	var cuts atomic.Int64
+	runChaos(t, plan, "proxy cuts all connections", stores,
+		func(ctx context.Context) error {
+			return every(ctx, plan.window, plan.pick(50, 250)*time.Millisecond,
+				func(int) error {
+					px.CutAll()
+					cuts.Add(1)
+					return nil
+				})
+		})
+	require.Positive(t, cuts.Load())
+	require.Greater(t, px.Accepted(), int64(chaosProcesses),
+		"stores opened no new connections after the cuts")
+}
+
+// The proxy forwards requests and swallows their replies, cutting the
+// connection: mostly one request at a time, now and then every request
+// for a short burst. The writes ran, but the callers cannot know; none
+// may be applied twice.
+func TestChaosDropReplies(t *testing.T) {
+	plan := newChaosPlan()
+	px := faultproxy.New(t, testserver.RedisAddr(t))
+	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	burst := plan.pick(30, 100) * time.Millisecond
+	runChaos(t, plan, "proxy drops replies", stores,
+		func(ctx context.Context) error {
+			// A one-shot drop still armed when the window ends swallows one
+			// more reply; the burst closing the window leaves none armed
+			// unless a DropNextReply found no request during it.
+			defer px.DropReplies(false)
+			return every(ctx, plan.window, 20*time.Millisecond,
+				func(round int) error {
+					if round%5 < 4 {
+						px.DropNextReply()
+						return nil
+					}
+					px.DropReplies(true)
+					defer px.DropReplies(false)
+					return sleep(ctx, burst)
+				})
+		})
+	require.Positive(t, px.Dropped(), "no reply was dropped")
+}
+
+// The proxy holds every chunk of traffic in both directions. The long run
+// steps the delay up until it exceeds go-redis's 3s read timeout, so calls
+// time out after the server ran them.
+func TestChaosDelay(t *testing.T) {
+	plan := newChaosPlan()
+	px := faultproxy.New(t, testserver.RedisAddr(t))
+	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	steps := []time.Duration{20 * time.Millisecond}
+	if plan.long {
+		steps = []time.Duration{
+			5 * time.Millisecond, 50 * time.Millisecond, 2 * time.Second,
+		}
+	}
+	runChaos(t, plan, "proxy delays traffic", stores,
+		func(ctx context.Context) error {
+			defer px.SetDelay(0)
+			for _, d := range steps {
+				px.SetDelay(d)
+				if err := sleep(ctx, plan.window/time.Duration(len(steps))); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+}
+
+// An admin client kills the stores' connections on the server with CLIENT
+// KILL: alternately all of them (TYPE normal) and one picked at random (by
+// ID). The scenario runs on a private redis-server, since TYPE normal
+// would kill every other client of a shared one.
+func TestChaosClientKill(t *testing.T) {
+	plan := newChaosPlan()
+	addr := startServer(t, "")
+	stores := chaosStores(t, addr, chaosProcesses)
+	admin := redis.NewClient(&redis.Options{
+		Addr: addr, PoolSize: 1, DisableIdentity: true,
+		MaintNotificationsConfig: noMaintNotifications(),
+	})
+	t.Cleanup(func() { _ = admin.Close() })
+	var killed atomic.Int64
+	runChaos(t, plan, "CLIENT KILL", stores, func(ctx context.Context) error {
+		return every(ctx, plan.window, plan.pick(80, 300)*time.Millisecond,
+			func(round int) error {
+				n, err := killClients(ctx, admin, round%2 == 0)
+				killed.Add(n)
+				return err
+			})
+	})
+	require.Positive(t, killed.Load(), "CLIENT KILL killed no connection")
+}
+
+// killClients kills every normal client but admin's own connection, or,
+// unless all, one of them at random. It returns how many it killed.
+func killClients(ctx context.Context, admin *redis.Client, all bool) (int64, error) {
+	if all {
+		return admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Result()
+	}
+	self, err := admin.ClientID(ctx).Result()
+	if err != nil {
+		return 0, fmt.Errorf("CLIENT ID: %w", err)
+	}
+	list, err := admin.Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+	if err != nil {
+		return 0, fmt.Errorf("CLIENT LIST: %w", err)
+	}
+	ids := clientIDs(list, self)
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	id := ids[rand.IntN(len(ids))]
+	return admin.ClientKillByFilter(ctx, "ID", id).Result()
+}
+
+// clientIDs returns the ids in a CLIENT LIST reply, but self.
+func clientIDs(list string, self int64) []string {
+	var ids []string
+	for line := range strings.Lines(list) {
+		for f := range strings.FieldsSeq(line) {
+			id, ok := strings.CutPrefix(f, "id=")
+			if ok && id != strconv.FormatInt(self, 10) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
+}
