@@ -16,8 +16,8 @@ import (
 // uniqueViolation is the SQLSTATE of a unique-key violation.
 const uniqueViolation = "23505"
 
-// Append writes req with one statement (sql/append.sql or
-// sql/append_indexed.sql), so in one round trip: the head check, the events, the status and the labels commit
+// Append writes req with one statement (see sql/append_head_next.sql),
+// so in one round trip: the head check, the events, the status and the labels commit
 // together or not at all. On conflict the same statement returns the
 // events from the expected sequence on; only when it had to wait for the
 // writer that beat it does a second read fetch the events that writer
@@ -61,8 +61,9 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 }
 
 // appendQuery returns the statement for req and its arguments: a head
-// check for an empty batch, else append.sql, or append_indexed.sql when
-// the batch changes the index.
+// check for an empty batch, else the append statement for a new or an
+// existing aggregate, with or without an index change (see
+// sql/append_head_next.sql).
 func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	n := len(req.Events)
 	if n == 0 {
@@ -81,10 +82,18 @@ func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	args := []any{
 		ns, key, req.ExpectedSequence, secs, nsecs, types, data, int64(n),
 	}
+	byHead := appendSQL[boolIndex(req.ExpectedSequence == 0)]
 	if req.Index.IsZero() {
-		return appendSQL, args
+		return byHead[0], args
 	}
-	return appendIndexedSQL, append(args, indexArgs(req.Index)...)
+	return byHead[1], append(args, indexArgs(req.Index)...)
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func indexArgs(ix timebox.IndexChange) []any {
@@ -105,7 +114,7 @@ func indexArgs(ix timebox.IndexChange) []any {
 	return []any{status, sec, nsec, names, values}
 }
 
-// scanConflict reads append.sql's result: nothing on success, else one
+// scanConflict reads the append statement's result: nothing on success, else one
 // row per event from the expected sequence on, each with the head (one
 // row without an event when there are none).
 func scanConflict(

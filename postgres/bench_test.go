@@ -13,14 +13,19 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/bench"
+	"github.com/kode4food/timebox/internal/testserver"
 	"github.com/kode4food/timebox/postgres"
 )
 
 // BenchmarkWorkloads runs the shared workloads (SPEC §8) on the server of
-// TIMEBOX_POSTGRES_URL, each under a Prefix of its own.
+// TIMEBOX_POSTGRES_URL, each under a Prefix of its own, in a schema
+// created for the run, so that figures do not depend on what earlier runs
+// left in the tables (the test server runs without autovacuum).
 func BenchmarkWorkloads(b *testing.B) {
+	url := withSchema(b, testserver.PostgresURL(b), testserver.Prefix(b))
 	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
 		pc := testConfig(b)
+		pc.URL = url
 		pc.MaxConns = postgres.DefaultMaxConns
 		return openStore(b, pc, cfg)
 	})

@@ -22,10 +22,16 @@ var (
 	schemaSQL string
 	//go:embed sql/version.sql
 	versionSQL string
-	//go:embed sql/append.sql
-	appendSQL string
-	//go:embed sql/append_indexed.sql
-	appendIndexedSQL string
+	//go:embed sql/append_head_next.sql
+	appendHeadNextSQL string
+	//go:embed sql/append_head_new.sql
+	appendHeadNewSQL string
+	//go:embed sql/append_events.sql
+	appendEventsSQL string
+	//go:embed sql/append_index.sql
+	appendIndexSQL string
+	//go:embed sql/append_conflict.sql
+	appendConflictSQL string
 	//go:embed sql/check_head.sql
 	checkHeadSQL string
 	//go:embed sql/head.sql
@@ -49,6 +55,17 @@ var (
 	//go:embed sql/list_all.sql
 	listAllSQL string
 )
+
+// appendSQL holds the four append statements, by whether the aggregate
+// is new (the append is at 0) and whether the batch changes the index.
+var appendSQL = func() (res [2][2]string) {
+	for isNew, head := range []string{appendHeadNextSQL, appendHeadNewSQL} {
+		base := head + appendEventsSQL
+		res[isNew][0] = base + appendConflictSQL
+		res[isNew][1] = base + appendIndexSQL + appendConflictSQL
+	}
+	return res
+}()
 
 // migrate brings the schema up to date. A current schema is detected
 // without taking any lock; otherwise schema.sql runs in one transaction

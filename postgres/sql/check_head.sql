@@ -1,5 +1,6 @@
 -- Checks an empty batch against the head: no rows when the head is $3,
--- else the conflict rows append.sql returns, from one statement snapshot.
+-- else the conflict rows an append returns (append_conflict.sql), from one
+-- statement snapshot.
 WITH h AS (
     SELECT coalesce(max(s.head), 0) AS head FROM timebox_snapshot AS s
     WHERE s.ns = $1 AND s.aggregate = $2

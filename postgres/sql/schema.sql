@@ -64,6 +64,11 @@ CREATE OR REPLACE FUNCTION timebox_save_snapshot(
 DECLARE
     stored bigint;
 BEGIN
+    -- A snapshot is an optimisation: a crash may lose the latest ones, but
+    -- never with only part of this transaction (the trim is in it), and a
+    -- later synchronous commit makes it durable too. So this commit does
+    -- not wait for the WAL flush.
+    PERFORM set_config('synchronous_commit', 'off', true);
     INSERT INTO timebox_snapshot AS s (ns, aggregate, head, seq, data)
     VALUES (p_ns, p_aggregate, p_seq, p_seq, p_data)
     ON CONFLICT (ns, aggregate) DO UPDATE
