@@ -17,15 +17,15 @@ import (
 const uniqueViolation = "23505"
 
 // Append writes req with one statement (see sql/append_head_next.sql),
-// so in one round trip: the head check, the events, the status and the labels commit
-// together or not at all. On conflict the same statement returns the
-// events from the expected sequence on; only when it had to wait for the
-// writer that beat it does a second read fetch the events that writer
-// committed.
+// so in one round trip: the head check, the events, the status and the
+// labels commit together or not at all. On conflict the same statement
+// returns the events from the expected sequence on; only when it had to
+// wait for the writer that beat it does a second read fetch what that
+// writer committed.
 //
 // It returns a *timebox.VersionConflictError when the head is not at
 // req.ExpectedSequence, timebox.ErrUnknownOutcome (wrapped with the
-// driver's error) when the call was sent but its result was lost,
+// driver's error) when the statement was sent but its result was lost,
 // timebox.ErrClosed after Close, or another error when nothing was
 // written.
 func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
@@ -43,18 +43,27 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
 	switch {
-	case err == nil && conflict == nil:
-		return nil
-	case err == nil:
+	case err != nil:
+		return p.appendFailed(ctx, conn.Conn(), key, req, err)
+	case conflict != nil:
 		return p.completeConflict(ctx, conn.Conn(), key, req.ID, conflict)
 	}
+	return nil
+}
 
+// appendFailed classifies an append's error: a unique-key violation is a
+// conflict; a server error means the statement was rolled back, and an
+// error pgx marks safe to retry means it was never sent; anything else
+// leaves the outcome unknown.
+func (p *Persistence) appendFailed(
+	ctx context.Context, conn *pgx.Conn, key string,
+	req timebox.AppendRequest, err error,
+) error {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
-		return p.conflictAfterViolation(ctx, conn.Conn(), key, req)
-	case errors.As(err, &pgErr), pgconn.SafeToRetry(err):
-		// The server rolled the call back, or never received it.
+		return p.conflictAfterViolation(ctx, conn, key, req)
+	case errors.As(err, &pgErr), pgconn.SafeToRetry(err), len(req.Events) == 0:
 		return p.fail(ctx, "append", err)
 	}
 	return fmt.Errorf("postgres: append: %w: %w", timebox.ErrUnknownOutcome, err)
