@@ -71,31 +71,45 @@ func (p *Persistence) appendFailed(
 
 // appendQuery returns the statement for req and its arguments: a head
 // check for an empty batch, else the append statement for a new or an
-// existing aggregate, with or without an index change (see
-// sql/append_head_next.sql).
+// existing aggregate, one event or several, with or without an index
+// change (see sql/append_head_next.sql).
 func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	n := len(req.Events)
 	if n == 0 {
 		return checkHeadSQL, []any{ns, key, req.ExpectedSequence}
 	}
-	secs := make([]int64, n)
-	nsecs := make([]int32, n)
-	types := make([][]byte, n)
-	data := make([][]byte, n)
-	for i, ev := range req.Events {
+	args := append(
+		[]any{ns, key, req.ExpectedSequence}, eventArgs(req.Events)...,
+	)
+	args = append(args, int64(n))
+	sql := appendSQL[boolIndex(req.ExpectedSequence == 0)][boolIndex(n > 1)]
+	if req.Index.IsZero() {
+		return sql[0], args
+	}
+	return sql[1], append(args, indexArgs(req.Index)...)
+}
+
+// eventArgs returns the seconds, nanoseconds, types and data of evs, as
+// scalars for one event and as arrays for more.
+func eventArgs(evs []*timebox.Event) []any {
+	if len(evs) == 1 {
+		ev := evs[0]
+		return []any{
+			ev.Timestamp.Unix(), int32(ev.Timestamp.Nanosecond()),
+			[]byte(ev.Type), []byte(ev.Data),
+		}
+	}
+	secs := make([]int64, len(evs))
+	nsecs := make([]int32, len(evs))
+	types := make([][]byte, len(evs))
+	data := make([][]byte, len(evs))
+	for i, ev := range evs {
 		secs[i] = ev.Timestamp.Unix()
 		nsecs[i] = int32(ev.Timestamp.Nanosecond())
 		types[i] = []byte(ev.Type)
 		data[i] = ev.Data
 	}
-	args := []any{
-		ns, key, req.ExpectedSequence, secs, nsecs, types, data, int64(n),
-	}
-	byHead := appendSQL[boolIndex(req.ExpectedSequence == 0)]
-	if req.Index.IsZero() {
-		return byHead[0], args
-	}
-	return byHead[1], append(args, indexArgs(req.Index)...)
+	return []any{secs, nsecs, types, data}
 }
 
 func boolIndex(b bool) int {

@@ -26,6 +26,8 @@ var (
 	appendHeadNextSQL string
 	//go:embed sql/append_head_new.sql
 	appendHeadNewSQL string
+	//go:embed sql/append_event.sql
+	appendEventSQL string
 	//go:embed sql/append_events.sql
 	appendEventsSQL string
 	//go:embed sql/append_index.sql
@@ -56,13 +58,17 @@ var (
 	listAllSQL string
 )
 
-// appendSQL holds the four append statements, by whether the aggregate
-// is new (the append is at 0) and whether the batch changes the index.
-var appendSQL = func() (res [2][2]string) {
-	for isNew, head := range []string{appendHeadNextSQL, appendHeadNewSQL} {
-		base := head + appendEventsSQL
-		res[isNew][0] = base + appendConflictSQL
-		res[isNew][1] = base + appendIndexSQL + appendConflictSQL
+// appendSQL holds the append statements, indexed by whether the
+// aggregate is new (the append is at 0), whether the batch has more than
+// one event, and whether it changes the index.
+var appendSQL = func() (res [2][2][2]string) {
+	heads := []string{appendHeadNextSQL, appendHeadNewSQL}
+	events := []string{appendEventSQL, appendEventsSQL}
+	for h, head := range heads {
+		for e, evs := range events {
+			res[h][e][0] = head + evs + appendConflictSQL
+			res[h][e][1] = head + evs + appendIndexSQL + appendConflictSQL
+		}
 	}
 	return res
 }()

@@ -1,10 +1,12 @@
 -- An append is one statement, assembled in Go from these fragments:
 -- a head step (this file for an existing aggregate, append_head_new.sql
--- for a new one), append_events.sql, append_index.sql when the batch
--- changes the index, and append_conflict.sql. One statement is one round
--- trip and one transaction. Parameters: $1 ns, $2 aggregate, $3 expected
--- head, $4..$7 the events' seconds, nanoseconds, types and data, $8 the
--- batch size (at least 1), and for append_index.sql $9..$13.
+-- for a new one), the batch (append_event.sql for one event,
+-- append_events.sql for more), append_index.sql when the batch changes
+-- the index, and append_conflict.sql. One statement is one round trip and
+-- one transaction. Parameters: $1 ns, $2 aggregate, $3 expected head,
+-- $4..$7 the events' seconds, nanoseconds, types and data (arrays for
+-- append_events.sql), $8 the batch size (at least 1), and for
+-- append_index.sql $9..$13.
 --
 -- The head row is advanced only if it is at $3. Under READ COMMITTED a
 -- writer that finds the row locked waits, then re-checks head = $3 on the
