@@ -77,6 +77,14 @@ func poolConfig(cfg Config) (*pgxpool.Config, error) {
 	if pc.MinConns > pc.MaxConns {
 		pc.MinConns = pc.MaxConns
 	}
+	// Every statement of this package has an index for its predicate, and
+	// a plan made when a table was small or empty must not stay a
+	// sequential scan once it grows: prepared statements keep their plan
+	// until the table is analysed again, which may be never (autovacuum
+	// can be off). Sessions of this pool run only this package's SQL.
+	if _, ok := pc.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
+		pc.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
+	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
