@@ -221,8 +221,8 @@ func TestChaosDropReplies(t *testing.T) {
 }
 
 // The proxy holds every chunk of traffic in both directions. The long run
-// steps the delay up until it exceeds go-redis's 3s read timeout, so calls
-// time out after the server ran them.
+// steps the delay up until a round trip (3s each way) exceeds go-redis's
+// 5s read timeout: calls time out after the server ran them.
 func TestChaosDelay(t *testing.T) {
 	plan := newChaosPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
@@ -230,7 +230,7 @@ func TestChaosDelay(t *testing.T) {
 	steps := []time.Duration{20 * time.Millisecond}
 	if plan.long {
 		steps = []time.Duration{
-			5 * time.Millisecond, 50 * time.Millisecond, 2 * time.Second,
+			5 * time.Millisecond, 50 * time.Millisecond, 3 * time.Second,
 		}
 	}
 	runChaos(t, plan, "proxy delays traffic", stores,
