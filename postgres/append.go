@@ -32,13 +32,16 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	if err := p.checkOpen(); err != nil {
 		return err
 	}
+	key, err := writeKey(req.ID)
+	if err != nil {
+		return err
+	}
 	conn, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return p.fail(ctx, "append", err)
 	}
 	defer conn.Release()
 
-	key := codec.EncodeID(req.ID)
 	sql, args := appendQuery(p.ns, key, req)
 	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
@@ -229,4 +232,20 @@ func (p *Persistence) conflictAfterViolation(
 		ActualSequence:   head,
 		NewEvents:        evs,
 	}
+}
+
+// MaxKeyLength is the longest encoded aggregate ID (codec.EncodeID) the
+// backend writes: PostgreSQL's btree indexes refuse entries much past 2.7
+// KB, and the key shares its index entry with the namespace. A longer ID
+// fails with timebox.ErrInvalidAggregateID before anything is sent.
+const MaxKeyLength = 2048
+
+// writeKey returns the key under which id is written.
+func writeKey(id timebox.AggregateID) (string, error) {
+	key := codec.EncodeID(id)
+	if len(key) > MaxKeyLength {
+		return "", fmt.Errorf("%w: encoded ID is %d bytes, postgres keeps at most %d",
+			timebox.ErrInvalidAggregateID, len(key), MaxKeyLength)
+	}
+	return key, nil
 }

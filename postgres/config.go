@@ -3,6 +3,8 @@ package postgres
 import (
 	"errors"
 	"math"
+	"strings"
+	"unicode/utf8"
 )
 
 // Config says where a Persistence stores its data. A zero field means "use
@@ -26,6 +28,9 @@ const (
 	DefaultURL      = "postgres://localhost:5432/postgres?sslmode=disable"
 	DefaultPrefix   = "timebox"
 	DefaultMaxConns = 96
+
+	// MaxPrefixLength is the longest Prefix, in bytes.
+	MaxPrefixLength = 256
 )
 
 // Errors returned by Config.Validate. Nothing was opened; fix the config.
@@ -35,6 +40,10 @@ var (
 
 	// ErrPrefixRequired means Config.Prefix is empty.
 	ErrPrefixRequired = errors.New("postgres: prefix is required")
+
+	// ErrInvalidPrefix means Config.Prefix is longer than MaxPrefixLength
+	// bytes, not UTF-8, or holds a NUL byte, which text columns refuse.
+	ErrInvalidPrefix = errors.New("postgres: prefix must be at most 256 bytes of UTF-8 without NUL")
 
 	// ErrInvalidMaxConns means Config.MaxConns is not a positive int32.
 	ErrInvalidMaxConns = errors.New("postgres: max conns must be positive")
@@ -63,8 +72,8 @@ func (c Config) With(other Config) Config {
 	return c
 }
 
-// Validate returns ErrURLRequired, ErrPrefixRequired or ErrInvalidMaxConns,
-// checked in that order, or nil. It does not parse URL: NewPersistence
+// Validate returns ErrURLRequired, ErrPrefixRequired, ErrInvalidPrefix or
+// ErrInvalidMaxConns, checked in that order, or nil. It does not parse URL: NewPersistence
 // does, and reports a malformed URL.
 func (c Config) Validate() error {
 	switch {
@@ -72,6 +81,9 @@ func (c Config) Validate() error {
 		return ErrURLRequired
 	case c.Prefix == "":
 		return ErrPrefixRequired
+	case len(c.Prefix) > MaxPrefixLength || !utf8.ValidString(c.Prefix) ||
+		strings.IndexByte(c.Prefix, 0) >= 0:
+		return ErrInvalidPrefix
 	case c.MaxConns <= 0 || c.MaxConns > math.MaxInt32:
 		return ErrInvalidMaxConns
 	}

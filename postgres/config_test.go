@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -39,6 +40,9 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"NoURL", postgres.Config{Prefix: "p", MaxConns: 1}, postgres.ErrURLRequired},
 		{"NoPrefix", postgres.Config{URL: ok.URL, MaxConns: 1}, postgres.ErrPrefixRequired},
+		{"LongPrefix", postgres.Config{URL: ok.URL, Prefix: strings.Repeat("p", 257), MaxConns: 1}, postgres.ErrInvalidPrefix},
+		{"NULPrefix", postgres.Config{URL: ok.URL, Prefix: "a\x00b", MaxConns: 1}, postgres.ErrInvalidPrefix},
+		{"BadUTF8Prefix", postgres.Config{URL: ok.URL, Prefix: "\xff", MaxConns: 1}, postgres.ErrInvalidPrefix},
 		{"ZeroConns", postgres.Config{URL: ok.URL, Prefix: "p"}, postgres.ErrInvalidMaxConns},
 		{"NegativeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: -1}, postgres.ErrInvalidMaxConns},
 		{"HugeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: 1 << 40}, postgres.ErrInvalidMaxConns},

@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -191,4 +193,15 @@ func TestClosedPersistence(t *testing.T) {
 	require.ErrorIs(t, err, timebox.ErrClosed)
 	_, err = p.ListAggregates(ctx, nil)
 	require.ErrorIs(t, err, timebox.ErrClosed)
+}
+
+func TestLongIDRefusedBeforeWriting(t *testing.T) {
+	st := newStore(t, timebox.Config{})
+	id := timebox.NewAggregateID("long", timebox.ID(strings.Repeat("é", 1500)))
+	evs := []*timebox.Event{{Type: "t", Data: json.RawMessage(`1`)}}
+	require.ErrorIs(t, st.AppendEvents(id, 0, evs), timebox.ErrInvalidAggregateID)
+	require.ErrorIs(t, st.PutSnapshot(id, 1, 0), timebox.ErrInvalidAggregateID)
+	ids, err := st.ListAggregates(nil)
+	require.NoError(t, err)
+	require.Empty(t, ids)
 }

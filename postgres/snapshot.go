@@ -59,8 +59,12 @@ func (p *Persistence) SaveSnapshot(
 	if err := p.checkOpen(); err != nil {
 		return err
 	}
-	_, err := p.pool.Exec(ctx, saveSnapshotSQL,
-		p.ns, codec.EncodeID(req.ID), req.Sequence, []byte(req.Data), req.Trim,
+	key, err := writeKey(req.ID)
+	if err != nil {
+		return err
+	}
+	_, err = p.pool.Exec(ctx, saveSnapshotSQL,
+		p.ns, key, req.Sequence, []byte(req.Data), req.Trim,
 	)
 	if err != nil {
 		return p.fail(ctx, "save snapshot", err)
