@@ -1,0 +1,148 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+)
+
+// ChaosEnv is the environment variable that, set to "1", makes NewPlan
+// return the long plan (`make chaos`).
+const ChaosEnv = "TIMEBOX_CHAOS"
+
+// Plan is how long a chaos scenario runs, how long its fault lasts and
+// how often each worker acts.
+type Plan struct {
+	// Long is set for the long plan.
+	Long bool
+	// Duration is the Workload's Duration; the fault starts at a third.
+	Duration time.Duration
+	// Window is how long the fault lasts, for scenarios that repeat it.
+	Window time.Duration
+	// Pace is the Workload's Pace.
+	Pace time.Duration
+}
+
+// NewPlan returns the short plan (about 1.5 s per scenario, so `make
+// test` keeps the scenarios honest), or the long one (75 s, of which 25 s
+// of fault) when ChaosEnv is "1".
+func NewPlan() Plan {
+	if os.Getenv(ChaosEnv) == "1" {
+		return Plan{
+			Long: true, Duration: 75 * time.Second, Window: 25 * time.Second,
+			Pace: 2 * time.Millisecond,
+		}
+	}
+	return Plan{
+		Duration: 1500 * time.Millisecond, Window: 400 * time.Millisecond,
+		Pace: time.Millisecond,
+	}
+}
+
+// Pick returns short or long by the plan's length.
+func (p Plan) Pick(short, long time.Duration) time.Duration {
+	if p.Long {
+		return long
+	}
+	return short
+}
+
+// RunChaos runs two workloads on stores at once, one through Executors
+// and one through raw AppendEvents, sharing one run of fault (started a
+// third of the way in, see Once), then requires each report to be clean
+// (see Require) and fault to have returned nil. Each report's
+// RELIABILITY.md row (Markdown(backend, scenario+" (Exec|append)")) is
+// printed on a line of its own under -v, so `grep '^| '` collects it, and
+// logged otherwise.
+func RunChaos(
+	t testing.TB, plan Plan, backend, scenario string,
+	stores []*timebox.Store, fault func(context.Context) error,
+) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(
+		context.Background(), 3*plan.Duration+time.Minute,
+	)
+	defer cancel()
+	fault = Once(fault)
+	kinds := []struct {
+		name string
+		exec bool
+	}{{"Exec", true}, {"append", false}}
+	reps := make([]Report, len(kinds))
+	errs := make([]error, len(kinds))
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		wg.Go(func() {
+			reps[i], errs[i] = Run(ctx, Workload{
+				Stores:   stores,
+				UseExec:  k.exec,
+				Duration: plan.Duration,
+				Pace:     plan.Pace,
+				Fault:    fault,
+				FaultAt:  plan.Duration / 3,
+			})
+		})
+	}
+	wg.Wait()
+	for i, k := range kinds {
+		require.NoError(t, errs[i], k.name)
+		row := reps[i].Markdown(backend, scenario+" ("+k.name+")")
+		if testing.Verbose() {
+			fmt.Println(row) // at the start of a line, unlike t.Log's
+		} else {
+			t.Log(row)
+		}
+	}
+	for i := range kinds {
+		require.NoError(t, reps[i].FaultErr)
+		Require(t, reps[i])
+	}
+}
+
+// Once returns a fault that runs f the first time it is called; every
+// caller waits until f is done and gets its error, so concurrent
+// workloads share one fault window.
+func Once(f func(context.Context) error) func(context.Context) error {
+	var o sync.Once
+	var err error
+	return func(ctx context.Context) error {
+		o.Do(func() { err = f(ctx) })
+		return err
+	}
+}
+
+// Every calls f with the round number (0, 1, ...) every interval until
+// window has passed, and stops early with ctx's error or f's.
+func Every(
+	ctx context.Context, window, interval time.Duration, f func(round int) error,
+) error {
+	end := time.Now().Add(window)
+	for i := 0; time.Now().Before(end); i++ {
+		if err := f(i); err != nil {
+			return err
+		}
+		if err := Sleep(ctx, interval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sleep waits d, or returns ctx's error if ctx ends first.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,77 @@
+package history_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox/internal/history"
+)
+
+func TestOnceSharesOneRun(t *testing.T) {
+	boom := errors.New("boom")
+	var runs atomic.Int64
+	f := history.Once(func(context.Context) error {
+		runs.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		return boom
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { errs[i] = f(context.Background()) })
+	}
+	wg.Wait()
+	require.Equal(t, int64(1), runs.Load())
+	for _, err := range errs {
+		require.ErrorIs(t, err, boom)
+	}
+}
+
+func TestEvery(t *testing.T) {
+	ctx := context.Background()
+	var rounds []int
+	err := history.Every(ctx, 50*time.Millisecond, time.Millisecond,
+		func(round int) error {
+			rounds = append(rounds, round)
+			return nil
+		})
+	require.NoError(t, err)
+	require.NotEmpty(t, rounds)
+	for i, r := range rounds {
+		require.Equal(t, i, r)
+	}
+
+	boom := errors.New("boom")
+	n := 0
+	err = history.Every(ctx, time.Minute, time.Millisecond, func(int) error {
+		if n++; n == 3 {
+			return boom
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, boom)
+	require.Equal(t, 3, n)
+
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	err = history.Every(cctx, time.Minute, time.Hour, func(int) error { return nil })
+	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestRunChaosMemory(t *testing.T) {
+	plan := history.NewPlan()
+	plan.Duration, plan.Window = duration(), duration()/4
+	var faults atomic.Int64
+	history.RunChaos(t, plan, "memory", "pause", memoryStores(t, 2),
+		func(ctx context.Context) error {
+			faults.Add(1)
+			return history.Sleep(ctx, plan.Window)
+		})
+	require.Equal(t, int64(1), faults.Load())
+}
