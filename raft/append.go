@@ -191,8 +191,15 @@ func (p *Persistence) waitCommitted(ctx context.Context, idx uint64) error {
 // applyLocal applies cmd on this node, which must be the leader, and
 // returns its index and the state machine's response.
 func (p *Persistence) applyLocal(cmd []byte) (uint64, any, error) {
-	f := p.raft.Apply(cmd, 0)
-	if err := f.Error(); err != nil {
+	var f hraft.ApplyFuture
+	err := p.raftCall(func() error {
+		f = p.raft.Apply(cmd, 0)
+		return f.Error()
+	})
+	switch {
+	case errors.Is(err, timebox.ErrClosed):
+		return 0, nil, err
+	case err != nil:
 		return 0, nil, p.applyError(err)
 	}
 	return f.Index(), f.Response(), nil
@@ -260,13 +267,18 @@ func (p *Persistence) readIndex(ctx context.Context) (uint64, error) {
 // committed before the call.
 func (p *Persistence) readIndexLocal() (uint64, error) {
 	idx := p.raft.LastIndex()
-	if err := p.raft.VerifyLeader().Error(); err != nil {
-		if errors.Is(err, hraft.ErrRaftShutdown) && p.closed.Load() {
-			return 0, timebox.ErrClosed
-		}
+	err := p.raftCall(func() error {
+		return p.raft.VerifyLeader().Error()
+	})
+	switch {
+	case err == nil:
+		return idx, nil
+	case errors.Is(err, timebox.ErrClosed),
+		errors.Is(err, hraft.ErrRaftShutdown) && p.closed.Load():
+		return 0, timebox.ErrClosed
+	default:
 		return 0, fmt.Errorf("%w: %w", errNotLeader, err)
 	}
-	return idx, nil
 }
 
 // waitApplied waits until this node's state reflects every log entry up

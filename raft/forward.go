@@ -95,10 +95,11 @@ func (p *Persistence) handleForward(tag byte, payload []byte) (byte, []byte) {
 
 func errorCode(err error) (byte, []byte) {
 	switch {
-	case errors.Is(err, errNotLeader):
-		return codeNotLeader, nil
 	case errors.Is(err, timebox.ErrUnknownOutcome):
 		return codeUnknown, []byte(err.Error())
+	case errors.Is(err, errNotLeader), errors.Is(err, timebox.ErrClosed):
+		// A closing leader did nothing; its successor will.
+		return codeNotLeader, nil
 	default:
 		return codeError, []byte(err.Error())
 	}

@@ -51,6 +51,11 @@ type Persistence struct {
 	cancel context.CancelFunc
 	closed atomic.Bool
 	wg     sync.WaitGroup
+
+	// Raft never answers a future still queued when it shuts down, so
+	// Close waits for every call awaiting one before it stops Raft.
+	callMu sync.RWMutex
+	calls  sync.WaitGroup
 }
 
 var _ timebox.Backend = (*Persistence)(nil)
@@ -194,7 +199,9 @@ func raftConfig(id string, tune tuning, logger hclog.Logger) *hraft.Config {
 	conf.SnapshotInterval = tune.snapshotInterval
 	conf.SnapshotThreshold = tune.snapshotThreshold
 	conf.TrailingLogs = tune.trailingLogs
-	conf.BatchApplyCh = true
+	// An unbuffered apply channel: Raft answers every Apply it accepts,
+	// even when it shuts down.
+	conf.BatchApplyCh = false
 	return conf
 }
 
@@ -261,9 +268,12 @@ func (p *Persistence) Close() error {
 
 // shutdown releases whatever open got to, in reverse order.
 func (p *Persistence) shutdown() error {
+	p.callMu.Lock()
 	p.closed.Store(true)
+	p.callMu.Unlock()
 	p.cancel()
 	close(p.done)
+	p.calls.Wait()
 	var errs []error
 	if p.raft != nil {
 		errs = append(errs, p.raft.Shutdown().Error())
@@ -286,6 +296,20 @@ func (p *Persistence) shutdown() error {
 		errs = append(errs, p.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// raftCall runs fn, which waits on a Raft future, unless the node is
+// closing; Close waits for it before stopping Raft.
+func (p *Persistence) raftCall(fn func() error) error {
+	p.callMu.RLock()
+	if p.closed.Load() {
+		p.callMu.RUnlock()
+		return timebox.ErrClosed
+	}
+	p.calls.Add(1)
+	p.callMu.RUnlock()
+	defer p.calls.Done()
+	return fn()
 }
 
 func (p *Persistence) checkOpen() error {
