@@ -199,9 +199,10 @@ func raftConfig(id string, tune tuning, logger hclog.Logger) *hraft.Config {
 	conf.SnapshotInterval = tune.snapshotInterval
 	conf.SnapshotThreshold = tune.snapshotThreshold
 	conf.TrailingLogs = tune.trailingLogs
-	// An unbuffered apply channel: Raft answers every Apply it accepts,
-	// even when it shuts down.
-	conf.BatchApplyCh = false
+	// Proposers queue up to MaxAppendEntries entries without waiting for
+	// the leader loop. Raft does not answer entries still queued when it
+	// shuts down, which is why Close waits for pending calls first.
+	conf.BatchApplyCh = true
 	return conf
 }
 
