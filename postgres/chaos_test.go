@@ -135,10 +135,12 @@ func TestChaosDropReplies(t *testing.T) {
 }
 
 // The proxy holds every chunk of traffic in both directions. The long run
-// steps the delay up until a round trip (3 s each way) exceeds the
-// workload's 5 s call timeout: statements time out after the server ran
-// them, their cancel requests (delayed too) arrive late, and new sessions
-// cannot finish connecting in time.
+// steps the delay up to 4 s each way: a call's 5 s timeout sends a cancel
+// request (delayed too, so it arrives after the statement ran) and cuts
+// the connection 2 s later (cancelDeadline), before the reply arrives at
+// 8 s, so writes the server committed end with ErrUnknownOutcome; new
+// sessions cannot finish connecting in time. (At 3 s each way the reply
+// would beat the cut and calls would merely succeed late.)
 func TestChaosDelay(t *testing.T) {
 	plan := history.NewPlan()
 	cfg, px := proxied(t, testConfig(t))
@@ -146,7 +148,7 @@ func TestChaosDelay(t *testing.T) {
 	steps := []time.Duration{20 * time.Millisecond}
 	if plan.Long {
 		steps = []time.Duration{
-			5 * time.Millisecond, 50 * time.Millisecond, 3 * time.Second,
+			5 * time.Millisecond, 50 * time.Millisecond, 4 * time.Second,
 		}
 	}
 	history.RunChaos(t, plan, "postgres", "proxy delays traffic", stores,
