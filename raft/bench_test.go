@@ -38,10 +38,7 @@ func BenchmarkFollower(b *testing.B) {
 
 func clusterStore(pick func(*cluster) int) bench.Factory {
 	return func(b *testing.B, cfg timebox.Config) *timebox.Store {
-		c := newCluster(b, 3, benchTuning())
-		for i := range c.cfgs {
-			c.cfgs[i].Publisher = nil
-		}
+		c := startCluster(b, 3, benchTuning(), false)
 		return c.store(pick(c), cfg)
 	}
 }

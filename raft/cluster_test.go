@@ -47,9 +47,13 @@ func (l *pubLog) payloads() []string {
 	return res
 }
 
-// newCluster configures n nodes sharing one Servers list and starts those
-// not listed in skip.
+// newCluster configures n nodes sharing one Servers list, each recording
+// what its Publisher is given, and starts those not listed in skip.
 func newCluster(t testing.TB, n int, tune *tuning, skip ...int) *cluster {
+	return startCluster(t, n, tune, true, skip...)
+}
+
+func startCluster(t testing.TB, n int, tune *tuning, publish bool, skip ...int) *cluster {
 	c := &cluster{t: t}
 	var servers []Server
 	for i := range n {
@@ -58,14 +62,17 @@ func newCluster(t testing.TB, n int, tune *tuning, skip ...int) *cluster {
 	for i := range n {
 		log := &pubLog{}
 		c.pubs = append(c.pubs, log)
-		c.cfgs = append(c.cfgs, Config{
-			LocalID:   servers[i].ID,
-			Address:   servers[i].Address,
-			DataDir:   t.TempDir(),
-			Servers:   servers,
-			Publisher: log.publish,
-			tuning:    tune,
-		})
+		cfg := Config{
+			LocalID: servers[i].ID,
+			Address: servers[i].Address,
+			DataDir: t.TempDir(),
+			Servers: servers,
+			tuning:  tune,
+		}
+		if publish {
+			cfg.Publisher = log.publish
+		}
+		c.cfgs = append(c.cfgs, cfg)
 	}
 	c.nodes = make([]*Persistence, n)
 	t.Cleanup(c.closeAll)
