@@ -19,13 +19,19 @@ import (
 	"github.com/kode4food/timebox"
 )
 
-// Files in DataDir besides the state file.
 const (
+	// logFile is the Raft log and stable store in DataDir; Raft snapshots
+	// go to DataDir/snapshots.
 	logFile         = "raft.db"
 	snapshotsRetain = 2
-	maxPool         = 4
-	transportWait   = 10 * time.Second
-	readyAttempt    = 10 * time.Second
+
+	// maxPool is how many idle connections the transport keeps per peer,
+	// and transportWait its I/O deadline.
+	maxPool       = 4
+	transportWait = 10 * time.Second
+
+	// readyAttempt bounds one attempt at catching up before Ready.
+	readyAttempt = 10 * time.Second
 )
 
 // Persistence is one node of a Raft cluster holding a Timebox store. Every
