@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,35 +32,6 @@ import (
 // chaosProcesses is the number of Persistence values per scenario.
 const chaosProcesses = 3
 
-// chaosPlan is how long a scenario runs and how long its fault lasts.
-type chaosPlan struct {
-	long     bool
-	duration time.Duration
-	window   time.Duration
-	pace     time.Duration
-}
-
-func newChaosPlan() chaosPlan {
-	if os.Getenv("TIMEBOX_CHAOS") == "1" {
-		return chaosPlan{
-			long: true, duration: 75 * time.Second, window: 25 * time.Second,
-			pace: 2 * time.Millisecond,
-		}
-	}
-	return chaosPlan{
-		duration: 1500 * time.Millisecond, window: 400 * time.Millisecond,
-		pace: time.Millisecond,
-	}
-}
-
-// pick returns short or long by the plan's length.
-func (c chaosPlan) pick(short, long time.Duration) time.Duration {
-	if c.long {
-		return long
-	}
-	return short
-}
-
 // chaosStores opens n Persistence values on addr sharing one fresh Prefix,
 // and a Store on each; all are closed when t ends.
 func chaosStores(t *testing.T, addr string, n int) []*timebox.Store {
@@ -83,103 +52,16 @@ func chaosStores(t *testing.T, addr string, n int) []*timebox.Store {
 	return stores
 }
 
-// runChaos runs the Exec and the append workload on stores at once, both
-// with fault (which runs once, in the middle of both), and requires each
-// report to be clean. The reports' RELIABILITY.md rows are printed on
-// lines of their own under -v, so `grep '^| '` collects them.
-func runChaos(
-	t *testing.T, plan chaosPlan, scenario string, stores []*timebox.Store,
-	fault func(context.Context) error,
-) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*plan.duration+time.Minute)
-	defer cancel()
-	fault = once(fault)
-	kinds := []struct {
-		name string
-		exec bool
-	}{{"Exec", true}, {"append", false}}
-	reps := make([]history.Report, len(kinds))
-	errs := make([]error, len(kinds))
-	var wg sync.WaitGroup
-	for i, k := range kinds {
-		wg.Go(func() {
-			reps[i], errs[i] = history.Run(ctx, history.Workload{
-				Stores:   stores,
-				UseExec:  k.exec,
-				Duration: plan.duration,
-				Pace:     plan.pace,
-				Fault:    fault,
-				FaultAt:  plan.duration / 3,
-			})
-		})
-	}
-	wg.Wait()
-	for i, k := range kinds {
-		require.NoError(t, errs[i], k.name)
-		row := reps[i].Markdown("redis", scenario+" ("+k.name+")")
-		if testing.Verbose() {
-			fmt.Println(row) // at the start of a line, unlike t.Log's
-		} else {
-			t.Log(row)
-		}
-	}
-	for i := range kinds {
-		require.NoError(t, reps[i].FaultErr)
-		history.Require(t, reps[i])
-	}
-}
-
-// once returns a fault that runs f the first time it is called; every
-// caller waits until f is done and gets its error, so concurrent
-// workloads share one fault window.
-func once(f func(context.Context) error) func(context.Context) error {
-	var o sync.Once
-	var err error
-	return func(ctx context.Context) error {
-		o.Do(func() { err = f(ctx) })
-		return err
-	}
-}
-
-// every calls f with a round number every interval until window has
-// passed, and stops early on ctx's end or f's error.
-func every(
-	ctx context.Context, window, interval time.Duration, f func(round int) error,
-) error {
-	end := time.Now().Add(window)
-	for i := 0; time.Now().Before(end); i++ {
-		if err := f(i); err != nil {
-			return err
-		}
-		if err := sleep(ctx, interval); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // The proxy cuts every connection, both sides, again and again: requests
 // in flight are lost before or after the server ran them.
 func TestChaosCutConnections(t *testing.T) {
-	plan := newChaosPlan()
+	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
 	var cuts atomic.Int64
-	runChaos(t, plan, "proxy cuts all connections", stores,
+	history.RunChaos(t, plan, "redis", "proxy cuts all connections", stores,
 		func(ctx context.Context) error {
-			return every(ctx, plan.window, plan.pick(50, 250)*time.Millisecond,
+			return history.Every(ctx, plan.Window, plan.Pick(50, 250)*time.Millisecond,
 				func(int) error {
 					px.CutAll()
 					cuts.Add(1)
@@ -196,17 +78,17 @@ func TestChaosCutConnections(t *testing.T) {
 // for a short burst. The writes ran, but the callers cannot know; none
 // may be applied twice.
 func TestChaosDropReplies(t *testing.T) {
-	plan := newChaosPlan()
+	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
-	burst := plan.pick(30, 100) * time.Millisecond
-	runChaos(t, plan, "proxy drops replies", stores,
+	burst := plan.Pick(30, 100) * time.Millisecond
+	history.RunChaos(t, plan, "redis", "proxy drops replies", stores,
 		func(ctx context.Context) error {
 			// A one-shot drop still armed when the window ends swallows one
 			// more reply; the burst closing the window leaves none armed
 			// unless a DropNextReply found no request during it.
 			defer px.DropReplies(false)
-			return every(ctx, plan.window, 20*time.Millisecond,
+			return history.Every(ctx, plan.Window, 20*time.Millisecond,
 				func(round int) error {
 					if round%5 < 4 {
 						px.DropNextReply()
@@ -214,7 +96,7 @@ func TestChaosDropReplies(t *testing.T) {
 					}
 					px.DropReplies(true)
 					defer px.DropReplies(false)
-					return sleep(ctx, burst)
+					return history.Sleep(ctx, burst)
 				})
 		})
 	require.Positive(t, px.Dropped(), "no reply was dropped")
@@ -224,21 +106,21 @@ func TestChaosDropReplies(t *testing.T) {
 // steps the delay up until a round trip (3s each way) exceeds go-redis's
 // 5s read timeout: calls time out after the server ran them.
 func TestChaosDelay(t *testing.T) {
-	plan := newChaosPlan()
+	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
 	steps := []time.Duration{20 * time.Millisecond}
-	if plan.long {
+	if plan.Long {
 		steps = []time.Duration{
 			5 * time.Millisecond, 50 * time.Millisecond, 3 * time.Second,
 		}
 	}
-	runChaos(t, plan, "proxy delays traffic", stores,
+	history.RunChaos(t, plan, "redis", "proxy delays traffic", stores,
 		func(ctx context.Context) error {
 			defer px.SetDelay(0)
 			for _, d := range steps {
 				px.SetDelay(d)
-				if err := sleep(ctx, plan.window/time.Duration(len(steps))); err != nil {
+				if err := history.Sleep(ctx, plan.Window/time.Duration(len(steps))); err != nil {
 					return err
 				}
 			}
@@ -251,7 +133,7 @@ func TestChaosDelay(t *testing.T) {
 // ID). The scenario runs on a private redis-server, since TYPE normal
 // would kill every other client of a shared one.
 func TestChaosClientKill(t *testing.T) {
-	plan := newChaosPlan()
+	plan := history.NewPlan()
 	addr := startServer(t, "")
 	stores := chaosStores(t, addr, chaosProcesses)
 	admin := redis.NewClient(&redis.Options{
@@ -260,8 +142,8 @@ func TestChaosClientKill(t *testing.T) {
 	})
 	t.Cleanup(func() { _ = admin.Close() })
 	var killed atomic.Int64
-	runChaos(t, plan, "CLIENT KILL", stores, func(ctx context.Context) error {
-		return every(ctx, plan.window, plan.pick(80, 300)*time.Millisecond,
+	history.RunChaos(t, plan, "redis", "CLIENT KILL", stores, func(ctx context.Context) error {
+		return history.Every(ctx, plan.Window, plan.Pick(80, 300)*time.Millisecond,
 			func(round int) error {
 				n, err := killClients(ctx, admin, round%2 == 0)
 				killed.Add(n)
