@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/memory"
 	"github.com/kode4food/timebox/postgres"
+	"github.com/kode4food/timebox/raft"
 	"github.com/kode4food/timebox/redis"
 )
 
@@ -22,7 +25,7 @@ func openStore(backend string, cfg timebox.Config) (*timebox.Store, error) {
 	case "postgres":
 		return openPostgres(cfg)
 	case "raft":
-		return nil, fmt.Errorf("backend %q is not available yet", backend)
+		return openRaft(cfg)
 	default:
 		return nil, fmt.Errorf("unknown backend %q (want memory, redis, postgres or raft)", backend)
 	}
@@ -57,4 +60,45 @@ func openPostgres(cfg timebox.Config) (*timebox.Store, error) {
 		return nil, err
 	}
 	return p.NewStore(cfg)
+}
+
+// openRaft starts a single-node Raft cluster in a temporary directory,
+// which closing the store removes.
+func openRaft(cfg timebox.Config) (*timebox.Store, error) {
+	dir, err := os.MkdirTemp("", "timebox-raft-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := raft.NewPersistence(raft.Config{
+		LocalID: "example", Address: "127.0.0.1:0", DataDir: dir,
+	})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	store, err := timebox.NewStore(tempRaft{Persistence: p, dir: dir}, cfg)
+	if err != nil {
+		_ = p.Close()
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := store.WaitReady(ctx); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return store, nil
+}
+
+// tempRaft is a Raft node whose data directory goes away with it.
+type tempRaft struct {
+	*raft.Persistence
+	dir string
+}
+
+func (t tempRaft) Close() error {
+	err := t.Persistence.Close()
+	_ = os.RemoveAll(t.dir)
+	return err
 }
