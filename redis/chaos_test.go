@@ -58,17 +58,8 @@ func TestChaosCutConnections(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
-	var cuts atomic.Int64
 	history.RunChaos(t, plan, "redis", "proxy cuts all connections", stores,
-		func(ctx context.Context) error {
-			return history.Every(ctx, plan.Window, plan.Pick(50, 250)*time.Millisecond,
-				func(int) error {
-					px.CutAll()
-					cuts.Add(1)
-					return nil
-				})
-		})
-	require.Positive(t, cuts.Load())
+		history.CutConnections(plan, px))
 	require.Greater(t, px.Accepted(), int64(chaosProcesses),
 		"stores opened no new connections after the cuts")
 }
@@ -81,24 +72,8 @@ func TestChaosDropReplies(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
-	burst := plan.Pick(30, 100) * time.Millisecond
 	history.RunChaos(t, plan, "redis", "proxy drops replies", stores,
-		func(ctx context.Context) error {
-			// A one-shot drop still armed when the window ends swallows one
-			// more reply; the burst closing the window leaves none armed
-			// unless a DropNextReply found no request during it.
-			defer px.DropReplies(false)
-			return history.Every(ctx, plan.Window, 20*time.Millisecond,
-				func(round int) error {
-					if round%5 < 4 {
-						px.DropNextReply()
-						return nil
-					}
-					px.DropReplies(true)
-					defer px.DropReplies(false)
-					return history.Sleep(ctx, burst)
-				})
-		})
+		history.DropReplies(plan, px))
 	require.Positive(t, px.Dropped(), "no reply was dropped")
 }
 
@@ -109,23 +84,8 @@ func TestChaosDelay(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
 	stores := chaosStores(t, px.Addr(), chaosProcesses)
-	steps := []time.Duration{20 * time.Millisecond}
-	if plan.Long {
-		steps = []time.Duration{
-			5 * time.Millisecond, 50 * time.Millisecond, 3 * time.Second,
-		}
-	}
 	history.RunChaos(t, plan, "redis", "proxy delays traffic", stores,
-		func(ctx context.Context) error {
-			defer px.SetDelay(0)
-			for _, d := range steps {
-				px.SetDelay(d)
-				if err := history.Sleep(ctx, plan.Window/time.Duration(len(steps))); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+		history.Delay(plan, px, 5*time.Millisecond, 50*time.Millisecond, 3*time.Second))
 }
 
 // An admin client kills the stores' connections on the server with CLIENT
