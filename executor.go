@@ -105,6 +105,10 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // runs the success actions: the executor's, then those the command
 // registered, each with panics recovered and logged.
 //
+// A command may read and append through the Store, and Exec on other
+// aggregates, but must not Exec on its own aggregate through the same
+// Executor: that call would queue behind the command itself.
+//
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
 // command is not run again), ctx's error, ErrInvalidAggregateID, ErrClosed,
