@@ -126,6 +126,7 @@ func (e *Executor[T]) ExecContext(
 	if cmd == nil {
 		return zero, errors.New("command is required")
 	}
+	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
 	key := id.key()
 	if e.enqueue(key, c) || !<-c.done {
@@ -241,7 +242,9 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
-		err = e.store.appendValid(ctx, id, p.next, evs)
+		err = e.store.append(ctx, AppendRequest{
+			ID: id, ExpectedSequence: p.next, Events: evs,
+		})
 		if err == nil {
 			e.remember(key, end)
 			return
@@ -261,14 +264,15 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 }
 
 // runCommands runs each call in turn on the state the previous one left.
-// It returns the calls that succeeded, their events, and the state after
-// them; a failed call is finished with its error.
+// It returns the calls that succeeded, their events (stamped by Raise,
+// ready to append), and the state after them; a failed call is finished
+// with its error.
 func (e *Executor[T]) runCommands(
 	id AggregateID, p *projection[T], calls []*call[T],
 ) ([]*call[T], []*Event, *projection[T]) {
 	ok := calls[:0]
 	var evs []*Event
-	cur := p
+	cur := *p
 	for _, c := range calls {
 		ag := &Aggregator[T]{
 			ctx:   c.ctx,
@@ -282,10 +286,10 @@ func (e *Executor[T]) runCommands(
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
 		evs = append(evs, ag.events...)
-		cur = &projection[T]{value: ag.value, next: ag.next}
+		cur = projection[T]{value: ag.value, next: ag.next}
 		ok = append(ok, c)
 	}
-	return ok, evs, cur
+	return ok, evs, &cur
 }
 
 func runCommand[T any](cmd Command[T], ag *Aggregator[T]) (err error) {

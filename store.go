@@ -84,19 +84,6 @@ func (s *Store) AppendEventsContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
-	for i, ev := range evs {
-		if err := ev.validate(); err != nil {
-			return fmt.Errorf("event %d: %w", i, err)
-		}
-	}
-	return s.appendValid(ctx, id, atSeq, evs)
-}
-
-// appendValid is AppendEventsContext for events already known to be valid,
-// such as those Raise makes, on a valid ID.
-func (s *Store) appendValid(
-	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
-) error {
 	if atSeq < 0 {
 		return fmt.Errorf("%w: append at %d", ErrInvalidSequence, atSeq)
 	}
@@ -106,8 +93,17 @@ func (s *Store) appendValid(
 		Events:           make([]*Event, len(evs)),
 	}
 	for i, ev := range evs {
+		if err := ev.validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
 		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i))
 	}
+	return s.append(ctx, req)
+}
+
+// append runs the Indexer over req's events, which are valid and stamped
+// already, and hands req to the backend.
+func (s *Store) append(ctx context.Context, req AppendRequest) error {
 	if len(req.Events) > 0 && s.config.Indexer != nil {
 		req.Index = mergeIndexes(req.Events, s.config.Indexer(req.Events))
 	}

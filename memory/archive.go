@@ -88,7 +88,7 @@ func copyRecord(r *timebox.ArchiveRecord) *timebox.ArchiveRecord {
 	res.SnapshotData = append([]byte{}, r.SnapshotData...)
 	res.Events = make([]*timebox.Event, len(r.Events))
 	for i, ev := range r.Events {
-		res.Events[i] = copyEvent(ev)
+		res.Events[i] = copyEvent(ev, res.AggregateID)
 	}
 	return &res
 }

@@ -31,11 +31,11 @@ func (p *Persistence) Append(_ context.Context, req timebox.AppendRequest) error
 			return nil
 		}
 		if a == nil {
-			a = &aggregate{id: req.ID}
+			a = &aggregate{id: req.ID.Clone()}
 			p.aggs[k] = a
 		}
 		for _, ev := range req.Events {
-			a.events = append(a.events, copyEvent(ev))
+			a.events = append(a.events, copyEvent(ev, a.id))
 		}
 		a.head += int64(len(req.Events))
 		p.index(k, a, req.Index)
@@ -80,7 +80,7 @@ func (p *Persistence) SaveSnapshot(_ context.Context, req timebox.SnapshotReques
 		k := key(req.ID)
 		a := p.aggs[k]
 		if a == nil {
-			a = &aggregate{id: req.ID}
+			a = &aggregate{id: req.ID.Clone()}
 			p.aggs[k] = a
 		}
 		if a.snapshot != nil && req.Sequence < a.snapSeq {

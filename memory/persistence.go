@@ -114,22 +114,26 @@ func (a *aggregate) from(seq int64) int {
 	})
 }
 
-// eventsFrom returns copies of a's events with sequence at least seq.
+// eventsFrom returns copies of a's events with sequence at least seq,
+// sharing one copy of a's ID.
 func (a *aggregate) eventsFrom(seq int64) []*timebox.Event {
 	src := a.events[a.from(seq):]
 	res := make([]*timebox.Event, len(src))
+	id := a.id.Clone()
 	for i, ev := range src {
-		res[i] = copyEvent(ev)
+		res[i] = copyEvent(ev, id)
 	}
 	return res
 }
 
-func copyEvent(ev *timebox.Event) *timebox.Event {
+// copyEvent returns a copy of ev, in aggregate id, that shares no memory
+// with ev.
+func copyEvent(ev *timebox.Event, id timebox.AggregateID) *timebox.Event {
 	return &timebox.Event{
 		Timestamp:   ev.Timestamp,
 		Sequence:    ev.Sequence,
 		Type:        ev.Type,
-		AggregateID: ev.AggregateID.Clone(),
+		AggregateID: id,
 		Data:        append([]byte(nil), ev.Data...),
 	}
 }
