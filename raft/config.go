@@ -68,6 +68,10 @@ type (
 		trailingLogs       uint64
 		dialTimeout        time.Duration
 		leaderWait         time.Duration
+
+		// wrapConn, when set, wraps every connection the node dials or
+		// accepts; tests use it to partition the node.
+		wrapConn func(net.Conn) net.Conn
 	}
 )
 

@@ -30,6 +30,7 @@ type mux struct {
 	ln        net.Listener
 	raftConns chan net.Conn
 	serveFwd  func(net.Conn)
+	wrap      func(net.Conn) net.Conn
 	done      chan struct{}
 	wg        sync.WaitGroup
 
@@ -38,11 +39,18 @@ type mux struct {
 	shut  bool
 }
 
-func newMux(ln net.Listener, serveFwd func(net.Conn)) *mux {
+// newMux routes ln's connections. wrap, when not nil, wraps every
+// connection dialed or accepted before its first byte; tests use it to
+// cut a node off the network.
+func newMux(ln net.Listener, serveFwd func(net.Conn), wrap func(net.Conn) net.Conn) *mux {
+	if wrap == nil {
+		wrap = func(c net.Conn) net.Conn { return c }
+	}
 	m := &mux{
 		ln:        ln,
 		raftConns: make(chan net.Conn),
 		serveFwd:  serveFwd,
+		wrap:      wrap,
 		done:      make(chan struct{}),
 		conns:     map[net.Conn]struct{}{},
 	}
@@ -58,6 +66,7 @@ func (m *mux) acceptLoop() {
 		if err != nil {
 			return
 		}
+		c = m.wrap(c)
 		if !m.track(c) {
 			_ = c.Close()
 			return
@@ -116,10 +125,17 @@ func (m *mux) dial(addr string, proto byte, timeout time.Duration) (net.Conn, er
 	if err != nil {
 		return nil, err
 	}
+	c = m.wrap(c)
+	// The protocol byte is sent within the dial timeout too, so a dial to
+	// a peer that cannot be reached fails instead of hanging.
+	if timeout > 0 {
+		_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	}
 	if _, err := c.Write([]byte{proto}); err != nil {
 		_ = c.Close()
 		return nil, err
 	}
+	_ = c.SetWriteDeadline(time.Time{})
 	if !m.track(c) {
 		_ = c.Close()
 		return nil, errMuxClosed

@@ -1,0 +1,610 @@
+package raft
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/history"
+)
+
+// The chaos scenarios run a concurrent workload on a few hot aggregates
+// through every node of a 3-node loopback cluster while a node is killed,
+// cut off the network, or kept away until the leader compacts its log;
+// then they require that no acknowledged event is lost, none is written
+// twice, no gap opens, the history is linearizable, the cluster wrote
+// again on its own, and every node holds the same Raft log and the same
+// state (compared by a digest of the state machine). Each scenario runs an
+// Exec and a raw-append workload at once against the same fault
+// (history.RunChaos). By default a scenario takes a few seconds;
+// TIMEBOX_CHAOS=1 makes each last a minute or more.
+//
+// The workload's stores stand for the processes using the nodes: each
+// sees the node currently running in its slot (nodeBackend), so a node
+// restarted from its DataDir serves the same store, and a stopped node's
+// store fails calls with ErrClosed meanwhile. Live nodes keep their
+// Persistence and their store throughout.
+//
+// Reads on a node are local and may trail writes acknowledged through
+// other nodes (see DESIGN.md), which a linearizability check would rightly
+// reject; the stores therefore read events the way DESIGN.md says a
+// caller gets an up-to-date read: after catching up with the leader's
+// commit index (what an empty append does).
+
+// chaosNodes is the size of the chaos clusters.
+const chaosNodes = 3
+
+// chaosPlan is history.NewPlan with a short plan long enough for an
+// election (a few seconds), so `make test` sees leaders change.
+func chaosPlan() history.Plan {
+	plan := history.NewPlan()
+	if !plan.Long {
+		plan.Duration = 3 * time.Second
+		plan.Window = 1500 * time.Millisecond
+	}
+	return plan
+}
+
+// chaosTuning elects a new leader within a second or so; the scenarios
+// tolerate the spurious elections a loaded machine may cause.
+func chaosTuning() tuning {
+	t := defaultTuning()
+	t.heartbeatTimeout = 400 * time.Millisecond
+	t.electionTimeout = 400 * time.Millisecond
+	t.leaderLeaseTimeout = 200 * time.Millisecond
+	t.dialTimeout = 500 * time.Millisecond
+	t.leaderWait = waitLong
+	return t
+}
+
+// chaosCluster is a cluster whose nodes each sit behind a netSplit and in
+// a slot that the workload's stores follow across restarts. Only the
+// fault goroutine starts and stops nodes while a workload runs.
+type chaosCluster struct {
+	*cluster
+	splits []*netSplit
+	slots  []*atomic.Pointer[Persistence]
+}
+
+func newChaosCluster(t *testing.T, tune tuning) *chaosCluster {
+	c := &chaosCluster{cluster: &cluster{t: t}}
+	var servers []Server
+	for i := range chaosNodes {
+		servers = append(servers, Server{ID: fmt.Sprintf("n%d", i), Address: freeAddr(t)})
+	}
+	for i := range chaosNodes {
+		split := newNetSplit()
+		tn := tune
+		tn.wrapConn = split.wrap
+		c.splits = append(c.splits, split)
+		c.slots = append(c.slots, &atomic.Pointer[Persistence]{})
+		c.cfgs = append(c.cfgs, Config{
+			LocalID: servers[i].ID, Address: servers[i].Address,
+			DataDir: t.TempDir(), Servers: servers, tuning: &tn,
+		})
+	}
+	c.nodes = make([]*Persistence, chaosNodes)
+	t.Cleanup(c.closeAll)
+	// Registered after closeAll, so it runs first: no node closes cut off.
+	t.Cleanup(func() {
+		for _, s := range c.splits {
+			s.Heal()
+		}
+	})
+	for i := range chaosNodes {
+		c.start(i)
+	}
+	for i, p := range c.nodes {
+		waitReady(t, p)
+		c.slots[i].Store(p)
+	}
+	return c
+}
+
+// stores returns one store per node slot.
+func (c *chaosCluster) stores() []*timebox.Store {
+	res := make([]*timebox.Store, len(c.slots))
+	for i, slot := range c.slots {
+		st, err := timebox.NewStore(&nodeBackend{slot: slot}, timebox.Config{})
+		require.NoError(c.t, err)
+		res[i] = st
+	}
+	return res
+}
+
+// live returns the nodes running now.
+func (c *chaosCluster) live() []int {
+	var res []int
+	for i, slot := range c.slots {
+		if slot.Load() != nil {
+			res = append(res, i)
+		}
+	}
+	return res
+}
+
+// kill closes node i, as a crash would stop it; calls in flight on it end
+// with ErrClosed (and ErrUnknownOutcome for writes that may have been
+// sent).
+func (c *chaosCluster) kill(i int) error {
+	p := c.slots[i].Swap(nil)
+	if p == nil {
+		return fmt.Errorf("node %d is not running", i)
+	}
+	c.nodes[i] = nil
+	return p.Close()
+}
+
+// restart opens node i from its DataDir and puts it back in its slot once
+// it is Ready.
+func (c *chaosCluster) restart(ctx context.Context, i int) error {
+	p, err := NewPersistence(c.cfgs[i])
+	if err != nil {
+		return fmt.Errorf("restart node %d: %w", i, err)
+	}
+	c.nodes[i] = p
+	select {
+	case <-p.Ready():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(waitLong):
+		return fmt.Errorf("restarted node %d not ready", i)
+	}
+	c.slots[i].Store(p)
+	return nil
+}
+
+// leaderOf waits until one of nodes leads and all of them agree on it,
+// and returns it.
+func (c *chaosCluster) leaderOf(ctx context.Context, nodes []int) (int, error) {
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		if l, ok := c.agreed(nodes); ok {
+			return l, nil
+		}
+		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
+			return -1, err
+		}
+	}
+	return -1, fmt.Errorf("nodes %v agreed on no leader", nodes)
+}
+
+func (c *chaosCluster) agreed(nodes []int) (int, bool) {
+	res := -1
+	for _, i := range nodes {
+		if p := c.slots[i].Load(); p != nil && p.State() == hraft.Leader {
+			res = i
+		}
+	}
+	if res < 0 {
+		return -1, false
+	}
+	for _, i := range nodes {
+		p := c.slots[i].Load()
+		if p == nil || p.Leader().ID != c.cfgs[res].LocalID {
+			return -1, false
+		}
+	}
+	return res, true
+}
+
+func without(nodes []int, x int) []int {
+	var res []int
+	for _, i := range nodes {
+		if i != x {
+			res = append(res, i)
+		}
+	}
+	return res
+}
+
+// requireConverged waits until every node has applied everything
+// committed, then requires the same Raft log (where their logs overlap)
+// and the same state digest on all of them.
+func (c *chaosCluster) requireConverged() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	var err error
+	for ctx.Err() == nil {
+		if err = c.converged(ctx); err == nil {
+			return
+		}
+		_ = history.Sleep(ctx, 100*time.Millisecond)
+	}
+	require.NoError(c.t, err, "nodes did not converge")
+}
+
+func (c *chaosCluster) converged(ctx context.Context) error {
+	var hashes []string
+	for i, p := range c.nodes {
+		if p == nil {
+			return fmt.Errorf("node %d is down", i)
+		}
+		if err := p.retry(ctx, p.catchUp(ctx)); err != nil {
+			return fmt.Errorf("sync node %d: %w", i, err)
+		}
+		h, err := stateHash(p)
+		if err != nil {
+			return err
+		}
+		hashes = append(hashes, h)
+	}
+	for i, h := range hashes {
+		if h != hashes[0] {
+			return fmt.Errorf("state of node %d differs: %s, node 0 %s", i, h, hashes[0])
+		}
+	}
+	return sameLogs(c.nodes)
+}
+
+// stateHash returns a digest of node p's state machine: every bucket but
+// meta (whose applied index also counts entries that change no data, like
+// no-ops and barriers), key by key in order.
+func stateHash(p *Persistence) (string, error) {
+	h := sha256.New()
+	err := p.fsm.view(func(tx *bbolt.Tx) error {
+		for _, name := range allBuckets {
+			if bytes.Equal(name, bucketMeta) {
+				continue
+			}
+			h.Write(lp(nil, string(name)))
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				h.Write(appendBytes(appendBytes(nil, k), v))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash state of %s: %w", p.cfg.LocalID, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// sameLogs compares, index by index, the Raft log entries the nodes
+// hold in common. Compaction leaves each node a different first index,
+// and a follower that installed a snapshot keeps the entries it had below
+// the snapshot but not those the snapshot covers after them: an entry a
+// node lacks at or below its snapshot is no difference.
+func sameLogs(nodes []*Persistence) error {
+	var first, last uint64 = 0, ^uint64(0)
+	for _, p := range nodes {
+		fi, err := p.logs.FirstIndex()
+		if err != nil {
+			return err
+		}
+		li, err := p.logs.LastIndex()
+		if err != nil {
+			return err
+		}
+		first, last = max(first, fi), min(last, li)
+	}
+	if first == 0 || first > last {
+		return fmt.Errorf("the nodes' logs do not overlap (%d..%d)", first, last)
+	}
+	for idx := first; idx <= last; idx++ {
+		if err := sameEntry(nodes, idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameEntry(nodes []*Persistence, idx uint64) error {
+	var want *hraft.Log
+	for i, p := range nodes {
+		var got hraft.Log
+		err := p.logs.GetLog(idx, &got)
+		switch {
+		case errors.Is(err, hraft.ErrLogNotFound) && idx <= snapshotIndex(p):
+			continue
+		case err != nil:
+			return fmt.Errorf("node %d log %d: %w", i, idx, err)
+		case want == nil:
+			want = &got
+		case got.Term != want.Term || got.Type != want.Type ||
+			!bytes.Equal(got.Data, want.Data):
+			return fmt.Errorf("log entry %d differs on node %d", idx, i)
+		}
+	}
+	return nil
+}
+
+// rounds runs fault once, and in the long plan again and again for the
+// plan's Window, with a pause between rounds.
+func rounds(ctx context.Context, plan history.Plan, fault func(round int) error) error {
+	if !plan.Long {
+		return fault(0)
+	}
+	return history.Every(ctx, plan.Window, 2*time.Second, fault)
+}
+
+// The leader is closed under load, as a crash would stop it (its state
+// file is synced on Close; TestChaosProcessesKilled covers SIGKILL). The
+// other two elect a new leader and writes go on through them; the old
+// leader is restarted from its DataDir and catches up.
+func TestChaosLeaderKilled(t *testing.T) {
+	plan := chaosPlan()
+	c := newChaosCluster(t, chaosTuning())
+	var kills atomic.Int64
+	history.RunChaos(t, plan, "raft", "leader killed, restarted", c.stores(),
+		func(ctx context.Context) error {
+			return rounds(ctx, plan, func(int) error {
+				old, err := c.leaderOf(ctx, c.live())
+				if err != nil {
+					return err
+				}
+				if err := c.kill(old); err != nil {
+					return err
+				}
+				kills.Add(1)
+				if _, err := c.leaderOf(ctx, c.live()); err != nil {
+					return err
+				}
+				// Writes go on without the old leader for a while.
+				if err := history.Sleep(ctx, plan.Pick(500, 3000)*time.Millisecond); err != nil {
+					return err
+				}
+				return c.restart(ctx, old)
+			})
+		})
+	require.Positive(t, kills.Load())
+	c.requireConverged()
+}
+
+// A node is cut off the network (its traffic stalls both ways) and then
+// healed: first the leader, which loses its lease while the other two
+// elect a new one, then, in the long plan, a follower and a leader in
+// turn. Calls through the cut node stall until they time out.
+func TestChaosPartition(t *testing.T) {
+	plan := chaosPlan()
+	c := newChaosCluster(t, chaosTuning())
+	var cuts atomic.Int64
+	history.RunChaos(t, plan, "raft", "node partitioned, healed", c.stores(),
+		func(ctx context.Context) error {
+			return rounds(ctx, plan, func(round int) error {
+				leader, err := c.leaderOf(ctx, c.live())
+				if err != nil {
+					return err
+				}
+				victim := leader
+				if round%2 == 1 {
+					victim = without(c.live(), leader)[0]
+				}
+				c.splits[victim].Cut()
+				cuts.Add(1)
+				defer c.splits[victim].Heal()
+				next, err := c.leaderOf(ctx, without(c.live(), victim))
+				if err != nil {
+					return err
+				}
+				if next == victim {
+					return fmt.Errorf("the cut-off node %d still leads", victim)
+				}
+				return history.Sleep(ctx, plan.Pick(500, 3000)*time.Millisecond)
+			})
+		})
+	require.Positive(t, cuts.Load())
+	c.requireConverged()
+}
+
+// A follower is cut off until the leader has taken a snapshot and
+// compacted its log past the follower's last entry; healed, the follower
+// can only catch up by installing the leader's snapshot, which the fault
+// waits for.
+func TestChaosSnapshotInstall(t *testing.T) {
+	plan := chaosPlan()
+	tune := chaosTuning()
+	tune.trailingLogs = 32
+	c := newChaosCluster(t, tune)
+	var installs atomic.Int64
+	history.RunChaos(t, plan, "raft", "follower away until compaction", c.stores(),
+		func(ctx context.Context) error {
+			return rounds(ctx, plan, func(int) error {
+				if err := c.keepAway(ctx); err != nil {
+					return err
+				}
+				installs.Add(1)
+				return nil
+			})
+		})
+	require.Positive(t, installs.Load())
+	c.requireConverged()
+}
+
+// keepAway cuts a follower off, snapshots the leader until its log no
+// longer holds the entry after the follower's last, heals the follower,
+// and waits until it has installed that snapshot.
+func (c *chaosCluster) keepAway(ctx context.Context) error {
+	leader, err := c.leaderOf(ctx, c.live())
+	if err != nil {
+		return err
+	}
+	f := without(c.live(), leader)[0]
+	away := c.slots[f].Load()
+	c.splits[f].Cut()
+	defer c.splits[f].Heal()
+	snap, err := c.compactPast(ctx, without(c.live(), f), away)
+	if err != nil {
+		return err
+	}
+	c.splits[f].Heal()
+	deadline := time.Now().Add(waitLong)
+	for snapshotIndex(away) < snap {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %d installed no snapshot at %d", f, snap)
+		}
+		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compactPast snapshots the leader among nodes until its log starts after
+// away's last entry, and returns the index of that snapshot.
+func (c *chaosCluster) compactPast(
+	ctx context.Context, nodes []int, away *Persistence,
+) (uint64, error) {
+	deadline := time.Now().Add(waitLong)
+	for time.Now().Before(deadline) {
+		leader, err := c.leaderOf(ctx, nodes)
+		if err != nil {
+			return 0, err
+		}
+		p := c.slots[leader].Load()
+		first, err := p.store.FirstIndex()
+		if err != nil {
+			return 0, err
+		}
+		if first > away.raft.LastIndex()+1 {
+			return snapshotIndex(p), nil
+		}
+		// ErrNothingNewToSnapshot and the like: wait for more writes.
+		_ = p.raft.Snapshot().Error()
+		if err := history.Sleep(ctx, 50*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	return 0, errors.New("the leader did not compact its log")
+}
+
+func snapshotIndex(p *Persistence) uint64 {
+	idx, _ := strconv.ParseUint(p.raft.Stats()["last_snapshot_index"], 10, 64)
+	return idx
+}
+
+// nodeBackend is a process's view of the node in its slot: calls go to
+// the node running there now, and fail with errNodeDown while none is.
+// Reads of events first catch up with the leader's commit index.
+type nodeBackend struct {
+	slot *atomic.Pointer[Persistence]
+}
+
+var _ timebox.Backend = (*nodeBackend)(nil)
+
+// errNodeDown: the call was not sent, so nothing was written.
+var errNodeDown = fmt.Errorf("%w: node is down", timebox.ErrClosed)
+
+func (b *nodeBackend) node() (*Persistence, error) {
+	if p := b.slot.Load(); p != nil {
+		return p, nil
+	}
+	return nil, errNodeDown
+}
+
+// Close leaves the node to the cluster.
+func (b *nodeBackend) Close() error { return nil }
+
+func (b *nodeBackend) Ready() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+func (b *nodeBackend) NewStore(cfg timebox.Config) (*timebox.Store, error) {
+	return timebox.NewStore(b, cfg)
+}
+
+func (b *nodeBackend) Append(ctx context.Context, req timebox.AppendRequest) error {
+	p, err := b.node()
+	if err != nil {
+		return err
+	}
+	return p.Append(ctx, req)
+}
+
+func (b *nodeBackend) LoadEvents(
+	ctx context.Context, id timebox.AggregateID, fromSeq int64,
+) ([]*timebox.Event, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.retry(ctx, p.catchUp(ctx)); err != nil {
+		return nil, err
+	}
+	return p.LoadEvents(ctx, id, fromSeq)
+}
+
+func (b *nodeBackend) LoadSnapshot(
+	ctx context.Context, id timebox.AggregateID,
+) (*timebox.SnapshotRecord, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	return p.LoadSnapshot(ctx, id)
+}
+
+func (b *nodeBackend) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
+	p, err := b.node()
+	if err != nil {
+		return err
+	}
+	return p.SaveSnapshot(ctx, req)
+}
+
+func (b *nodeBackend) GetAggregateStatus(
+	ctx context.Context, id timebox.AggregateID,
+) (string, error) {
+	p, err := b.node()
+	if err != nil {
+		return "", err
+	}
+	return p.GetAggregateStatus(ctx, id)
+}
+
+func (b *nodeBackend) ListAggregatesByStatus(
+	ctx context.Context, status string,
+) ([]timebox.StatusEntry, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	return p.ListAggregatesByStatus(ctx, status)
+}
+
+func (b *nodeBackend) ListLabelValues(ctx context.Context, label string) ([]string, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	return p.ListLabelValues(ctx, label)
+}
+
+func (b *nodeBackend) ListAggregatesByLabel(
+	ctx context.Context, label, value string,
+) ([]timebox.AggregateID, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	return p.ListAggregatesByLabel(ctx, label, value)
+}
+
+func (b *nodeBackend) ListAggregates(
+	ctx context.Context, prefix timebox.AggregateID,
+) ([]timebox.AggregateID, error) {
+	p, err := b.node()
+	if err != nil {
+		return nil, err
+	}
+	return p.ListAggregates(ctx, prefix)
+}
