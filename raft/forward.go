@@ -73,6 +73,13 @@ func (p *Persistence) serveForward(c net.Conn) {
 }
 
 func (p *Persistence) handleForward(tag byte, payload []byte) (byte, []byte) {
+	select {
+	case <-p.started:
+	default:
+		// The node is still starting (it listens before Raft runs), so
+		// it leads nothing yet; the caller asks again.
+		return codeNotLeader, nil
+	}
 	switch tag {
 	case fwdApply:
 		idx, resp, err := p.applyLocal(payload)

@@ -51,12 +51,15 @@ type Persistence struct {
 	fwd    *forwarder
 	nudger *nudger
 
-	ready  chan struct{}
-	done   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	closed atomic.Bool
-	wg     sync.WaitGroup
+	ready chan struct{}
+	done  chan struct{}
+	// started is closed once raft is set: the mux serves forwarded calls
+	// from before then, which must not touch it.
+	started chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  atomic.Bool
+	wg      sync.WaitGroup
 
 	// Raft never answers a future still queued when it shuts down, so
 	// Close waits for every call awaiting one before it stops Raft.
@@ -80,11 +83,12 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		return nil, err
 	}
 	p := &Persistence{
-		cfg:    cfg,
-		tune:   cfg.timings(),
-		ready:  make(chan struct{}),
-		done:   make(chan struct{}),
-		nudger: newNudger(),
+		cfg:     cfg,
+		tune:    cfg.timings(),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+		started: make(chan struct{}),
+		nudger:  newNudger(),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.open(); err != nil {
@@ -128,6 +132,7 @@ func (p *Persistence) open() error {
 	if err != nil {
 		return fmt.Errorf("raft: start: %w", err)
 	}
+	close(p.started)
 	return nil
 }
 
