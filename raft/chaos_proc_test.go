@@ -67,6 +67,7 @@ func TestChaosProcessesKilled(t *testing.T) {
 				return restartProcs(ctx, victims)
 			})
 		})
+	t.Logf("processes killed: %d", kills.Load())
 	require.Positive(t, kills.Load())
 	requireSameState(t, nodes)
 	for _, n := range nodes {
@@ -520,7 +521,8 @@ func (b *procBackend) conn() (*rpc.Client, error) {
 	}
 	c, err := net.DialTimeout("tcp", b.addr, time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errProcDown, err)
+		// %v: a net.Error in the chain would read as a lost reply.
+		return nil, fmt.Errorf("%w: %v", errProcDown, err)
 	}
 	b.client = rpc.NewClient(c)
 	b.clients = append(b.clients, b.client)
@@ -566,7 +568,7 @@ func (b *procBackend) call(ctx context.Context, method string, a *NodeArgs, r *N
 		return fmt.Errorf("node: %w", call.Error)
 	case errors.Is(call.Error, rpc.ErrShutdown):
 		b.drop(c)
-		return fmt.Errorf("%w: %w", errProcDown, call.Error)
+		return fmt.Errorf("%w: %v", errProcDown, call.Error)
 	default:
 		b.drop(c)
 		return fmt.Errorf("%w: %w", timebox.ErrUnknownOutcome, call.Error)

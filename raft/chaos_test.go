@@ -371,6 +371,7 @@ func TestChaosLeaderKilled(t *testing.T) {
 				return c.restart(ctx, old)
 			})
 		})
+	t.Logf("leaders killed: %d", kills.Load())
 	require.Positive(t, kills.Load())
 	c.requireConverged()
 }
@@ -406,6 +407,7 @@ func TestChaosPartition(t *testing.T) {
 				return history.Sleep(ctx, plan.Pick(500, 3000)*time.Millisecond)
 			})
 		})
+	t.Logf("partitions: %d", cuts.Load())
 	require.Positive(t, cuts.Load())
 	c.requireConverged()
 }
@@ -423,21 +425,23 @@ func TestChaosSnapshotInstall(t *testing.T) {
 	history.RunChaos(t, plan, "raft", "follower away until compaction", c.stores(),
 		func(ctx context.Context) error {
 			return rounds(ctx, plan, 1, func(int) error {
-				if err := c.keepAway(ctx); err != nil {
+				if err := c.keepAway(ctx, plan.Pick(0, 3*time.Second)); err != nil {
 					return err
 				}
 				installs.Add(1)
 				return nil
 			})
 		})
+	t.Logf("snapshots installed: %d", installs.Load())
 	require.Positive(t, installs.Load())
 	c.requireConverged()
 }
 
-// keepAway cuts a follower off, snapshots the leader until its log no
-// longer holds the entry after the follower's last, heals the follower,
-// and waits until it has installed that snapshot.
-func (c *chaosCluster) keepAway(ctx context.Context) error {
+// keepAway cuts a follower off for at least minAway, snapshots the
+// leader until its log no longer holds the entry after the follower's
+// last, heals the follower, and waits until it has installed that
+// snapshot.
+func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) error {
 	leader, err := c.leaderOf(ctx, c.live())
 	if err != nil {
 		return err
@@ -446,6 +450,9 @@ func (c *chaosCluster) keepAway(ctx context.Context) error {
 	away := c.slots[f].Load()
 	c.splits[f].Cut()
 	defer c.splits[f].Heal()
+	if err := history.Sleep(ctx, minAway); err != nil {
+		return err
+	}
 	snap, err := c.compactPast(ctx, without(c.live(), f), away)
 	if err != nil {
 		return err
