@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
 	"github.com/kode4food/timebox/internal/history"
 )
 
@@ -260,9 +261,9 @@ func stateHash(p *Persistence) (string, error) {
 			if bytes.Equal(name, bucketMeta) {
 				continue
 			}
-			h.Write(lp(nil, string(name)))
+			h.Write(codec.AppendString(nil, string(name)))
 			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
-				h.Write(appendBytes(appendBytes(nil, k), v))
+				h.Write(codec.AppendBytes(codec.AppendBytes(nil, k), v))
 				return nil
 			})
 			if err != nil {

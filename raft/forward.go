@@ -130,27 +130,27 @@ func encodeConflict(c *timebox.VersionConflictError) []byte {
 	buf = binary.AppendUvarint(buf, uint64(c.ActualSequence))
 	buf = binary.AppendUvarint(buf, uint64(len(c.NewEvents)))
 	for _, ev := range c.NewEvents {
-		buf = appendBytes(buf, codec.EncodeEvent(ev))
+		buf = codec.AppendBytes(buf, codec.EncodeEvent(ev))
 	}
 	return buf
 }
 
 func decodeConflict(b []byte, id timebox.AggregateID) (*timebox.VersionConflictError, error) {
-	r := cmdReader{b: b}
-	c := &timebox.VersionConflictError{ExpectedSequence: r.seq(), ActualSequence: r.seq()}
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
+	r := codec.NewReader(b)
+	c := &timebox.VersionConflictError{ExpectedSequence: r.Seq(), ActualSequence: r.Seq()}
+	n := r.Uvarint()
+	if n > uint64(r.Len()) {
 		return nil, errMalformedCommand
 	}
 	c.NewEvents = make([]*timebox.Event, 0, n)
 	for range n {
-		ev, err := codec.DecodeEvent(r.bytes(), id)
+		ev, err := codec.DecodeEvent(r.Bytes(), id)
 		if err != nil {
 			return nil, err
 		}
 		c.NewEvents = append(c.NewEvents, ev)
 	}
-	if r.bad {
+	if r.Bad() {
 		return nil, errMalformedCommand
 	}
 	return c, nil

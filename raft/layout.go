@@ -13,17 +13,17 @@ import (
 )
 
 // The state machine's bolt file. An aggregate's key is codec.EncodeID of
-// its ID, which never holds NUL; lp(s) is s prefixed by its uvarint
+// its ID, which never holds NUL; codec.AppendString(s) is s prefixed by its uvarint
 // length, so a byte prefix of lp-encoded fields matches exactly.
 //
 //	meta        "applied"              -> last applied log index (8 bytes BE)
 //	aggregates  key                    -> head, snapshot sequence, has snapshot
 //	events      key NUL seq(8 bytes BE) -> codec.EncodeEvent
 //	snapshots   key                    -> snapshot JSON
-//	status      key                    -> lp(status) time
-//	by_status   lp(status) key         -> time
+//	status      key                    -> codec.AppendString(status) time
+//	by_status   codec.AppendString(status) key         -> time
 //	labels      key NUL label          -> value
-//	by_label    lp(label) lp(value) key -> empty
+//	by_label    codec.AppendString(label) codec.AppendString(value) key -> empty
 var (
 	bucketMeta     = []byte("meta")
 	bucketAggs     = []byte("aggregates")
@@ -85,9 +85,9 @@ func getAgg(tx *bbolt.Tx, key string) (aggRecord, bool) {
 	if v == nil {
 		return aggRecord{}, false
 	}
-	r := cmdReader{b: v}
-	rec := aggRecord{head: r.seq(), snapSeq: r.seq(), hasSnap: r.byte() == 1}
-	return rec, !r.bad
+	r := codec.NewReader(v)
+	rec := aggRecord{head: r.Seq(), snapSeq: r.Seq(), hasSnap: r.Byte() == 1}
+	return rec, !r.Bad()
 }
 
 func putAgg(tx *bbolt.Tx, key string, rec aggRecord) error {
@@ -141,19 +141,15 @@ func trimEvents(tx *bbolt.Tx, key string, seq int64) error {
 	return nil
 }
 
-func lp(buf []byte, s string) []byte {
-	return appendString(buf, s)
-}
-
 func encodeStatus(status string, at time.Time) []byte {
-	return appendTime(lp(nil, status), at)
+	return codec.AppendTime(codec.AppendString(nil, status), at)
 }
 
 func decodeStatus(v []byte) (string, time.Time, bool) {
-	r := cmdReader{b: v}
-	s := string(r.bytes())
-	t := r.time()
-	return s, t, !r.bad
+	r := codec.NewReader(v)
+	s := string(r.Bytes())
+	t := r.Time()
+	return s, t, !r.Bad()
 }
 
 // setStatus moves key into status entered at, or out of every status when
@@ -161,7 +157,7 @@ func decodeStatus(v []byte) (string, time.Time, bool) {
 func setStatus(tx *bbolt.Tx, key, status string, at time.Time) error {
 	st, by := tx.Bucket(bucketStatus), tx.Bucket(bucketByStatus)
 	if old, _, ok := decodeStatus(st.Get([]byte(key))); ok {
-		if err := by.Delete(append(lp(nil, old), key...)); err != nil {
+		if err := by.Delete(append(codec.AppendString(nil, old), key...)); err != nil {
 			return err
 		}
 	}
@@ -171,7 +167,7 @@ func setStatus(tx *bbolt.Tx, key, status string, at time.Time) error {
 	if err := st.Put([]byte(key), encodeStatus(status, at)); err != nil {
 		return err
 	}
-	return by.Put(append(lp(nil, status), key...), appendTime(nil, at))
+	return by.Put(append(codec.AppendString(nil, status), key...), codec.AppendTime(nil, at))
 }
 
 func labelKey(key, label string) []byte {
@@ -183,7 +179,7 @@ func setLabel(tx *bbolt.Tx, key, label, value string) error {
 	lb, by := tx.Bucket(bucketLabels), tx.Bucket(bucketByLabel)
 	lk := labelKey(key, label)
 	if old := lb.Get(lk); old != nil {
-		if err := by.Delete(append(lp(lp(nil, label), string(old)), key...)); err != nil {
+		if err := by.Delete(append(codec.AppendString(codec.AppendString(nil, label), string(old)), key...)); err != nil {
 			return err
 		}
 	}
@@ -193,5 +189,5 @@ func setLabel(tx *bbolt.Tx, key, label, value string) error {
 	if err := lb.Put(lk, []byte(value)); err != nil {
 		return err
 	}
-	return by.Put(append(lp(lp(nil, label), value), key...), []byte{})
+	return by.Put(append(codec.AppendString(codec.AppendString(nil, label), value), key...), []byte{})
 }

@@ -81,15 +81,15 @@ func (p *Persistence) ListAggregatesByStatus(
 		return nil, err
 	}
 	var res []timebox.StatusEntry
-	prefix := lp(nil, status)
+	prefix := codec.AppendString(nil, status)
 	err := p.fsm.view(func(tx *bbolt.Tx) error {
 		return scan(tx.Bucket(bucketByStatus), prefix, func(k, v []byte) error {
 			id, err := codec.DecodeID(string(k[len(prefix):]))
 			if err != nil {
 				return err
 			}
-			r := cmdReader{b: v}
-			res = append(res, timebox.StatusEntry{ID: id, Timestamp: r.time()})
+			r := codec.NewReader(v)
+			res = append(res, timebox.StatusEntry{ID: id, Timestamp: r.Time()})
 			return nil
 		})
 	})
@@ -102,11 +102,11 @@ func (p *Persistence) ListLabelValues(_ context.Context, label string) ([]string
 		return nil, err
 	}
 	var res []string
-	prefix := lp(nil, label)
+	prefix := codec.AppendString(nil, label)
 	err := p.fsm.view(func(tx *bbolt.Tx) error {
 		return scan(tx.Bucket(bucketByLabel), prefix, func(k, _ []byte) error {
-			r := cmdReader{b: k[len(prefix):]}
-			v := string(r.bytes())
+			r := codec.NewReader(k[len(prefix):])
+			v := string(r.Bytes())
 			if len(res) == 0 || res[len(res)-1] != v {
 				res = append(res, v)
 			}
@@ -124,7 +124,7 @@ func (p *Persistence) ListAggregatesByLabel(
 		return nil, err
 	}
 	var res []timebox.AggregateID
-	prefix := lp(lp(nil, label), value)
+	prefix := codec.AppendString(codec.AppendString(nil, label), value)
 	err := p.fsm.view(func(tx *bbolt.Tx) error {
 		return scan(tx.Bucket(bucketByLabel), prefix, func(k, _ []byte) error {
 			id, err := codec.DecodeID(string(k[len(prefix):]))
