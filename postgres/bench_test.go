@@ -3,10 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -106,32 +103,9 @@ func rawInsert(b *testing.B, conns int) {
 		b.Fatal(err)
 	}
 	row := []byte(bench.Payload("raw"))
-	times := make([]time.Duration, b.N)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for g := range conns {
-		wg.Go(func() {
-			for i := g; i < b.N; i += conns {
-				t := time.Now()
-				_, err := pool.Exec(ctx,
-					"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", i, row)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				times[i] = time.Since(t)
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	slices.Sort(times)
-	pct := func(p float64) float64 {
-		return float64(times[int(float64(len(times)-1)*p)].Microseconds())
-	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
+	bench.Measure(b, conns, 1, "rows/s", func(_, i int) error {
+		_, err := pool.Exec(ctx,
+			"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", i, row)
+		return err
+	})
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,32 +49,9 @@ func BenchmarkRawApply(b *testing.B) {
 		b.Run(fmt.Sprintf("proposers-%d", proposers), func(b *testing.B) {
 			leader := newRawCluster(b)
 			entry := []byte(bench.Payload("raw"))
-			times := make([]time.Duration, b.N)
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for g := range proposers {
-				wg.Go(func() {
-					for i := g; i < b.N; i += proposers {
-						t := time.Now()
-						if err := leader.Apply(entry, 0).Error(); err != nil {
-							b.Error(err)
-							return
-						}
-						times[i] = time.Since(t)
-					}
-				})
-			}
-			wg.Wait()
-			total := time.Since(start)
-			b.StopTimer()
-			slices.Sort(times)
-			pct := func(p float64) float64 {
-				return float64(times[int(float64(len(times)-1)*p)].Microseconds())
-			}
-			b.ReportMetric(float64(b.N)/total.Seconds(), "ops/s")
-			b.ReportMetric(pct(0.50), "p50-µs")
-			b.ReportMetric(pct(0.99), "p99-µs")
+			bench.Measure(b, proposers, 1, "ops/s", func(int, int) error {
+				return leader.Apply(entry, 0).Error()
+			})
 		})
 	}
 }

@@ -3,9 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -128,45 +126,7 @@ func toAny(vals []string) []any {
 // timed splits b.N calls of op over clients goroutines and reports the
 // rate and the p50 and p99 latency, as internal/bench does.
 func timed(b *testing.B, clients int, unit string, perOp int, op func() error) {
-	times := make([]time.Duration, b.N)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	b.ResetTimer()
-	start := time.Now()
-	for g := range clients {
-		wg.Go(func() {
-			for i := g; i < b.N; i += clients {
-				t := time.Now()
-				if err := op(); err != nil {
-					mu.Lock()
-					firstErr = cmpOr(firstErr, err)
-					mu.Unlock()
-				}
-				times[i] = time.Since(t)
-			}
-		})
-	}
-	wg.Wait()
-	total := time.Since(start)
-	b.StopTimer()
-	if firstErr != nil {
-		b.Fatal(firstErr)
-	}
-	slices.Sort(times)
-	pct := func(p float64) float64 {
-		return float64(times[int(float64(len(times)-1)*p)].Microseconds())
-	}
-	b.ReportMetric(float64(b.N*perOp)/total.Seconds(), unit)
-	b.ReportMetric(pct(0.50), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	bench.Measure(b, clients, perOp, unit, func(int, int) error { return op() })
 }
 
 // BenchmarkSeqVsRaw alternates, call by call, one Exec raising one event

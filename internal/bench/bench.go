@@ -261,6 +261,17 @@ func checkLog(b *testing.B, s *timebox.Store, id timebox.AggregateID, acked []st
 	}
 }
 
+// Measure splits b.N calls of op over workers goroutines, times each, and
+// reports the rate in unit (perOp units per call), the p50 and p99 latency
+// and the failed calls, which also fail the benchmark. Raw baselines use it
+// so that they are measured exactly as the workloads are.
+func Measure(b *testing.B, workers, perOp int, unit string, op func(g, i int) error) {
+	lat := run(b, workers, op)
+	b.StopTimer()
+	lat.perOp = perOp
+	lat.report(b, unit)
+}
+
 // latencies collects per-operation times of one benchmark run.
 type latencies struct {
 	times  []time.Duration
