@@ -41,8 +41,10 @@ func DefaultConfig() Config {
 	}
 }
 
-// Configure applies overlays to defaults from left to right; see With.
-func Configure(defaults Config, overlays ...Config) Config {
+// Configure applies overlays to defaults from left to right with T's With
+// method, so the store's Config and every backend's config overlay the same
+// way: a zero field of an overlay leaves the value before it.
+func Configure[T interface{ With(T) T }](defaults T, overlays ...T) T {
 	res := defaults
 	for _, o := range overlays {
 		res = res.With(o)

@@ -43,10 +43,7 @@ var _ timebox.Backend = (*Persistence)(nil)
 // the error met connecting or migrating; a server that cannot be reached
 // is an error here, not later.
 func NewPersistence(cfgs ...Config) (*Persistence, error) {
-	cfg := DefaultConfig()
-	for _, c := range cfgs {
-		cfg = cfg.With(c)
-	}
+	cfg := timebox.Configure(DefaultConfig(), cfgs...)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

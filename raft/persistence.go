@@ -75,10 +75,7 @@ var _ timebox.Backend = (*Persistence)(nil)
 // error, or an error when DataDir is unusable, a bolt file cannot be
 // opened or Address cannot be listened on; nothing is left open then.
 func NewPersistence(cfgs ...Config) (*Persistence, error) {
-	cfg := DefaultConfig()
-	for _, c := range cfgs {
-		cfg = cfg.With(c)
-	}
+	cfg := timebox.Configure(DefaultConfig(), cfgs...)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

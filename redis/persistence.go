@@ -55,10 +55,7 @@ var (
 // and DB 0 (ErrInvalidDB). It returns the Config's validation error, or an
 // error when the server cannot be reached or refuses the connection.
 func NewPersistence(cfgs ...Config) (*Persistence, error) {
-	cfg := DefaultConfig()
-	for _, c := range cfgs {
-		cfg = cfg.With(c)
-	}
+	cfg := timebox.Configure(DefaultConfig(), cfgs...)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
