@@ -156,12 +156,16 @@ func (c *chaosCluster) restart(ctx context.Context, i int) error {
 		return fmt.Errorf("restart node %d: %w", i, err)
 	}
 	c.nodes[i] = p
-	select {
-	case <-p.Ready():
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(waitLong):
-		return fmt.Errorf("restarted node %d not ready", i)
+	err = waitFor(ctx, fmt.Sprintf("restarted node %d to be Ready", i), func() (bool, error) {
+		select {
+		case <-p.Ready():
+			return true, nil
+		default:
+			return false, nil
+		}
+	})
+	if err != nil {
+		return err
 	}
 	c.slots[i].Store(p)
 	return nil
@@ -170,16 +174,13 @@ func (c *chaosCluster) restart(ctx context.Context, i int) error {
 // leaderOf waits until one of nodes leads and all of them agree on it,
 // and returns it.
 func (c *chaosCluster) leaderOf(ctx context.Context, nodes []int) (int, error) {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		if l, ok := c.agreed(nodes); ok {
-			return l, nil
-		}
-		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
-			return -1, err
-		}
-	}
-	return -1, fmt.Errorf("nodes %v agreed on no leader", nodes)
+	res := -1
+	err := waitFor(ctx, fmt.Sprintf("nodes %v to agree on a leader", nodes), func() (bool, error) {
+		l, ok := c.agreed(nodes)
+		res = l
+		return ok, nil
+	})
+	return res, err
 }
 
 func (c *chaosCluster) agreed(nodes []int) (int, bool) {
@@ -225,7 +226,7 @@ func (c *chaosCluster) requireConverged() {
 		}
 		_ = history.Sleep(ctx, 100*time.Millisecond)
 	}
-	require.NoError(c.t, err, "nodes did not converge")
+	require.NoError(c.t, err, "nodes did not converge within %s", waitLong)
 }
 
 func (c *chaosCluster) converged(ctx context.Context) error {
@@ -413,10 +414,10 @@ func TestChaosPartition(t *testing.T) {
 	c.requireConverged()
 }
 
-// A follower is cut off until the leader has taken a snapshot and
+// A follower is cut off until every other node has taken a snapshot and
 // compacted its log past the follower's last entry; healed, the follower
-// can only catch up by installing the leader's snapshot, which the fault
-// waits for.
+// can only catch up by installing a snapshot (whichever node leads then),
+// which the fault waits for.
 func TestChaosSnapshotInstall(t *testing.T) {
 	plan := chaosPlan()
 	tune := chaosTuning()
@@ -438,10 +439,13 @@ func TestChaosSnapshotInstall(t *testing.T) {
 	c.requireConverged()
 }
 
-// keepAway cuts a follower off for at least minAway, snapshots the
-// leader until its log no longer holds the entry after the follower's
-// last, heals the follower, and waits until it has installed that
-// snapshot.
+// keepAway cuts a follower off for at least minAway, snapshots every
+// other node until its log no longer holds the entry after the follower's
+// last, heals the follower, and waits until it has installed a snapshot
+// at least as new as those. Compacting only the leader would not do: a
+// leader change after the heal (a loaded machine may see one) would let a
+// node that still holds the entries bring the follower up to date from
+// its log.
 func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) error {
 	leader, err := c.leaderOf(ctx, c.live())
 	if err != nil {
@@ -459,44 +463,39 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 		return err
 	}
 	c.splits[f].Heal()
-	deadline := time.Now().Add(waitLong)
-	for snapshotIndex(away) < snap {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %d installed no snapshot at %d", f, snap)
-		}
-		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return nil
+	return waitFor(ctx, fmt.Sprintf("node %d to install a snapshot at %d or later", f, snap),
+		func() (bool, error) { return snapshotIndex(away) >= snap, nil })
 }
 
-// compactPast snapshots the leader among nodes until its log starts after
-// away's last entry, and returns the index of that snapshot.
+// compactPast snapshots each of nodes until its log starts after away's
+// last entry, and returns the lowest of their snapshot indexes then.
 func (c *chaosCluster) compactPast(
 	ctx context.Context, nodes []int, away *Persistence,
 ) (uint64, error) {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		leader, err := c.leaderOf(ctx, nodes)
-		if err != nil {
-			return 0, err
-		}
-		p := c.slots[leader].Load()
-		first, err := p.store.FirstIndex()
-		if err != nil {
-			return 0, err
-		}
-		if first > away.raft.LastIndex()+1 {
-			return snapshotIndex(p), nil
-		}
-		// ErrNothingNewToSnapshot and the like: wait for more writes.
-		_ = p.raft.Snapshot().Error()
-		if err := history.Sleep(ctx, 50*time.Millisecond); err != nil {
-			return 0, err
-		}
-	}
-	return 0, errors.New("the leader did not compact its log")
+	var snap uint64
+	last := away.raft.LastIndex()
+	err := waitFor(ctx, fmt.Sprintf("nodes %v to compact their logs past %d", nodes, last),
+		func() (bool, error) {
+			snap = ^uint64(0)
+			done := true
+			for _, i := range nodes {
+				p := c.slots[i].Load()
+				first, err := p.store.FirstIndex()
+				if err != nil {
+					return false, err
+				}
+				if first > last+1 {
+					snap = min(snap, snapshotIndex(p))
+					continue
+				}
+				// ErrNothingNewToSnapshot and the like: wait for more
+				// writes.
+				done = false
+				_ = p.raft.Snapshot().Error()
+			}
+			return done, nil
+		})
+	return snap, err
 }
 
 func snapshotIndex(p *Persistence) uint64 {
