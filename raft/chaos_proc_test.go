@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -124,7 +123,7 @@ func procAgreed(ctx context.Context, nodes []*procNode) (int, bool) {
 		if err := n.backend.call(ctx, "Status", &NodeArgs{}, &r); err != nil {
 			return -1, false
 		}
-		if r.State == hraft.Leader.String() {
+		if r.State == Leader.String() {
 			res = i
 		}
 		ids = append(ids, r.Leader)

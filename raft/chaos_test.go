@@ -186,7 +186,7 @@ func (c *chaosCluster) leaderOf(ctx context.Context, nodes []int) (int, error) {
 func (c *chaosCluster) agreed(nodes []int) (int, bool) {
 	res := -1
 	for _, i := range nodes {
-		if p := c.slots[i].Load(); p != nil && p.State() == hraft.Leader {
+		if p := c.slots[i].Load(); p != nil && p.State() == Leader {
 			res = i
 		}
 	}

@@ -253,9 +253,49 @@ func (p *Persistence) Ready() <-chan struct{} {
 	return p.ready
 }
 
+// State is a node's Raft role.
+type State uint8
+
+// The roles a node can be in.
+const (
+	// Follower replicates the leader's log (and forwards writes to it).
+	Follower State = iota
+	// Candidate is standing for election.
+	Candidate
+	// Leader commits the cluster's writes.
+	Leader
+	// Shutdown is a closed node.
+	Shutdown
+)
+
+// String returns "Follower", "Candidate", "Leader" or "Shutdown".
+func (s State) String() string {
+	switch s {
+	case Follower:
+		return "Follower"
+	case Candidate:
+		return "Candidate"
+	case Leader:
+		return "Leader"
+	case Shutdown:
+		return "Shutdown"
+	default:
+		return fmt.Sprintf("State(%d)", uint8(s))
+	}
+}
+
 // State reports this node's Raft role; Shutdown after Close.
-func (p *Persistence) State() hraft.RaftState {
-	return p.raft.State()
+func (p *Persistence) State() State {
+	switch p.raft.State() {
+	case hraft.Follower:
+		return Follower
+	case hraft.Candidate:
+		return Candidate
+	case hraft.Leader:
+		return Leader
+	default:
+		return Shutdown
+	}
 }
 
 // Leader reports the current leader as this node knows it; the zero
