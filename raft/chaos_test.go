@@ -463,38 +463,44 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 		return err
 	}
 	c.splits[f].Heal()
-	return waitFor(ctx, fmt.Sprintf("node %d to install a snapshot at %d or later", f, snap),
+	err = waitFor(ctx, fmt.Sprintf("node %d to install a snapshot at %d or later", f, snap),
 		func() (bool, error) { return snapshotIndex(away) >= snap, nil })
+	if err != nil {
+		return fmt.Errorf("%w (node %d: last index %d, snapshot %d, leader %q)", err,
+			f, away.raft.LastIndex(), snapshotIndex(away), away.Leader().ID)
+	}
+	return nil
 }
 
 // compactPast snapshots each of nodes until its log starts after away's
-// last entry, and returns the lowest of their snapshot indexes then.
+// last entry, and returns the lowest of their snapshot indexes then. It
+// reads away's last index afresh each time: an AppendEntries read just
+// before the cut may still be adding entries to away's log.
 func (c *chaosCluster) compactPast(
 	ctx context.Context, nodes []int, away *Persistence,
 ) (uint64, error) {
 	var snap uint64
-	last := away.raft.LastIndex()
-	err := waitFor(ctx, fmt.Sprintf("nodes %v to compact their logs past %d", nodes, last),
-		func() (bool, error) {
-			snap = ^uint64(0)
-			done := true
-			for _, i := range nodes {
-				p := c.slots[i].Load()
-				first, err := p.store.FirstIndex()
-				if err != nil {
-					return false, err
-				}
-				if first > last+1 {
-					snap = min(snap, snapshotIndex(p))
-					continue
-				}
-				// ErrNothingNewToSnapshot and the like: wait for more
-				// writes.
-				done = false
-				_ = p.raft.Snapshot().Error()
+	err := waitFor(ctx, fmt.Sprintf("nodes %v to compact their logs past node %s's last entry",
+		nodes, away.cfg.LocalID), func() (bool, error) {
+		last := away.raft.LastIndex()
+		snap = ^uint64(0)
+		done := true
+		for _, i := range nodes {
+			p := c.slots[i].Load()
+			first, err := p.store.FirstIndex()
+			if err != nil {
+				return false, err
 			}
-			return done, nil
-		})
+			if first > last+1 {
+				snap = min(snap, snapshotIndex(p))
+				continue
+			}
+			// ErrNothingNewToSnapshot and the like: wait for more writes.
+			done = false
+			_ = p.raft.Snapshot().Error()
+		}
+		return done && away.raft.LastIndex() == last, nil
+	})
 	return snap, err
 }
 
