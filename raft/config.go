@@ -2,6 +2,7 @@ package raft
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 
@@ -41,6 +42,12 @@ type (
 		// while the node catches up before Ready. It runs on its own
 		// goroutine, so a slow Publisher never stalls the state machine.
 		Publisher Publisher
+
+		// Logger receives every line this node logs, hashicorp/raft's
+		// included (its elections and peer chatter at Debug, its warnings
+		// and errors as such). Nil means slog.Default() as of
+		// NewPersistence.
+		Logger *slog.Logger
 
 		// tuning overrides Raft timings; tests use it to run fast.
 		tuning *tuning
@@ -120,6 +127,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.Publisher != nil {
 		c.Publisher = other.Publisher
+	}
+	if other.Logger != nil {
+		c.Logger = other.Logger
 	}
 	if other.tuning != nil {
 		c.tuning = other.tuning

@@ -50,6 +50,7 @@ type fsm struct {
 
 	ready atomic.Bool // events are published once set
 	pub   *publisher  // nil without a Publisher
+	log   *slog.Logger
 }
 
 var (
@@ -57,15 +58,16 @@ var (
 	_ hraft.FSMSnapshot = (*fsmSnapshot)(nil)
 )
 
-func openFSM(dir string, pub *publisher) (*fsm, error) {
+func openFSM(dir string, pub *publisher, log *slog.Logger) (*fsm, error) {
 	f := &fsm{
 		path:   filepath.Join(dir, stateFile),
 		waitCh: make(chan struct{}),
 		pub:    pub,
+		log:    log,
 	}
 	clean := filepath.Join(dir, cleanFile)
 	if _, err := os.Stat(clean); err != nil {
-		if err := discardState(f.path); err != nil {
+		if err := discardState(f.path, log); err != nil {
 			return nil, err
 		}
 	}
@@ -89,11 +91,11 @@ func openFSM(dir string, pub *publisher) (*fsm, error) {
 
 // discardState removes a state file that was not closed cleanly, so Raft
 // rebuilds it from its latest snapshot and the log.
-func discardState(path string) error {
+func discardState(path string, log *slog.Logger) error {
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return nil
 	}
-	slog.Warn("raft: state file was not closed cleanly; rebuilding it from the Raft log",
+	log.Warn("raft: state file was not closed cleanly; rebuilding it from the Raft log",
 		slog.String("path", path))
 	for _, p := range []string{path, path + ".restore"} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
