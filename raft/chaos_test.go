@@ -80,6 +80,12 @@ type chaosCluster struct {
 }
 
 func newChaosCluster(t *testing.T, tune tuning) *chaosCluster {
+	return newSplitCluster(t, tune, false)
+}
+
+// newSplitCluster is newChaosCluster, with every node recording what its
+// Publisher is given (c.pubs) when publish is set.
+func newSplitCluster(t *testing.T, tune tuning, publish bool) *chaosCluster {
 	c := &chaosCluster{cluster: &cluster{t: t}}
 	var servers []Server
 	for i := range chaosNodes {
@@ -91,10 +97,15 @@ func newChaosCluster(t *testing.T, tune tuning) *chaosCluster {
 		tn.wrapConn = split.wrap
 		c.splits = append(c.splits, split)
 		c.slots = append(c.slots, &atomic.Pointer[Persistence]{})
-		c.cfgs = append(c.cfgs, Config{
+		cfg := Config{
 			LocalID: servers[i].ID, Address: servers[i].Address,
 			DataDir: t.TempDir(), Servers: servers, tuning: &tn,
-		})
+		}
+		c.pubs = append(c.pubs, &pubLog{})
+		if publish {
+			cfg.Publisher = c.pubs[i].publish
+		}
+		c.cfgs = append(c.cfgs, cfg)
 	}
 	c.nodes = make([]*Persistence, chaosNodes)
 	t.Cleanup(c.closeAll)
