@@ -39,8 +39,14 @@ type (
 		// Publisher, when set, is called on this node once per committed
 		// non-empty append, in commit order, with the appended events.
 		// It is not called for entries replayed at restart or applied
-		// while the node catches up before Ready. It runs on its own
-		// goroutine, so a slow Publisher never stalls the state machine.
+		// while the node catches up before Ready. When the node, after
+		// Ready, catches up by installing the leader's snapshot, it is
+		// called once per aggregate the snapshot moved on, with that
+		// aggregate's new events in sequence order (aggregates in key
+		// order, not commit order; events the snapshot no longer holds,
+		// trimmed or archived meanwhile, are not published). It runs on
+		// its own goroutine, so a slow Publisher never stalls the state
+		// machine.
 		Publisher Publisher
 
 		// Logger receives every line this node logs, hashicorp/raft's
