@@ -49,6 +49,13 @@ type (
 		// machine.
 		Publisher Publisher
 
+		// ArchiveLease is how long an archive record handed to a consumer
+		// stays hidden from the others: a consumer that dies (or whose
+		// node does) without acknowledging it leaves it to be redelivered
+		// once the lease ends. The lease is measured on the clocks of the
+		// nodes the consumers call. See DefaultArchiveLease.
+		ArchiveLease time.Duration
+
 		// Logger receives every line this node logs, hashicorp/raft's
 		// included (its elections and peer chatter at Debug, its warnings
 		// and errors as such). Nil means slog.Default() as of
@@ -94,6 +101,9 @@ const (
 
 	// MinLogTailSize is the smallest LogTailSize accepted.
 	MinLogTailSize = 64
+
+	// DefaultArchiveLease is the default ArchiveLease.
+	DefaultArchiveLease = 30 * time.Second
 )
 
 // Errors returned by Config.Validate and NewPersistence. Each is a
@@ -106,12 +116,13 @@ var (
 	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
 	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
 	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
+	ErrInvalidArchiveLease         = errors.New("raft: archive lease must be positive")
 )
 
 // DefaultConfig returns the Config with every default applied. LocalID,
 // Address and DataDir have no default.
 func DefaultConfig() Config {
-	return Config{LogTailSize: DefaultLogTailSize}
+	return Config{LogTailSize: DefaultLogTailSize, ArchiveLease: DefaultArchiveLease}
 }
 
 // With returns c with every non-zero field of other laid over it.
@@ -134,6 +145,9 @@ func (c Config) With(other Config) Config {
 	if other.Publisher != nil {
 		c.Publisher = other.Publisher
 	}
+	if other.ArchiveLease != 0 {
+		c.ArchiveLease = other.ArchiveLease
+	}
 	if other.Logger != nil {
 		c.Logger = other.Logger
 	}
@@ -145,8 +159,9 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidServer or
-// ErrBootstrapMissingLocalServer, or nil.
+// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidArchiveLease
+// (not positive), ErrInvalidServer or ErrBootstrapMissingLocalServer, or
+// nil.
 func (c Config) Validate() error {
 	switch {
 	case c.LocalID == "":
@@ -159,6 +174,8 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
+	case c.ArchiveLease <= 0:
+		return ErrInvalidArchiveLease
 	}
 	return c.validateServers()
 }

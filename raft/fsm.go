@@ -128,11 +128,9 @@ func openState(path string, create bool) (*bbolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: open %s: %w", path, err)
 	}
-	check := checkBuckets
-	if create {
+	err = db.View(checkBuckets)
+	if create || err == nil {
 		err = db.Update(createBuckets)
-	} else {
-		err = db.View(check)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -303,6 +301,9 @@ func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event
 			return err, nil, nil
 		}
 		return nil, nil, applySnapshot(tx, c)
+	case opArchive, opLease, opAck, opRelease:
+		r, err := applyArchiveOp(tx, op, data)
+		return r, nil, err
 	default:
 		return fmt.Errorf("%w: op %d", errMalformedCommand, op), nil, nil
 	}

@@ -14,6 +14,6 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
-		Archiving: false,
+		Archiving: true,
 	})
 }
