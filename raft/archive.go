@@ -95,37 +95,41 @@ func (p *Persistence) release(ctx context.Context, seq uint64, token string) {
 // token got once this node has applied the lease. It waits again when
 // another consumer was first.
 func (p *Persistence) lease(ctx context.Context, token string) (uint64, []byte, error) {
+	unknown := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, nil, err
 		}
 		changed := p.fsm.changed()
-		var free bool
+		var seq uint64
+		var raw []byte
+		var held, free bool
 		var next time.Time
 		err := p.fsm.view(func(tx *bbolt.Tx) error {
+			seq, raw, held = leasedBy(tx, token)
 			_, free, next = freeRecord(tx, time.Now())
 			return nil
 		})
-		if err != nil {
+		switch {
+		case err != nil:
 			return 0, nil, err
-		}
-		if free {
+		case held:
+			return seq, raw, nil
+		case free && !unknown:
 			cmd := encodeLease(token, time.Now(), p.cfg.ArchiveLease)
-			if err := p.propose(ctx, cmd, nil); err != nil {
-				return 0, nil, err
+			err := p.propose(ctx, cmd, nil)
+			if errors.Is(err, timebox.ErrUnknownOutcome) && !errors.Is(err, timebox.ErrClosed) {
+				// The lease may still be applied: look for it as the
+				// state moves on, and ask again once it has.
+				unknown = true
+				continue
 			}
-			var seq uint64
-			var raw []byte
-			var ok bool
-			err := p.fsm.view(func(tx *bbolt.Tx) error {
-				seq, raw, ok = leasedBy(tx, token)
-				return nil
-			})
-			if err != nil || ok {
-				return seq, raw, err
+			if err != nil {
+				return 0, nil, err
 			}
 			continue
 		}
+		unknown = false
 		if err := p.waitArchive(ctx, changed, next); err != nil {
 			return 0, nil, err
 		}

@@ -100,7 +100,13 @@ func TestArchiveAcrossNodes(t *testing.T) {
 						return nil
 					})
 					wcancel()
-					if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					switch {
+					case err == nil, errors.Is(err, context.DeadlineExceeded):
+					case errors.Is(err, timebox.ErrUnknownOutcome), errors.Is(err, ErrNoLeader):
+						// Node 0 may have led: an acknowledgement lost
+						// with it leaves the record to be redelivered.
+						t.Logf("consumer on node %d: %v", n, err)
+					default:
 						t.Error(err)
 						return
 					}
