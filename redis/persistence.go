@@ -1,10 +1,3 @@
-// Package redis is a Timebox backend on Redis 7 or Valkey 7.2+, standalone
-// or Redis Cluster, through github.com/redis/go-redis/v9.
-//
-// Appends, snapshots and archive moves are Lua scripts, so each is one
-// atomic step and one round trip; DESIGN.md describes the key layout, the
-// scripts and what a crash leaves behind. Open one with NewPersistence and
-// make stores with Persistence.NewStore.
 package redis
 
 import (
