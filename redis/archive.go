@@ -38,8 +38,11 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 	}
 	k := p.keys.aggregate(id)
 	_, err := p.run(ctx, archiveScript, true,
-		[]string{k.meta, k.events, p.keys.aggs, k.labels, p.keys.archive},
-		p.keys.base, k.eid,
+		[]string{
+			k.meta, k.events, p.keys.aggs, p.keys.archive,
+			p.keys.status, p.keys.label, p.keys.values,
+		},
+		k.eid,
 	)
 	if errors.Is(err, redis.Nil) {
 		return nil

@@ -186,10 +186,21 @@ func (p *Persistence) readError(op string, err error) error {
 }
 
 // writeError classifies an error from a write that was sent at most once.
-// A server reply, a refused dial or a pool timeout means the write did not
-// happen; any other failure (a connection lost while waiting for the
-// reply, a context done mid-call) may come after the script ran, so it is
-// timebox.ErrUnknownOutcome, still matching the cause.
+// It is the one place that decides what such an error means:
+//
+//   - a server error reply raised inside the script (Redis appends
+//     "script: <sha>, on @user_script:<line>" to those) may follow the
+//     script's first write, since a Lua error does not undo writes: the
+//     outcome is unknown;
+//   - any other server reply (a routing reply such as MOVED, ASK,
+//     TRYAGAIN or CLUSTERDOWN, NOSCRIPT, an auth or OOM refusal, or the
+//     script's own "ERR timebox ..." replies, all given before its first
+//     write), a refused dial or a pool timeout: the write did not happen;
+//   - anything else (a connection lost or timed out while waiting for the
+//     reply, a context done mid-call): the write may have happened.
+//
+// An unknown outcome matches timebox.ErrUnknownOutcome and still wraps
+// the cause; after Close every error matches timebox.ErrClosed.
 func (p *Persistence) writeError(op string, err error) error {
 	var rerr redis.Error
 	var nerr *net.OpError
@@ -198,10 +209,18 @@ func (p *Persistence) writeError(op string, err error) error {
 		return nil
 	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
+	case errors.As(err, &rerr) && inScript(rerr):
 	case errors.As(err, &rerr), errors.Is(err, redis.ErrPoolTimeout):
 		return fmt.Errorf("redis: %s: %w", op, err)
 	case errors.As(err, &nerr) && nerr.Op == "dial":
 		return fmt.Errorf("redis: %s: %w", op, err)
 	}
 	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
+}
+
+// inScript reports whether a server error was raised while a script ran
+// (by a redis.call or the Lua runtime), rather than before it started or by
+// the script's own redis.error_reply.
+func inScript(err redis.Error) bool {
+	return strings.Contains(err.Error(), "@user_script:")
 }
