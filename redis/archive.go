@@ -57,9 +57,11 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 // another consumer left pending for longer than Config.MinIdle
 // (XAUTOCLAIM), or the next new entry, blocking until one arrives or ctx
 // is done (ctx's error). A handler error is returned and keeps the entry
-// pending. An entry that cannot be decoded gives an error matching
-// timebox.ErrArchiveRecordMalformed; it is acknowledged, so consumers move
-// on, but left in the stream for inspection.
+// pending. Once the handler has succeeded, the acknowledgement is sent
+// even if ctx is done by then (context.WithoutCancel), so a handled
+// record is not delivered again. An entry that cannot be decoded gives an
+// error matching timebox.ErrArchiveRecordMalformed; it is acknowledged,
+// so consumers move on, but left in the stream for inspection.
 func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -73,12 +75,15 @@ func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.Archiv
 	}
 	rec, err := decodeArchive(msg)
 	if err != nil {
-		_ = p.client.XAck(ctx, p.keys.archive, archiveGroup, msg.ID).Err()
+		_ = p.client.XAck(context.WithoutCancel(ctx), p.keys.archive, archiveGroup, msg.ID).Err()
 		return err
 	}
 	if err := handler(ctx, rec); err != nil {
 		return err
 	}
+	// The record is handled: acknowledge it even if ctx ended meanwhile,
+	// or it would be delivered again.
+	ctx = context.WithoutCancel(ctx)
 	pipe := p.client.TxPipeline()
 	pipe.XAck(ctx, p.keys.archive, archiveGroup, msg.ID)
 	pipe.XDel(ctx, p.keys.archive, msg.ID)
