@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -75,7 +76,11 @@ func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.Archiv
 	}
 	rec, err := decodeArchive(msg)
 	if err != nil {
-		_ = p.client.XAck(context.WithoutCancel(ctx), p.keys.archive, archiveGroup, msg.ID).Err()
+		ackErr := p.client.XAck(context.WithoutCancel(ctx), p.keys.archive, archiveGroup, msg.ID).Err()
+		p.config.logger().WarnContext(ctx,
+			"redis: malformed archive entry acknowledged and left in the stream",
+			slog.String("stream", p.keys.archive), slog.String("entry", msg.ID),
+			slog.Any("error", err), slog.Any("ack_error", ackErr))
 		return err
 	}
 	if err := handler(ctx, rec); err != nil {
@@ -226,10 +231,13 @@ func (p *Persistence) dropConsumer() {
 		Count:    1,
 		Consumer: p.consumer,
 	}).Result()
-	if err != nil || len(pending) > 0 {
-		return
+	if err == nil && len(pending) == 0 {
+		err = p.client.XGroupDelConsumer(ctx, p.keys.archive, archiveGroup, p.consumer).Err()
 	}
-	_ = p.client.XGroupDelConsumer(ctx, p.keys.archive, archiveGroup, p.consumer).Err()
+	if err != nil {
+		p.config.logger().Debug("redis: archive consumer not removed at close",
+			slog.String("consumer", p.consumer), slog.Any("error", err))
+	}
 }
 
 func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {

@@ -42,8 +42,8 @@ var (
 )
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result, then
-// connects, checks the server answers (and accepts the password) and loads
-// the scripts. A cluster is used when Addr lists several addresses or the
+// connects, checks the server answers (and accepts the user and password)
+// and loads the scripts. A cluster is used when Addr lists several addresses or the
 // one server has cluster mode on; a cluster needs Shard (ErrShardRequired)
 // and DB 0 (ErrInvalidDB). It returns the Config's validation error, or an
 // error when the server cannot be reached or refuses the connection.
@@ -52,6 +52,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, _ = cfg.resolve()
+	bridgeLogs(cfg.Logger)
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	client, err := connect(ctx, cfg)
@@ -73,7 +75,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	return p, nil
 }
 
-// Config returns the configuration in use, defaults applied.
+// Config returns the configuration in use, defaults applied and a URL in
+// Addr resolved into its fields.
 func (p *Persistence) Config() Config {
 	return p.config
 }
@@ -146,8 +149,15 @@ func probe(ctx context.Context, c *redis.Client, cfg Config) (bool, error) {
 func clientOptions(cfg Config) *redis.Options {
 	return &redis.Options{
 		Addr:                     cfg.Addr,
+		Username:                 cfg.Username,
 		Password:                 cfg.Password,
 		DB:                       cfg.DB,
+		ClientName:               cfg.ClientName,
+		TLSConfig:                cfg.TLS,
+		DialTimeout:              cfg.DialTimeout,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		PoolSize:                 cfg.PoolSize,
 		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
@@ -157,7 +167,14 @@ func clientOptions(cfg Config) *redis.Options {
 func clusterOptions(cfg Config, addrs []string) *redis.ClusterOptions {
 	return &redis.ClusterOptions{
 		Addrs:                    addrs,
+		Username:                 cfg.Username,
 		Password:                 cfg.Password,
+		ClientName:               cfg.ClientName,
+		TLSConfig:                cfg.TLS,
+		DialTimeout:              cfg.DialTimeout,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		PoolSize:                 cfg.PoolSize,
 		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
