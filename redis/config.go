@@ -77,8 +77,8 @@ type Config struct {
 
 // Defaults for Config.
 const (
-	DefaultAddr    = "127.0.0.1:6379"
-	DefaultPrefix  = "timebox"
+	DefaultAddr       = "127.0.0.1:6379"
+	DefaultPrefix     = "timebox"
 	DefaultDB         = 0
 	DefaultMinIdle    = 30 * time.Second
 	DefaultClientName = "timebox"
