@@ -42,13 +42,15 @@ func poolConfig(cfg Config, g *poolGuard) (*pgxpool.Config, error) {
 	if pc.MinConns > pc.MaxConns {
 		pc.MinConns = pc.MaxConns
 	}
-	// Every statement of this package has an index for its predicate, and
-	// a plan made when a table was small or empty must not stay a
-	// sequential scan once it grows: prepared statements keep their plan
-	// until the table is analysed again, which may be never (autovacuum
-	// can be off). Sessions of this pool run only this package's SQL.
-	if _, ok := pc.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
-		pc.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
+	// Every statement of this package has an index for its predicate. A
+	// prepared statement may keep a generic plan made when a table was
+	// small, a sequential scan, long after the table grew, until the next
+	// ANALYZE, which may be never (autovacuum can be off). Planned afresh
+	// on each run, a statement is planned for the table as it is now. This
+	// changes no plan's shape, only whether plans of prepared statements
+	// are reused; planning a statement costs tens of microseconds.
+	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
