@@ -2,6 +2,7 @@ package raft
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"sync"
 	"time"
@@ -38,15 +39,16 @@ type peerTLS struct {
 
 func newPeerTLS(cfg *tls.Config) *peerTLS {
 	server := cfg.Clone()
-	requireClientCert(server)
+	requireClientCert(server, nil)
 	if user := cfg.GetConfigForClient; user != nil {
+		cas := server.ClientCAs
 		server.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 			c, err := user(hi)
 			if c == nil || err != nil {
 				return c, err
 			}
 			c = c.Clone()
-			requireClientCert(c)
+			requireClientCert(c, cas)
 			return c, nil
 		}
 	}
@@ -65,11 +67,14 @@ func newPeerTLS(cfg *tls.Config) *peerTLS {
 }
 
 // requireClientCert makes an accepting side demand and verify the dialling
-// node's certificate against ClientCAs, or else RootCAs.
-func requireClientCert(c *tls.Config) {
+// node's certificate against ClientCAs, else RootCAs, else cas.
+func requireClientCert(c *tls.Config, cas *x509.CertPool) {
 	c.ClientAuth = tls.RequireAndVerifyClientCert
 	if c.ClientCAs == nil {
 		c.ClientCAs = c.RootCAs
+	}
+	if c.ClientCAs == nil {
+		c.ClientCAs = cas
 	}
 }
 
