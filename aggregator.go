@@ -106,6 +106,7 @@ func (a *Aggregator[T]) Context() context.Context {
 }
 
 func apply[T any](apps Appliers[T], st T, ev *Event) T {
+	defer repanic(ErrApplierPanicked)
 	if fn, ok := apps[ev.Type]; ok {
 		return fn(st, ev)
 	}

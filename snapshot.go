@@ -33,6 +33,9 @@ func (s *Store) GetSnapshotContext(
 	if err := s.check(id); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
 	if err != nil {
 		return nil, err
