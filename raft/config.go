@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -20,7 +21,39 @@ type (
 		// Address is the host:port this node listens on. It carries both
 		// Raft traffic and the writes that followers forward to the
 		// leader, and is the address other nodes dial.
+		//
+		// Without TLS, Address must be reachable only by the cluster's
+		// own nodes: nothing on it is authenticated, so anyone who can
+		// connect can append events and snapshots to the store, vote in
+		// elections, replicate entries of their own making to followers
+		// or install a snapshot that replaces a node's whole state.
 		Address string
+
+		// TLS, when set, secures every connection this node accepts or
+		// dials on Address, Raft and forwarded writes alike, with mutual
+		// TLS: each side presents a certificate and verifies the other's
+		// before any byte of the protocol is read. The same Config serves
+		// both sides: its certificate (Certificates, or GetCertificate
+		// for the accepted side, which also serves the dialled side when
+		// GetClientCertificate is nil) must carry both the server and
+		// the client extended key usage, and name the host of every
+		// address peers dial it at (Servers, or Address) unless
+		// ServerName is set. RootCAs, the cluster's CA, verifies the
+		// dialled node, and verifies dialling nodes too unless ClientCAs
+		// is set. ClientAuth is always RequireAndVerifyClientCert, also
+		// on a Config returned by GetConfigForClient. Certificates
+		// rotate without a restart through GetCertificate,
+		// GetClientCertificate or GetConfigForClient: each connection
+		// made afterwards uses the new one. Every node of a cluster must
+		// use TLS, or none.
+		TLS *tls.Config
+
+		// MaxForwardConns is the most forwarding connections this node,
+		// as leader, serves at once: a connection holds a slot while its
+		// request is read and answered, a request that finds none free
+		// waits before its payload is read, and an idle connection holds
+		// none. Zero means DefaultMaxForwardConns.
+		MaxForwardConns int
 
 		// DataDir holds the Raft log, the Raft snapshots and the state
 		// machine's data. It is created when missing.
@@ -53,7 +86,7 @@ type (
 		// stays hidden from the others: a consumer that dies (or whose
 		// node does) without acknowledging it leaves it to be redelivered
 		// once the lease ends. The lease is measured on the clocks of the
-		// nodes the consumers call. See DefaultArchiveLease.
+		// nodes the consumers call. Zero means DefaultArchiveLease.
 		ArchiveLease time.Duration
 
 		// Logger receives every line this node logs, hashicorp/raft's
@@ -92,12 +125,18 @@ type (
 		// wrapConn, when set, wraps every connection the node dials or
 		// accepts; tests use it to partition the node.
 		wrapConn func(net.Conn) net.Conn
+
+		// handshakeTimeout bounds an accepted connection's TLS handshake
+		// and protocol byte, and how long a forwarded request may stall
+		// while its frame is read or its answer written.
+		handshakeTimeout time.Duration
 	}
 )
 
 // Defaults for Config.
 const (
-	DefaultLogTailSize = 20480
+	DefaultLogTailSize     = 20480
+	DefaultMaxForwardConns = 256
 
 	// MinLogTailSize is the smallest LogTailSize accepted.
 	MinLogTailSize = 64
@@ -116,13 +155,21 @@ var (
 	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
 	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
 	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
-	ErrInvalidArchiveLease         = errors.New("raft: archive lease must be positive")
+	ErrInvalidArchiveLease         = errors.New("raft: archive lease must not be negative")
+	ErrInvalidMaxForwardConns      = errors.New("raft: max forward conns must not be negative")
+	ErrTLSCertificateRequired      = errors.New("raft: TLS needs a certificate for both sides")
+	ErrTLSRootCAsRequired          = errors.New("raft: TLS needs RootCAs, the cluster's CA")
+	ErrTLSInsecure                 = errors.New("raft: TLS must verify peers (InsecureSkipVerify)")
 )
 
 // DefaultConfig returns the Config with every default applied. LocalID,
 // Address and DataDir have no default.
 func DefaultConfig() Config {
-	return Config{LogTailSize: DefaultLogTailSize, ArchiveLease: DefaultArchiveLease}
+	return Config{
+		LogTailSize:     DefaultLogTailSize,
+		MaxForwardConns: DefaultMaxForwardConns,
+		ArchiveLease:    DefaultArchiveLease,
+	}
 }
 
 // With returns c with every non-zero field of other laid over it.
@@ -151,6 +198,12 @@ func (c Config) With(other Config) Config {
 	if other.Logger != nil {
 		c.Logger = other.Logger
 	}
+	if other.TLS != nil {
+		c.TLS = other.TLS
+	}
+	if other.MaxForwardConns != 0 {
+		c.MaxForwardConns = other.MaxForwardConns
+	}
 	if other.tuning != nil {
 		c.tuning = other.tuning
 	}
@@ -159,9 +212,11 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidArchiveLease
-// (not positive), ErrInvalidServer or ErrBootstrapMissingLocalServer, or
-// nil.
+// ErrLogTailSizeTooSmall (below MinLogTailSize),
+// ErrInvalidMaxForwardConns (negative), ErrInvalidArchiveLease
+// (negative), ErrTLSCertificateRequired, ErrTLSRootCAsRequired or
+// ErrTLSInsecure (see validateTLS), ErrInvalidServer or
+// ErrBootstrapMissingLocalServer, or nil.
 func (c Config) Validate() error {
 	switch {
 	case c.LocalID == "":
@@ -174,8 +229,13 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
-	case c.ArchiveLease <= 0:
+	case c.MaxForwardConns < 0:
+		return ErrInvalidMaxForwardConns
+	case c.ArchiveLease < 0:
 		return ErrInvalidArchiveLease
+	}
+	if err := validateTLS(c.TLS); err != nil {
+		return err
 	}
 	return c.validateServers()
 }
@@ -222,5 +282,6 @@ func defaultTuning() tuning {
 		trailingLogs:      10240,
 		dialTimeout:       5 * time.Second,
 		leaderWait:        30 * time.Second,
+		handshakeTimeout:  10 * time.Second,
 	}
 }

@@ -12,7 +12,8 @@ import (
 
 func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, Config{
-		LogTailSize: DefaultLogTailSize, ArchiveLease: DefaultArchiveLease,
+		LogTailSize: DefaultLogTailSize, MaxForwardConns: DefaultMaxForwardConns,
+		ArchiveLease: DefaultArchiveLease,
 	}, DefaultConfig())
 	require.Equal(t, 20480, DefaultLogTailSize)
 }

@@ -386,9 +386,15 @@ func applyIndex(tx *bbolt.Tx, key string, c timebox.IndexChange) error {
 	return nil
 }
 
+// applySnapshot stores c's snapshot unless a newer one is stored, or, for
+// an IfHead snapshot, unless the aggregate is live with its head at c's
+// sequence; the check runs in Apply, so no append can slip in between.
 func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) error {
-	rec, _ := getAgg(tx, c.key)
+	rec, live := getAgg(tx, c.key)
 	if rec.hasSnap && c.sequence < rec.snapSeq {
+		return nil
+	}
+	if c.ifHead && (!live || rec.head != c.sequence) {
 		return nil
 	}
 	if err := tx.Bucket(bucketSnaps).Put([]byte(c.key), c.data); err != nil {

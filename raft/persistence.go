@@ -197,7 +197,7 @@ func (p *Persistence) listen(logger hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("raft: listen: %w", err)
 	}
-	p.mux = newMux(ln, p.serveForward, p.tune.wrapConn)
+	p.mux = newMux(ln, p.newMuxConfig(logger))
 	p.fwd = newForwarder(p.mux, p.tune.dialTimeout)
 	p.trans = newTransport(p.mux, p.advertise(), logger)
 	return nil

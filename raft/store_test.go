@@ -15,5 +15,8 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 		Archiving: true,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newSingle(t, Config{})
+		},
 	})
 }
