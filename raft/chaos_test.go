@@ -300,11 +300,11 @@ func stateHash(p *Persistence) (string, error) {
 func sameLogs(nodes []*Persistence) error {
 	var first, last uint64 = 0, ^uint64(0)
 	for _, p := range nodes {
-		fi, err := p.logs.FirstIndex()
+		fi, err := p.store.FirstIndex()
 		if err != nil {
 			return err
 		}
-		li, err := p.logs.LastIndex()
+		li, err := p.store.LastIndex()
 		if err != nil {
 			return err
 		}
@@ -325,7 +325,7 @@ func sameEntry(nodes []*Persistence, idx uint64) error {
 	var want *hraft.Log
 	for i, p := range nodes {
 		var got hraft.Log
-		err := p.logs.GetLog(idx, &got)
+		err := p.store.GetLog(idx, &got)
 		switch {
 		case errors.Is(err, hraft.ErrLogNotFound) && idx <= snapshotIndex(p):
 			continue

@@ -167,6 +167,8 @@ type diskStore struct {
 	stable *raftboltdb.BoltStore
 	health *health
 	done   <-chan struct{}
+	// snaps, once set, gives GetLog the latest snapshot (see GetLog).
+	snaps hraft.SnapshotStore
 }
 
 var (
@@ -212,7 +214,31 @@ func (b *boltLog) DeleteRange(lo, hi uint64) error {
 func (s *diskStore) FirstIndex() (uint64, error) { return s.logs.FirstIndex() }
 func (s *diskStore) LastIndex() (uint64, error)  { return s.logs.LastIndex() }
 
-func (s *diskStore) GetLog(idx uint64, l *hraft.Log) error { return s.logs.GetLog(idx, l) }
+// GetLog returns the entry at idx. When the log lacks it but idx is the
+// latest snapshot's index and the log holds nothing below it, it returns
+// a no-op entry with the snapshot's term. hashicorp/raft checks a leader's
+// previous entry against the log alone, unless it is the log's last: a
+// follower that installed a snapshot at S, stored S+1, and restarted
+// before the leader heard its ack rejects the resent S+1 (previous S "not
+// found"), and the leader resends the snapshot, which changes nothing, for
+// ever. The stand-in is never sent to a follower: a leader whose log
+// starts after S takes a follower's previous entry at S from the snapshot
+// itself and sends a snapshot to one that needs S or earlier.
+func (s *diskStore) GetLog(idx uint64, l *hraft.Log) error {
+	err := s.logs.GetLog(idx, l)
+	if !errors.Is(err, hraft.ErrLogNotFound) || s.snaps == nil || idx == 0 {
+		return err
+	}
+	metas, lerr := s.snaps.List()
+	if lerr != nil || len(metas) == 0 || metas[0].Index != idx {
+		return err
+	}
+	if first, ferr := s.logs.FirstIndex(); ferr != nil || first != 0 && first <= idx {
+		return err
+	}
+	*l = hraft.Log{Index: idx, Term: metas[0].Term, Type: hraft.LogNoop}
+	return nil
+}
 
 func (s *diskStore) StoreLog(l *hraft.Log) error {
 	return s.wrap(s.logs.StoreLog(l))

@@ -106,7 +106,9 @@ func waitReady(t testing.TB, p *Persistence) {
 	select {
 	case <-p.Ready():
 	case <-ctx.Done():
-		t.Fatalf("node %s not ready", p.cfg.LocalID)
+		t.Fatalf("node %s not ready after %s: state %s, leader %q, applied %d, err %v, raft %v",
+			p.cfg.LocalID, waitLong, p.State(), p.Leader().ID, p.fsm.applied.Load(), p.Err(),
+			p.raft.Stats())
 	}
 }
 

@@ -131,6 +131,7 @@ func (p *Persistence) open() error {
 	if err := p.listen(logger); err != nil {
 		return err
 	}
+	p.stable.snaps = snaps
 	conf := raftConfig(p.cfg.LocalID, p.tune, logger)
 	if err := p.bootstrap(conf, snaps); err != nil {
 		return err
