@@ -1,10 +1,13 @@
 package raft
 
 import (
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
@@ -50,7 +53,16 @@ func FuzzDecodeCommand(f *testing.F) {
 	}}))
 	f.Add(encodeSnapshot(timebox.SnapshotRequest{ID: id, Data: []byte(`1`)}))
 	f.Add([]byte{commandVersion, opAppend, 0xff, 0xff})
+	f.Add(encodeArchive(id))
+	f.Add(encodeLease("token", time.Unix(1, 2), time.Second))
+	f.Add(encodeAck(3))
+	f.Add(encodeRelease(3, "token"))
+	db, err := openState(filepath.Join(f.TempDir(), stateFile), true)
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = db.Close() })
+	errRollback := errors.New("rollback")
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = decodeArchiveRecord(0, b)
 		op, err := commandOp(b)
 		if err != nil {
 			return
@@ -60,6 +72,13 @@ func FuzzDecodeCommand(f *testing.F) {
 			_, _ = decodeAppend(b)
 		case opSnapshot:
 			_, _ = decodeSnapshot(b)
+		case opArchive, opLease, opAck, opRelease:
+			// Applied to a state file and rolled back: a malformed
+			// command is a response, never a panic.
+			_ = db.Update(func(tx *bbolt.Tx) error {
+				_, _ = applyArchiveOp(tx, op, b)
+				return errRollback
+			})
 		}
 		_, _ = decodeConflict(b, id)
 	})
