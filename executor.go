@@ -170,6 +170,79 @@ func (e *Executor[T]) ExecContext(
 	return c.value, nil
 }
 
+// Get is GetContext with context.Background().
+func (e *Executor[T]) Get(id AggregateID) (T, error) {
+	return e.GetContext(context.Background(), id)
+}
+
+// GetContext returns id's state without running a command or appending:
+// from the executor's cache when it holds the aggregate, else loaded from
+// the store (latest snapshot and the events after it) and cached. An
+// aggregate with no history gives the constructor's state.
+//
+// Freshness: a cached state holds every command this Executor committed,
+// but may lag writes made through other Executors or processes until the
+// next Exec on the aggregate; GetLatest reads the head first. Like the
+// state Exec returns, the value may share memory with the cache: treat it
+// as read-only.
+//
+// Errors: ErrInvalidAggregateID, ErrClosed, ctx's error, a *PanicError
+// (ErrConstructorPanicked or ErrApplierPanicked), or the backend's error.
+func (e *Executor[T]) GetContext(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, false)
+}
+
+// GetLatest is GetContext as of the aggregate's head in the store: it
+// checks the cached (or loaded) state against the head, as a command that
+// raises nothing would, and folds in any events written elsewhere, leaving
+// the cache caught up. It costs one round trip to the backend (on raft, a
+// read confirmed by the leader) and appends nothing.
+//
+// Errors: those of GetContext.
+func (e *Executor[T]) GetLatest(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, true)
+}
+
+func (e *Executor[T]) get(
+	ctx context.Context, id AggregateID, latest bool,
+) (res T, err error) {
+	var zero T
+	if e.store == nil {
+		return zero, errNoStore
+	}
+	if err := e.store.check(id); err != nil {
+		return zero, err
+	}
+	id = id.Clone()
+	key := id.key()
+	defer func() {
+		if r := recover(); r != nil {
+			e.cache.Remove(key)
+			res, err = zero, recovered(e.logger(), errPanicked, r, id)
+		}
+	}()
+	p, err := e.load(ctx, key, id)
+	if err != nil {
+		return zero, err
+	}
+	if !latest {
+		return p.value, nil
+	}
+	err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
+	var vc *VersionConflictError
+	switch {
+	case err == nil:
+		return p.value, nil
+	case !errors.As(err, &vc):
+		return zero, err
+	}
+	if p, err = e.catchUp(ctx, key, id, p, vc); err != nil {
+		return zero, err
+	}
+	e.remember(key, p)
+	return p.value, nil
+}
+
 // SaveSnapshot is SaveSnapshotContext with context.Background().
 func (e *Executor[T]) SaveSnapshot(id AggregateID) error {
 	return e.SaveSnapshotContext(context.Background(), id)
