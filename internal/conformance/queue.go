@@ -2,7 +2,9 @@ package conformance
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -28,6 +30,7 @@ var queueCases = []testCase{
 	{"ExpiredCallDroppedFromBatch", testQueueExpiredInBatch},
 	{"DeadlineKeepsIdentity", testQueueDeadlineIdentity},
 	{"JoinedContextKeepsIdentity", testQueueJoinedIdentity},
+	{"RaceWithContexts", testQueueRaceContexts},
 }
 
 // blocker is a command that holds its aggregate's queue until released.
@@ -412,4 +415,57 @@ func testQueueJoinedIdentity(t *testing.T, s Suite) {
 		require.NotErrorIs(t, err, context.Canceled)
 	}
 	require.Equal(t, quoted("blocker"), logItems(t, st, id))
+}
+
+// testQueueRaceContexts races workers on one aggregate through one
+// Executor where some calls give up while queued or running and some
+// commands outlive their context: the log holds exactly the acknowledged
+// events (bar unknown outcomes), once each, gapless, and each acknowledged
+// caller got the state its own event made; no call that failed with its
+// context's error wrote anything.
+func testQueueRaceContexts(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("race", rand.Text())
+	ex := timebox.NewExecutor(st, newCounter, counterAppliers)
+	l := newLedger()
+	var gaveUp sync.Map
+	together(8, func(w int) {
+		worker := fmt.Sprintf("w%d", w)
+		for c := range 25 {
+			p := fmt.Sprintf("%s-c%d", worker, c)
+			ctx, cancel := context.WithCancel(context.Background())
+			cmd := raceCommand(p)
+			switch c % 4 {
+			case 1: // may give up while queued or running
+				cancel()
+				ctx, cancel = context.WithTimeout(context.Background(),
+					time.Duration(c%3)*time.Millisecond)
+			case 2: // outlives its context
+				cmd = func(s counter, ag *timebox.Aggregator[counter]) error {
+					cancel()
+					return raceCommand(p)(s, ag)
+				}
+			}
+			res, err := ex.ExecContext(ctx, id, cmd)
+			cancel()
+			if c%4 == 2 {
+				assert.ErrorIs(t, err, context.Canceled)
+			}
+			if ctxErr(err) && !errors.Is(err, timebox.ErrUnknownOutcome) {
+				gaveUp.Store(p, true)
+				continue
+			}
+			l.recordExec(worker, p, res, err)
+		}
+	})
+	l.requireErrors(t, true)
+	l.requireLog(t, l.awaitAcked(t, st, id))
+	for _, e := range events(t, st, id) {
+		_, ok := gaveUp.Load(payload(t, e))
+		require.False(t, ok, "event %d of a call that gave up", e.Sequence)
+	}
+}
+
+func ctxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
