@@ -62,7 +62,10 @@ type (
 	}
 )
 
-var errNoStore = errors.New("executor has no store")
+var (
+	errNoStore    = errors.New("executor has no store")
+	errNilContext = errors.New("context is required")
+)
 
 // NewExecutor returns an Executor on store. construct makes the state of an
 // aggregate with no history; apps fold events into it; onSuccess actions
@@ -153,6 +156,9 @@ func (e *Executor[T]) ExecContext(
 	if cmd == nil {
 		return zero, errors.New("command is required")
 	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
 	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
 	key := id.key()
@@ -213,6 +219,9 @@ func (e *Executor[T]) get(
 	if err := e.store.check(id); err != nil {
 		return zero, err
 	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
 	id = id.Clone()
 	key := id.key()
 	defer func() {
@@ -270,15 +279,18 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 // A call whose ctx is done before the append is dropped with ctx's error,
 // and the rest run again without it.
 func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
-	live := dropDone(calls)
+	live := dropDone(make([]*call[T], 0, len(calls)), calls)
 	if len(live) == 0 {
 		return
 	}
-	ctxs := make([]context.Context, len(live))
-	for i, c := range live {
-		ctxs[i] = c.ctx
+	ctx, release := live[0].ctx, func() {}
+	if len(live) > 1 {
+		ctxs := make([]context.Context, len(live))
+		for i, c := range live {
+			ctxs[i] = c.ctx
+		}
+		ctx, release = joinContexts(ctxs)
 	}
-	ctx, release := joinContexts(ctxs)
 	defer release()
 	defer func() {
 		if r := recover(); r != nil {
@@ -296,7 +308,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		live, evs, end = e.runCommands(id, p, live)
 		e.setRunner(key, 0)
 		if n := len(live); n > 0 {
-			if live = dropDone(live); len(live) < n {
+			if live = dropDone(live[:0], live); len(live) < n {
 				// Later commands saw the dropped ones' events: run again.
 				attempt--
 				continue
@@ -367,15 +379,14 @@ func (e *Executor[T]) runCommand(cmd Command[T], ag *Aggregator[T]) (err error) 
 }
 
 // dropDone finishes the calls whose context is done with its error and
-// returns the others.
-func dropDone[T any](calls []*call[T]) []*call[T] {
-	live := make([]*call[T], 0, len(calls))
+// appends the others to dst (which may be calls[:0]).
+func dropDone[T any](dst, calls []*call[T]) []*call[T] {
 	for _, c := range calls {
 		if c.err = c.ctx.Err(); c.err == nil {
-			live = append(live, c)
+			dst = append(dst, c)
 		}
 	}
-	return live
+	return dst
 }
 
 func (e *Executor[T]) logger() *slog.Logger {

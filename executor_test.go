@@ -192,6 +192,12 @@ func TestExecutorWithoutStoreOrCommand(t *testing.T) {
 	_, accounts := newAccounts(t)
 	_, err = accounts.Exec(timebox.NewAggregateID("a"), nil)
 	assert.Error(t, err)
+
+	var noCtx context.Context
+	_, err = accounts.ExecContext(noCtx, timebox.NewAggregateID("a"), deposit(1))
+	assert.ErrorContains(t, err, "context is required")
+	_, err = accounts.GetContext(noCtx, timebox.NewAggregateID("a"))
+	assert.ErrorContains(t, err, "context is required")
 }
 
 func waitFor(t *testing.T, cond func() bool) {
