@@ -17,7 +17,8 @@
 // instead of interleaving. On a conflict the executor folds in the new events
 // and runs the command again, up to [Config.MaxRetries] attempts. Commands on
 // one aggregate through one Executor queue up and are committed together, so
-// they never fight each other.
+// they never fight each other; a queued call honours its context (see
+// [Executor.ExecContext]). [Executor.Get] reads a state without a command.
 //
 // # Indexes
 //

@@ -79,15 +79,18 @@ var (
 	// ErrInvalidCacheSize means Config.CacheSize is zero or negative.
 	ErrInvalidCacheSize = errors.New("cache size must be positive")
 
-	// ErrReentrantExec means a command called Exec, or Get, on its own
-	// aggregate through the Executor running it; that call would wait for
-	// the command itself. Nothing was written for the inner call, and the
-	// outer command goes on. Run the logic inside the command instead.
+	// ErrReentrantExec means a command called Exec on its own aggregate
+	// through the Executor running it, from the goroutine running it; that
+	// call would wait for the command itself. Nothing was written for the
+	// inner call, and the outer command goes on. Raise the events in the
+	// command itself instead (Get from a command is fine).
 	ErrReentrantExec = errors.New("command executes on its own aggregate")
 
 	// ErrCommandPanicked is matched by the *PanicError of a command that
-	// panicked (or called runtime.Goexit). Nothing of the command was
-	// written; the aggregate stays usable.
+	// panicked: nothing of the command was written, the others of its batch
+	// go on, and the aggregate stays usable. It is also matched by the error
+	// of the calls batched with a command that called runtime.Goexit, for
+	// which nothing was written.
 	ErrCommandPanicked = errors.New("command panicked")
 
 	// ErrApplierPanicked is matched by the *PanicError of an Applier that

@@ -62,7 +62,10 @@ type (
 	}
 )
 
-var errNoStore = errors.New("executor has no store")
+var (
+	errNoStore    = errors.New("executor has no store")
+	errNilContext = errors.New("context is required")
+)
 
 // NewExecutor returns an Executor on store. construct makes the state of an
 // aggregate with no history; apps fold events into it; onSuccess actions
@@ -152,6 +155,9 @@ func (e *Executor[T]) ExecContext(
 	if cmd == nil {
 		return zero, errors.New("command is required")
 	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
 	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
 	key := id.key()
@@ -167,6 +173,82 @@ func (e *Executor[T]) ExecContext(
 	}
 	e.succeed(id, c)
 	return c.value, nil
+}
+
+// Get is GetContext with context.Background().
+func (e *Executor[T]) Get(id AggregateID) (T, error) {
+	return e.GetContext(context.Background(), id)
+}
+
+// GetContext returns id's state without running a command or appending:
+// from the executor's cache when it holds the aggregate, else loaded from
+// the store (latest snapshot and the events after it) and cached. An
+// aggregate with no history gives the constructor's state.
+//
+// Freshness: a cached state holds every command this Executor committed,
+// but may lag writes made through other Executors or processes until the
+// next Exec on the aggregate; GetLatest reads the head first. Like the
+// state Exec returns, the value may share memory with the cache: treat it
+// as read-only.
+//
+// Errors: ErrInvalidAggregateID, ErrClosed, ctx's error, a *PanicError
+// (ErrConstructorPanicked or ErrApplierPanicked), or the backend's error.
+func (e *Executor[T]) GetContext(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, false)
+}
+
+// GetLatest is GetContext as of the aggregate's head in the store: it
+// checks the cached (or loaded) state against the head, as a command that
+// raises nothing would, and folds in any events written elsewhere, leaving
+// the cache caught up. It costs one round trip to the backend (on raft, a
+// read confirmed by the leader) and appends nothing.
+//
+// Errors: those of GetContext.
+func (e *Executor[T]) GetLatest(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, true)
+}
+
+func (e *Executor[T]) get(
+	ctx context.Context, id AggregateID, latest bool,
+) (res T, err error) {
+	var zero T
+	if e.store == nil {
+		return zero, errNoStore
+	}
+	if err := e.store.check(id); err != nil {
+		return zero, err
+	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
+	id = id.Clone()
+	key := id.key()
+	defer func() {
+		if r := recover(); r != nil {
+			e.cache.Remove(key)
+			res, err = zero, recovered(e.logger(), errPanicked, r, id)
+		}
+	}()
+	p, err := e.load(ctx, key, id)
+	if err != nil {
+		return zero, err
+	}
+	if !latest {
+		return p.value, nil
+	}
+	err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
+	var vc *VersionConflictError
+	switch {
+	case err == nil:
+		return p.value, nil
+	case !errors.As(err, &vc):
+		return zero, err
+	}
+	if p, err = e.catchUp(ctx, key, id, p, vc); err != nil {
+		return zero, err
+	}
+	e.remember(key, p)
+	return p.value, nil
 }
 
 // SaveSnapshot is SaveSnapshotContext with context.Background().
@@ -204,15 +286,18 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 // A call whose ctx is done before the append is dropped with ctx's error,
 // and the rest run again without it.
 func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
-	live := dropDone(calls)
+	live := dropDone(make([]*call[T], 0, len(calls)), calls)
 	if len(live) == 0 {
 		return
 	}
-	ctxs := make([]context.Context, len(live))
-	for i, c := range live {
-		ctxs[i] = c.ctx
+	ctx, release := live[0].ctx, func() {}
+	if len(live) > 1 {
+		ctxs := make([]context.Context, len(live))
+		for i, c := range live {
+			ctxs[i] = c.ctx
+		}
+		ctx, release = joinContexts(ctxs)
 	}
-	ctx, release := joinContexts(ctxs)
 	defer release()
 	defer func() {
 		if r := recover(); r != nil {
@@ -230,7 +315,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		live, evs, end = e.runCommands(id, p, live)
 		e.setRunner(key, 0)
 		if n := len(live); n > 0 {
-			if live = dropDone(live); len(live) < n {
+			if live = dropDone(live[:0], live); len(live) < n {
 				// Later commands saw the dropped ones' events: run again.
 				attempt--
 				continue
@@ -301,15 +386,14 @@ func (e *Executor[T]) runCommand(cmd Command[T], ag *Aggregator[T]) (err error) 
 }
 
 // dropDone finishes the calls whose context is done with its error and
-// returns the others.
-func dropDone[T any](calls []*call[T]) []*call[T] {
-	live := make([]*call[T], 0, len(calls))
+// appends the others to dst (which may be calls[:0]).
+func dropDone[T any](dst, calls []*call[T]) []*call[T] {
 	for _, c := range calls {
 		if c.err = c.ctx.Err(); c.err == nil {
-			live = append(live, c)
+			dst = append(dst, c)
 		}
 	}
-	return live
+	return dst
 }
 
 func (e *Executor[T]) logger() *slog.Logger {

@@ -56,8 +56,8 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
-// Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
+// IfHead/, Index/, List/, Archive/, Lifecycle/, BadInput/ and Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -65,6 +65,9 @@ func Run(t *testing.T, s Suite) {
 		{"Load", loadCases},
 		{"Snapshot", snapshotCases},
 		{"Executor", executorCases},
+		{"Queue", queueCases},
+		{"Get", getCases},
+		{"Panic", panicCases},
 		{"Strict", strictCases},
 		{"IfHead", ifHeadCases(s)},
 		{"Index", indexCases},
