@@ -56,8 +56,8 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
-// Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Busy/, Index/,
+// List/, Archive/, Lifecycle/, BadInput/ and Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -67,6 +67,7 @@ func Run(t *testing.T, s Suite) {
 		{"Executor", executorCases},
 		{"Strict", strictCases},
 		{"IfHead", ifHeadCases(s)},
+		{"Busy", busyCases},
 		{"Index", indexCases},
 		{"List", listCases},
 		{"Archive", archiveCases(s.Archiving)},
