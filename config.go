@@ -9,8 +9,9 @@ type Config struct {
 	// live storage. State is still rebuilt from the snapshot.
 	TrimEvents bool
 
-	// SnapshotRatio is the size of the events read after the snapshot,
-	// relative to the snapshot, past which a load saves a new snapshot.
+	// SnapshotRatio is the size of the events after the snapshot, relative
+	// to the snapshot, past which an Executor saves a new snapshot: on a
+	// load that read them, or in the background after a commit.
 	SnapshotRatio float64
 
 	// MaxRetries is how many attempts (not retries after the first) an

@@ -35,6 +35,9 @@ type (
 		onSuccess []SuccessAction[T]
 		cache     *lru.Cache[string, *projection[T]]
 
+		snapMu sync.Mutex
+		snaps  *lru.Cache[string, *snapStat]
+
 		mu     sync.Mutex
 		queues map[string]*queue[T]
 	}
@@ -79,6 +82,7 @@ func NewExecutor[T any](
 		cfg = store.config
 	}
 	cache, _ := lru.New[string, *projection[T]](max(cfg.CacheSize, 1))
+	snaps, _ := lru.New[string, *snapStat](max(cfg.CacheSize, 1))
 	return &Executor[T]{
 		store: store,
 		construct: func() T {
@@ -88,6 +92,7 @@ func NewExecutor[T any](
 		apps:      newAppliers(apps, cfg),
 		onSuccess: onSuccess,
 		cache:     cache,
+		snaps:     snaps,
 		queues:    map[string]*queue[T]{},
 	}
 }
@@ -278,7 +283,8 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 		return err
 	}
 	e.remember(id.key(), p)
-	return e.store.putSnapshot(ctx, id, p.value, p.next, true)
+	_, err = e.store.putSnapshot(ctx, id, p.value, p.next, true)
+	return err
 }
 
 // run executes a batch of calls on id and commits their events in one
@@ -329,6 +335,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		})
 		if err == nil {
 			e.remember(key, end)
+			e.committed(key, id, evs, end)
 			return
 		}
 		var vc *VersionConflictError
@@ -433,13 +440,17 @@ func (e *Executor[T]) load(
 	if err != nil {
 		return nil, err
 	}
+	stat := &snapStat{snapSize: res.SnapshotSize, eventsSize: res.EventsSize}
 	if e.wantsSnapshot(res) {
-		err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
+		n, err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
 		if err != nil {
 			slog.Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
+		} else {
+			stat = &snapStat{snapSize: n}
 		}
 	}
+	e.noteLoad(key, stat)
 	e.remember(key, p)
 	return p, nil
 }
@@ -465,14 +476,20 @@ func (e *Executor[T]) loadStored(
 }
 
 func (e *Executor[T]) wantsSnapshot(res *SnapshotResult) bool {
-	if len(res.AdditionalEvents) == 0 {
+	return len(res.AdditionalEvents) > 0 &&
+		e.outweighs(res.SnapshotSize, res.EventsSize)
+}
+
+// outweighs reports whether eventsSize bytes of events after a snapshot of
+// snapSize bytes (0 for none) call for a new snapshot.
+func (e *Executor[T]) outweighs(snapSize, eventsSize int) bool {
+	if eventsSize == 0 {
 		return false
 	}
-	if res.SnapshotSize == 0 {
+	if snapSize == 0 {
 		return true
 	}
-	ratio := float64(res.EventsSize) / float64(res.SnapshotSize)
-	return ratio > e.store.config.SnapshotRatio
+	return float64(eventsSize)/float64(snapSize) > e.store.config.SnapshotRatio
 }
 
 // remember caches p unless the cache holds a later state of the aggregate.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -14,6 +15,13 @@ type Store struct {
 	backend Backend
 	config  Config
 	closed  atomic.Bool
+
+	// Background work (Executors' snapshots after commits), which Close
+	// cancels and waits for; see Store.background.
+	bgMu   sync.Mutex
+	bg     sync.WaitGroup
+	bgCtx  context.Context
+	bgStop context.CancelFunc
 }
 
 // NewStore returns a Store on b, with cfg laid over DefaultConfig. It
@@ -54,12 +62,14 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Close closes the store and its backend. Later calls return an error
-// matching ErrClosed; a second Close returns nil.
+// Close closes the store and its backend. It first cancels the background
+// snapshots Executors may be saving and waits for them to end. Later calls
+// return an error matching ErrClosed; a second Close returns nil.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopBackground()
 	return s.backend.Close()
 }
 

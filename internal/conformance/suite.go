@@ -57,7 +57,8 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
-// IfHead/, Index/, List/, Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// IfHead/, Busy/, Index/, List/, Archive/, Lifecycle/, BadInput/ and
+// Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -70,6 +71,7 @@ func Run(t *testing.T, s Suite) {
 		{"Panic", panicCases},
 		{"Strict", strictCases},
 		{"IfHead", ifHeadCases(s)},
+		{"Busy", busyCases},
 		{"Index", indexCases},
 		{"List", listCases},
 		{"Archive", archiveCases(s.Archiving)},
