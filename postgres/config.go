@@ -2,9 +2,12 @@ package postgres
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Config says where a Persistence stores its data. A zero field means "use
@@ -21,6 +24,18 @@ type Config struct {
 	// MaxConns is the most connections the pool opens. It overrides a
 	// pool_max_conns given in URL.
 	MaxConns int
+
+	// Pool, if set, is an existing pool to use instead of opening one from
+	// URL (which, with MaxConns, is then ignored): the service's own, with
+	// its tracer and settings. The caller owns it: Close leaves it open.
+	// The settings NewPersistence gives a pool of its own are the caller's
+	// to choose here; plan_cache_mode=force_custom_plan is recommended
+	// (see DESIGN.md).
+	Pool *pgxpool.Pool
+
+	// Logger receives every log line of the Persistence; nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // Defaults for Config.
@@ -69,22 +84,28 @@ func (c Config) With(other Config) Config {
 	if other.MaxConns != 0 {
 		c.MaxConns = other.MaxConns
 	}
+	if other.Pool != nil {
+		c.Pool = other.Pool
+	}
+	if other.Logger != nil {
+		c.Logger = other.Logger
+	}
 	return c
 }
 
-// Validate returns ErrURLRequired, ErrPrefixRequired, ErrInvalidPrefix or
-// ErrInvalidMaxConns, checked in that order, or nil. It does not parse URL: NewPersistence
-// does, and reports a malformed URL.
+// Validate returns ErrURLRequired (no URL and no Pool), ErrPrefixRequired,
+// ErrInvalidPrefix or ErrInvalidMaxConns, checked in that order, or nil.
+// It does not parse URL: NewPersistence does, and reports a malformed URL.
 func (c Config) Validate() error {
 	switch {
-	case c.URL == "":
+	case c.URL == "" && c.Pool == nil:
 		return ErrURLRequired
 	case c.Prefix == "":
 		return ErrPrefixRequired
 	case len(c.Prefix) > MaxPrefixLength || !utf8.ValidString(c.Prefix) ||
 		strings.IndexByte(c.Prefix, 0) >= 0:
 		return ErrInvalidPrefix
-	case c.MaxConns <= 0 || c.MaxConns > math.MaxInt32:
+	case c.Pool == nil && (c.MaxConns <= 0 || c.MaxConns > math.MaxInt32):
 		return ErrInvalidMaxConns
 	}
 	return nil

@@ -1,9 +1,11 @@
 package postgres_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox/postgres"
@@ -70,4 +72,19 @@ func TestNewPersistenceBadURL(t *testing.T) {
 		require.ErrorIs(t, err, postgres.ErrInvalidURL, url)
 		require.Nil(t, p)
 	}
+}
+
+func TestConfigPoolAndLogger(t *testing.T) {
+	pool := &pgxpool.Pool{}
+	log := slog.New(slog.DiscardHandler)
+	cfg := postgres.DefaultConfig().With(postgres.Config{Pool: pool, Logger: log})
+	require.Same(t, pool, cfg.Pool)
+	require.Same(t, log, cfg.Logger)
+	cfg = cfg.With(postgres.Config{Prefix: "p"})
+	require.Same(t, pool, cfg.Pool)
+	require.Same(t, log, cfg.Logger)
+
+	// A Pool stands in for URL and MaxConns.
+	require.NoError(t, postgres.Config{Pool: pool, Prefix: "p"}.Validate())
+	require.ErrorIs(t, postgres.Config{Pool: pool}.Validate(), postgres.ErrPrefixRequired)
 }

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -121,7 +122,7 @@ var appendSQL = func() (res [2][2][2]string) {
 // detected without taking any lock; otherwise schema.sql runs in one
 // transaction under an advisory lock, so processes opening at once take
 // turns and the later ones find nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err := checkColumns(ctx, pool); err != nil {
 		return err
 	}
@@ -138,7 +139,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			return err
 		}
 		// Another process may have migrated while this one waited.
-		if _, err := readVersion(ctx, tx); err != nil {
+		if version, err = readVersion(ctx, tx); err != nil || version == schemaVersion {
 			return err
 		}
 		_, err = tx.Exec(ctx, schemaSQL)
@@ -146,6 +147,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if version != schemaVersion {
+		log.Info("migrated schema", "from", version, "to", schemaVersion)
 	}
 	return nil
 }
