@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -65,18 +66,8 @@ var (
 	versionSQL string
 	//go:embed sql/columns.sql
 	columnsSQL string
-	//go:embed sql/append_head_next.sql
-	appendHeadNextSQL string
-	//go:embed sql/append_head_new.sql
-	appendHeadNewSQL string
-	//go:embed sql/append_event.sql
-	appendEventSQL string
-	//go:embed sql/append_events.sql
-	appendEventsSQL string
-	//go:embed sql/append_index.sql
-	appendIndexSQL string
-	//go:embed sql/append_conflict.sql
-	appendConflictSQL string
+	//go:embed sql/append.sql
+	appendTemplate string
 	//go:embed sql/check_head.sql
 	checkHeadSQL string
 	//go:embed sql/head.sql
@@ -101,16 +92,31 @@ var (
 	listAllSQL string
 )
 
-// appendSQL holds the append statements, indexed by whether the
-// aggregate is new (the append is at 0), whether the batch has more than
-// one event, and whether it changes the index.
+// appendShape selects one of the append statement's shapes (see
+// sql/append.sql).
+type appendShape struct {
+	// New is an append at 0: the aggregate may not exist yet.
+	New bool
+	// Many is a batch of more than one event.
+	Many bool
+	// Index is a batch that changes the status or labels.
+	Index bool
+}
+
+// appendSQL holds sql/append.sql rendered in every shape, indexed by New,
+// Many and Index (0 false, 1 true).
 var appendSQL = func() (res [2][2][2]string) {
-	heads := []string{appendHeadNextSQL, appendHeadNewSQL}
-	events := []string{appendEventSQL, appendEventsSQL}
-	for h, head := range heads {
-		for e, evs := range events {
-			res[h][e][0] = head + evs + appendConflictSQL
-			res[h][e][1] = head + evs + appendIndexSQL + appendConflictSQL
+	tmpl := template.Must(template.New("append.sql").Parse(appendTemplate))
+	for _, n := range []bool{false, true} {
+		for _, m := range []bool{false, true} {
+			for _, i := range []bool{false, true} {
+				var b strings.Builder
+				err := tmpl.Execute(&b, appendShape{New: n, Many: m, Index: i})
+				if err != nil {
+					panic(err)
+				}
+				res[boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
+			}
 		}
 	}
 	return res
