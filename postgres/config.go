@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,6 +37,12 @@ type Config struct {
 	// Logger receives every log line of the Persistence; nil means
 	// slog.Default().
 	Logger *slog.Logger
+
+	// ArchiveLease is how long an archive record handed to a consumer stays
+	// invisible to other consumers: one that dies holding it leaves it to
+	// be redelivered this long after it took it (redis's MinIdle). Keep it
+	// above the longest a handler takes.
+	ArchiveLease time.Duration
 }
 
 // Defaults for Config.
@@ -43,6 +50,8 @@ const (
 	DefaultURL      = "postgres://localhost:5432/postgres?sslmode=disable"
 	DefaultPrefix   = "timebox"
 	DefaultMaxConns = 96
+
+	DefaultArchiveLease = 30 * time.Second
 
 	// MaxPrefixLength is the longest Prefix, in bytes.
 	MaxPrefixLength = 256
@@ -62,6 +71,10 @@ var (
 
 	// ErrInvalidMaxConns means Config.MaxConns is not a positive int32.
 	ErrInvalidMaxConns = errors.New("postgres: max conns must be positive")
+
+	// ErrInvalidArchiveLease means Config.ArchiveLease is under a
+	// millisecond.
+	ErrInvalidArchiveLease = errors.New("postgres: archive lease must be at least 1ms")
 )
 
 // DefaultConfig returns the Config with every default applied.
@@ -70,6 +83,8 @@ func DefaultConfig() Config {
 		URL:      DefaultURL,
 		Prefix:   DefaultPrefix,
 		MaxConns: DefaultMaxConns,
+
+		ArchiveLease: DefaultArchiveLease,
 	}
 }
 
@@ -90,11 +105,15 @@ func (c Config) With(other Config) Config {
 	if other.Logger != nil {
 		c.Logger = other.Logger
 	}
+	if other.ArchiveLease != 0 {
+		c.ArchiveLease = other.ArchiveLease
+	}
 	return c
 }
 
 // Validate returns ErrURLRequired (no URL and no Pool), ErrPrefixRequired,
-// ErrInvalidPrefix or ErrInvalidMaxConns, checked in that order, or nil.
+// ErrInvalidPrefix, ErrInvalidMaxConns or ErrInvalidArchiveLease, checked
+// in that order, or nil.
 // It does not parse URL: NewPersistence does, and reports a malformed URL.
 func (c Config) Validate() error {
 	switch {
@@ -107,6 +126,8 @@ func (c Config) Validate() error {
 		return ErrInvalidPrefix
 	case c.Pool == nil && (c.MaxConns <= 0 || c.MaxConns > math.MaxInt32):
 		return ErrInvalidMaxConns
+	case c.ArchiveLease < time.Millisecond:
+		return ErrInvalidArchiveLease
 	}
 	return nil
 }

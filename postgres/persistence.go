@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kode4food/timebox"
@@ -21,8 +23,11 @@ type Persistence struct {
 	guard  *poolGuard
 	log    *slog.Logger
 	ns     string
+	lease  time.Duration
 	ready  chan struct{}
+	done   chan struct{} // closed by Close
 	closed atomic.Bool
+	listen archiveListener
 }
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
@@ -43,7 +48,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	}
 	p := &Persistence{
 		pool: cfg.Pool, ns: cfg.Prefix, log: cfg.Logger,
-		ready: make(chan struct{}),
+		lease: cfg.ArchiveLease,
+		ready: make(chan struct{}), done: make(chan struct{}),
 	}
 	if p.log == nil {
 		p.log = slog.Default()
@@ -99,6 +105,8 @@ func (p *Persistence) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
+	close(p.done)
+	p.stopListener()
 	if p.owned {
 		p.pool.Close()
 	}
@@ -115,6 +123,17 @@ func (p *Persistence) checkOpen() error {
 // fail wraps an error met during op: ErrClosed when p was closed under the
 // call, and ctx's error alongside the driver's when ctx is done, so
 // errors.Is finds both.
+// writeFailed classifies a failed write: a server error means it was
+// rolled back, and an error pgx marks safe to retry means it was never
+// sent; anything else leaves the outcome unknown.
+func (p *Persistence) writeFailed(ctx context.Context, op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || p.closed.Load() {
+		return p.fail(ctx, op, err)
+	}
+	return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
+}
+
 func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 	if p.closed.Load() {
 		return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrClosed, err)

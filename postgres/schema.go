@@ -19,7 +19,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -53,6 +53,13 @@ var schemaColumns = map[string]map[string]string{
 		"ns": "text", "aggregate": "text", "kind": "smallint", "name": "bytea",
 		"value": "bytea", "sec": "bigint", "nsec": "integer",
 	},
+	"timebox_archive": {
+		"ns": "text", "id": "bigint", "aggregate": "text",
+		"snapshot_seq": "bigint", "snapshot": "bytea", "seqs": "bigint[]",
+		"secs": "bigint[]", "nsecs": "integer[]", "types": "bytea[]",
+		"datas": "bytea[]", "leased_until": "timestamp with time zone",
+		"lease": "bigint",
+	},
 }
 
 // migrationLock is the advisory lock key that serialises migrations of
@@ -82,6 +89,16 @@ var (
 	statusSQL string
 	//go:embed sql/list_status.sql
 	listStatusSQL string
+	//go:embed sql/archive.sql
+	archiveSQL string
+	//go:embed sql/archive_claim.sql
+	archiveClaimSQL string
+	//go:embed sql/archive_release.sql
+	archiveReleaseSQL string
+	//go:embed sql/archive_delete.sql
+	archiveDeleteSQL string
+	//go:embed sql/archive_next_expiry.sql
+	archiveNextExpirySQL string
 	//go:embed sql/label_values.sql
 	labelValuesSQL string
 	//go:embed sql/list_label.sql

@@ -18,6 +18,6 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
 			return newStore(t, cfg)
 		},
-		Archiving: false,
+		Archiving: true,
 	})
 }
