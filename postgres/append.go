@@ -16,7 +16,7 @@ import (
 // uniqueViolation is the SQLSTATE of a unique-key violation.
 const uniqueViolation = "23505"
 
-// Append writes req with one statement (see sql/append_head_next.sql),
+// Append writes req with one statement (see sql/append.sql),
 // so in one round trip: the head check, the events, the status and the
 // labels commit together or not at all. On conflict the same statement
 // returns the events from the expected sequence on; only when it had to
@@ -73,9 +73,9 @@ func (p *Persistence) appendFailed(
 }
 
 // appendQuery returns the statement for req and its arguments: a head
-// check for an empty batch, else the append statement for a new or an
-// existing aggregate, one event or several, with or without an index
-// change (see sql/append_head_next.sql).
+// check for an empty batch, else the append statement in the shape of
+// req: for a new or an existing aggregate, one event or several, with or
+// without an index change (see sql/append.sql).
 func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	n := len(req.Events)
 	if n == 0 {

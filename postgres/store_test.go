@@ -18,7 +18,7 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
 			return newStore(t, cfg)
 		},
-		Archiving: false,
+		Archiving: true,
 		NewBackend: func(t *testing.T) timebox.Backend {
 			return newPersistence(t, testConfig(t))
 		},

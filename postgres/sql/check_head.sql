@@ -1,5 +1,5 @@
 -- Checks an empty batch against the head: no rows when the head is $3,
--- else the conflict rows an append returns (append_conflict.sql), from one
+-- else the conflict rows an append returns (append.sql), from one
 -- statement snapshot.
 WITH h AS (
     SELECT coalesce(max(s.head), 0) AS head FROM timebox_snapshot AS s

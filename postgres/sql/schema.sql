@@ -84,9 +84,71 @@ BEGIN
 END;
 $$;
 
+-- Archived aggregates waiting for a consumer: the snapshot (empty data,
+-- sequence 0, when there was none) and the events as parallel arrays in
+-- sequence order. A consumer leases a record (leased_until, lease counts
+-- the leases) before handing it to its handler and deletes it after; a
+-- lease that runs out makes the record available again.
+CREATE TABLE IF NOT EXISTS timebox_archive (
+    ns           text COLLATE "C" NOT NULL,
+    id           bigint GENERATED ALWAYS AS IDENTITY,
+    aggregate    text COLLATE "C" NOT NULL,
+    snapshot_seq bigint NOT NULL,
+    snapshot     bytea NOT NULL,
+    seqs         bigint[] NOT NULL,
+    secs         bigint[] NOT NULL,
+    nsecs        integer[] NOT NULL,
+    types        bytea[] NOT NULL,
+    datas        bytea[] NOT NULL,
+    leased_until timestamptz,
+    lease        bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (ns, id)
+);
+
+-- timebox_archive_aggregate moves an aggregate's snapshot, events and
+-- index rows into one timebox_archive record, in one transaction, and
+-- wakes the consumers listening on channel timebox_archive (payload: the
+-- ns). It returns false, changing nothing, for an unknown aggregate. The
+-- head row is locked first: every append updates it, so none can commit
+-- events in between, and each later statement here reads them all.
+CREATE OR REPLACE FUNCTION timebox_archive_aggregate(
+    p_ns text, p_aggregate text
+) RETURNS boolean LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    snap_seq bigint;
+    snap_data bytea;
+BEGIN
+    SELECT s.seq, s.data INTO snap_seq, snap_data FROM timebox_snapshot s
+    WHERE s.ns = p_ns AND s.aggregate = p_aggregate
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    WITH evs AS (
+        DELETE FROM timebox_events e
+        WHERE e.ns = p_ns AND e.aggregate = p_aggregate
+        RETURNING e.seq, e.sec, e.nsec, e.type, e.data
+    )
+    INSERT INTO timebox_archive
+        (ns, aggregate, snapshot_seq, snapshot, seqs, secs, nsecs, types, datas)
+    SELECT p_ns, p_aggregate, coalesce(snap_seq, 0), coalesce(snap_data, ''),
+           coalesce(array_agg(evs.seq ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.sec ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.nsec ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.type ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.data ORDER BY evs.seq), '{}')
+    FROM evs;
+    DELETE FROM timebox_index x WHERE x.ns = p_ns AND x.aggregate = p_aggregate;
+    DELETE FROM timebox_snapshot s WHERE s.ns = p_ns AND s.aggregate = p_aggregate;
+    PERFORM pg_notify('timebox_archive', p_ns);
+    RETURN true;
+END;
+$$;
+
 -- The version marker NewPersistence checks before migrating: when it
 -- matches, the schema is current and no lock is taken; when it is newer
 -- than the code's, NewPersistence refuses to open rather than rewrite it.
 -- Version 2: snapshots commit durably (1 saved them with
--- synchronous_commit off).
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 2';
+-- synchronous_commit off). Version 3: archiving (timebox_archive).
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 3';
