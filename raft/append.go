@@ -29,9 +29,11 @@ var (
 // checked inside the state machine. An empty batch adds no log entry: it
 // is checked against this node's state once that has caught up with the
 // leader's log as of the call. Errors: *timebox.VersionConflictError,
-// timebox.ErrUnknownOutcome (leadership lost mid-commit, or the leader
-// unreachable after the write was sent), ErrNoLeader, timebox.ErrClosed,
-// or ctx's error.
+// timebox.ErrUnknownOutcome (leadership lost mid-commit, the leader
+// unreachable after the write was sent, or this node's state file failing
+// while the write waited to be applied, with ErrDiskFailure too),
+// ErrDiskFailure alone (this node cannot write its disk, see Err: nothing
+// was written), ErrNoLeader, timebox.ErrClosed, or ctx's error.
 func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -88,8 +90,13 @@ func (p *Persistence) catchUp(ctx context.Context) func() error {
 }
 
 // propose commits cmd and waits for it to be applied here.
+// While this node's disk fails (Err), it refuses at once with that error:
+// it could not store the entry, nor apply it to answer.
 func (p *Persistence) propose(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
 	return p.retry(ctx, func() error {
+		if err := p.Err(); err != nil {
+			return err
+		}
 		return p.proposeOnce(ctx, cmd, id)
 	})
 }
@@ -193,12 +200,31 @@ func (p *Persistence) waitCommitted(ctx context.Context, idx uint64) error {
 
 // applyLocal applies cmd on this node, which must be the leader, and
 // returns its index and the state machine's response.
+//
+// The future is answered once the entry is applied here. While this
+// node's state file cannot be written the entry waits in the log, so the
+// call returns at once with ErrUnknownOutcome and ErrDiskFailure instead
+// (the entry is applied when the disk recovers, if it was committed); a
+// goroutine keeps the call counted for Close until the future is answered.
 func (p *Persistence) applyLocal(cmd []byte) (uint64, any, error) {
 	var f hraft.ApplyFuture
+	res := make(chan error, 1)
 	err := p.raftCall(func() error {
 		f = p.raft.Apply(cmd, 0)
-		return f.Error()
+		p.calls.Add(1)
+		go func() {
+			defer p.calls.Done()
+			res <- f.Error()
+		}()
+		return nil
 	})
+	if err == nil {
+		select {
+		case err = <-res:
+		case <-p.health.stateFailing():
+			return 0, nil, fmt.Errorf("%w: %w", timebox.ErrUnknownOutcome, p.Err())
+		}
+	}
 	switch {
 	case errors.Is(err, timebox.ErrClosed):
 		return 0, nil, err
@@ -212,6 +238,10 @@ func (p *Persistence) applyError(err error) error {
 	switch {
 	case errors.Is(err, hraft.ErrNotLeader),
 		errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", errNotLeader, err)
+	case errors.Is(err, ErrDiskFailure):
+		// The leader could not store the entry: nothing was written, and
+		// it stepped down; a forwarding follower asks the next leader.
 		return fmt.Errorf("%w: %w", errNotLeader, err)
 	case errors.Is(err, hraft.ErrRaftShutdown) && p.closed.Load():
 		return fmt.Errorf("%w: %w", timebox.ErrClosed, timebox.ErrUnknownOutcome)
@@ -286,7 +316,8 @@ func (p *Persistence) readIndexLocal() (uint64, error) {
 
 // waitApplied waits until this node's state reflects every log entry up
 // to idx. With term non-zero, it gives up with errNotLeader once the term
-// is no longer term.
+// is no longer term; it gives up with ErrDiskFailure while this node's
+// disk fails (Err).
 func (p *Persistence) waitApplied(ctx context.Context, idx, term uint64) error {
 	var tick <-chan time.Time
 	for {
@@ -303,6 +334,11 @@ func (p *Persistence) waitApplied(ctx context.Context, idx, term uint64) error {
 		}
 		if term != 0 && p.raft.CurrentTerm() != term {
 			return errNotLeader
+		}
+		if err := p.Err(); err != nil {
+			// This node cannot store or apply entries until its disk
+			// recovers.
+			return err
 		}
 		select {
 		case <-ch:

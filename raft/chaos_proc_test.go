@@ -69,6 +69,26 @@ func TestChaosProcessesKilled(t *testing.T) {
 	t.Logf("processes killed: %d", kills.Load())
 	require.Positive(t, kills.Load())
 	requireSameState(t, nodes)
+
+	// The archive works through the processes: archived on one node,
+	// a handler error keeps the record, consumed on another.
+	id := timebox.NewAggregateID("archive", "proc")
+	require.NoError(t, stores[0].AppendEvents(id, 0, items("p", 2)))
+	require.NoError(t, stores[0].Archive(id))
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	errFail := errors.New("handler failed")
+	err := stores[1].ConsumeArchive(ctx, func(context.Context, *timebox.ArchiveRecord) error {
+		return errFail
+	})
+	require.ErrorIs(t, err, errFail)
+	var got *timebox.ArchiveRecord
+	require.NoError(t, stores[2].ConsumeArchive(ctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+		got = r
+		return nil
+	}))
+	require.Equal(t, id, got.AggregateID)
+	require.Len(t, got.Events, 2)
 	for _, n := range nodes {
 		require.NoError(t, n.stop())
 	}
@@ -353,6 +373,8 @@ func TestHelperNodeProcess(t *testing.T) {
 // the fields it needs. (net/rpc wants exported types; this is test code.)
 type NodeArgs struct {
 	Timeout  time.Duration
+	Ticket   uint64 // FinishArchive: the TakeArchive it ends
+	OK       bool   // FinishArchive: the handler succeeded
 	Append   timebox.AppendRequest
 	Snapshot timebox.SnapshotRequest
 	ID       timebox.AggregateID
@@ -370,6 +392,8 @@ type NodeReply struct {
 	Leader   string
 	State    string
 	Hash     string
+	Archive  *timebox.ArchiveRecord
+	Ticket   uint64
 }
 
 const (
@@ -423,6 +447,17 @@ func (r *NodeReply) err() error {
 // NodeService serves a node's Backend calls to the parent process.
 type NodeService struct {
 	p *Persistence
+
+	mu      sync.Mutex
+	tickets uint64
+	takes   map[uint64]*archiveTake
+}
+
+// archiveTake is a ConsumeArchive running on the node for the parent,
+// whose handler waits for the parent's verdict (FinishArchive).
+type archiveTake struct {
+	verdict chan bool
+	done    chan error
 }
 
 func (a *NodeArgs) context() (context.Context, context.CancelFunc) {
@@ -468,6 +503,71 @@ func (s *NodeService) LoadSnapshot(a *NodeArgs, r *NodeReply) error {
 	return nil
 }
 
+func (s *NodeService) Archive(a *NodeArgs, r *NodeReply) error {
+	ctx, cancel := a.context()
+	defer cancel()
+	r.set(s.p.Archive(ctx, a.ID))
+	return nil
+}
+
+// TakeArchive runs ConsumeArchive and answers with the record once the
+// handler has it; the handler then waits for FinishArchive (or gives up,
+// releasing the lease, after the call's timeout).
+func (s *NodeService) TakeArchive(a *NodeArgs, r *NodeReply) error {
+	take := &archiveTake{verdict: make(chan bool, 1), done: make(chan error, 1)}
+	got := make(chan *timebox.ArchiveRecord, 1)
+	go func() {
+		ctx, cancel := a.context()
+		defer cancel()
+		take.done <- s.p.ConsumeArchive(ctx, func(ctx context.Context, rec *timebox.ArchiveRecord) error {
+			got <- rec
+			select {
+			case ok := <-take.verdict:
+				if ok {
+					return nil
+				}
+				return errors.New("parent handler failed")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	select {
+	case rec := <-got:
+		s.mu.Lock()
+		s.tickets++
+		if s.takes == nil {
+			s.takes = map[uint64]*archiveTake{}
+		}
+		s.takes[s.tickets] = take
+		r.Archive, r.Ticket = rec, s.tickets
+		s.mu.Unlock()
+	case err := <-take.done:
+		r.set(err)
+	}
+	return nil
+}
+
+// FinishArchive hands the parent handler's verdict to a TakeArchive and
+// returns what its ConsumeArchive returned.
+func (s *NodeService) FinishArchive(a *NodeArgs, r *NodeReply) error {
+	s.mu.Lock()
+	take := s.takes[a.Ticket]
+	delete(s.takes, a.Ticket)
+	s.mu.Unlock()
+	if take == nil {
+		r.set(fmt.Errorf("no archive take %d", a.Ticket))
+		return nil
+	}
+	take.verdict <- a.OK
+	err := <-take.done
+	if !a.OK && err != nil && err.Error() == "parent handler failed" {
+		err = nil
+	}
+	r.set(err)
+	return nil
+}
+
 // Status reports the node's role and the leader it knows.
 func (s *NodeService) Status(_ *NodeArgs, r *NodeReply) error {
 	r.State, r.Leader = s.p.State().String(), s.p.Leader().ID
@@ -498,7 +598,10 @@ type procBackend struct {
 	closed  bool
 }
 
-var _ timebox.Backend = (*procBackend)(nil)
+var (
+	_ timebox.Backend  = (*procBackend)(nil)
+	_ timebox.Archiver = (*procBackend)(nil)
+)
 
 // errProcDown: the call could not be sent, so nothing was written.
 var errProcDown = fmt.Errorf("%w: node process unreachable", timebox.ErrClosed)
@@ -627,6 +730,27 @@ func (b *procBackend) LoadSnapshot(
 		return nil, err
 	}
 	return r.Snapshot, nil
+}
+
+func (b *procBackend) Archive(ctx context.Context, id timebox.AggregateID) error {
+	_, err := b.do(ctx, "Archive", &NodeArgs{ID: id})
+	return err
+}
+
+// ConsumeArchive takes a record on the node, runs handler here, and sends
+// the verdict back; the node acknowledges (or releases) the record.
+func (b *procBackend) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
+	r, err := b.do(ctx, "TakeArchive", &NodeArgs{})
+	if err != nil {
+		return err
+	}
+	herr := handler(ctx, r.Archive)
+	_, err = b.do(context.WithoutCancel(ctx), "FinishArchive",
+		&NodeArgs{Ticket: r.Ticket, OK: herr == nil, Timeout: waitLong})
+	if herr != nil {
+		return herr
+	}
+	return err
 }
 
 // errNotServed: the process scenario's workload reads no index.

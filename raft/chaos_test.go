@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,6 +101,7 @@ func newSplitCluster(t *testing.T, tune tuning, publish bool) *chaosCluster {
 		cfg := Config{
 			LocalID: servers[i].ID, Address: servers[i].Address,
 			DataDir: t.TempDir(), Servers: servers, tuning: &tn,
+			ArchiveLease: archiveLeaseTest,
 		}
 		c.pubs = append(c.pubs, &pubLog{})
 		if publish {
@@ -363,6 +365,7 @@ func TestChaosLeaderKilled(t *testing.T) {
 	plan := chaosPlan()
 	c := newChaosCluster(t, chaosTuning())
 	var kills atomic.Int64
+	arch := startArchiving(t, c.stores(), 24)
 	history.RunChaos(t, plan, "raft", "leader killed, restarted", c.stores(),
 		func(ctx context.Context) error {
 			return rounds(ctx, plan, 1, func(int) error {
@@ -386,7 +389,120 @@ func TestChaosLeaderKilled(t *testing.T) {
 		})
 	t.Logf("leaders killed: %d", kills.Load())
 	require.Positive(t, kills.Load())
+	arch.finish(c)
 	c.requireConverged()
+}
+
+// chaosArchive archives aggregates and consumes the archive through every
+// node's store while a chaos scenario runs.
+type chaosArchive struct {
+	t      *testing.T
+	stores []*timebox.Store
+	ids    []timebox.AggregateID
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	archived map[string]bool
+	handled  map[string]int
+}
+
+// startArchiving writes n aggregates, then archives them one by one
+// through the stores in turn (again after a failure: archiving twice is a
+// no-op) while a consumer per store takes records, until finish.
+func startArchiving(t *testing.T, stores []*timebox.Store, n int) *chaosArchive {
+	a := &chaosArchive{
+		t: t, stores: stores, archived: map[string]bool{}, handled: map[string]int{},
+	}
+	nonce := fmt.Sprint(time.Now().UnixNano())
+	for i := range n {
+		id := timebox.NewAggregateID("archive", timebox.ID(nonce), timebox.ID(fmt.Sprint(i)))
+		require.NoError(t, stores[i%len(stores)].AppendEvents(id, 0, items("x", 1)))
+		a.ids = append(a.ids, id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	a.wg.Go(func() {
+		for i, id := range a.ids {
+			for ctx.Err() == nil {
+				wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+				err := stores[i%len(stores)].ArchiveContext(wctx, id)
+				wcancel()
+				if err == nil {
+					a.mu.Lock()
+					a.archived[id.String()] = true
+					a.mu.Unlock()
+					break
+				}
+				_ = history.Sleep(ctx, 50*time.Millisecond)
+			}
+			_ = history.Sleep(ctx, 100*time.Millisecond)
+		}
+	})
+	for _, st := range stores {
+		a.wg.Go(func() {
+			for ctx.Err() == nil {
+				// Errors (node down, lost acknowledgement) leave the
+				// record to be delivered again.
+				if a.consume(ctx, st, 500*time.Millisecond) != nil {
+					_ = history.Sleep(ctx, 50*time.Millisecond)
+				}
+			}
+		})
+	}
+	return a
+}
+
+func (a *chaosArchive) consume(ctx context.Context, st *timebox.Store, d time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return st.ConsumeArchive(wctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.handled[r.AggregateID.String()]++
+		return nil
+	})
+}
+
+// finish stops the archiver and consumers, archives what is left and
+// drains the archive through node 0, then requires every aggregate to be
+// archived and handled at least once, and no node to hold a record.
+func (a *chaosArchive) finish(c *chaosCluster) {
+	a.cancel()
+	a.wg.Wait()
+	st := c.stores()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*waitLong)
+	defer cancel()
+	for _, id := range a.ids {
+		require.NoError(a.t, st.ArchiveContext(ctx, id))
+	}
+	err := waitFor(ctx, "every archived record to be handled", func() (bool, error) {
+		a.mu.Lock()
+		done := len(a.handled) == len(a.ids)
+		a.mu.Unlock()
+		if !done {
+			_ = a.consume(ctx, st, time.Second)
+		}
+		return done, nil
+	})
+	require.NoError(a.t, err)
+	for _, id := range a.ids {
+		require.Positive(a.t, a.handled[id.String()], "%s handled", id)
+	}
+	a.t.Logf("archive: %d records, %d archived during the run, %d deliveries",
+		len(a.ids), len(a.archived), sum(a.handled))
+	for i, p := range c.nodes {
+		c.synced(i)
+		require.Zero(a.t, archivedCount(a.t, p), "node %d holds no record", i)
+	}
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // A node is cut off the network (its traffic stalls both ways) and then
@@ -527,7 +643,10 @@ type nodeBackend struct {
 	slot *atomic.Pointer[Persistence]
 }
 
-var _ timebox.Backend = (*nodeBackend)(nil)
+var (
+	_ timebox.Backend  = (*nodeBackend)(nil)
+	_ timebox.Archiver = (*nodeBackend)(nil)
+)
 
 // errNodeDown: the call was not sent, so nothing was written.
 var errNodeDown = fmt.Errorf("%w: node is down", timebox.ErrClosed)
@@ -637,6 +756,22 @@ func (b *nodeBackend) ListAggregates(
 		return nil, err
 	}
 	return p.ListAggregates(ctx, prefix)
+}
+
+func (b *nodeBackend) Archive(ctx context.Context, id timebox.AggregateID) error {
+	p, err := b.node()
+	if err != nil {
+		return err
+	}
+	return p.Archive(ctx, id)
+}
+
+func (b *nodeBackend) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
+	p, err := b.node()
+	if err != nil {
+		return err
+	}
+	return p.ConsumeArchive(ctx, handler)
 }
 
 // A node listens before its Raft runs; a forwarded call arriving then (a

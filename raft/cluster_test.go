@@ -53,6 +53,14 @@ func newCluster(t testing.TB, n int, tune *tuning, skip ...int) *cluster {
 }
 
 func startCluster(t testing.TB, n int, tune *tuning, publish bool, skip ...int) *cluster {
+	return startClusterWith(t, n, tune, Config{}, publish, skip...)
+}
+
+// startClusterWith is startCluster with base laid under each node's
+// Config.
+func startClusterWith(
+	t testing.TB, n int, tune *tuning, base Config, publish bool, skip ...int,
+) *cluster {
 	c := &cluster{t: t}
 	var servers []Server
 	for i := range n {
@@ -61,13 +69,13 @@ func startCluster(t testing.TB, n int, tune *tuning, publish bool, skip ...int) 
 	for i := range n {
 		log := &pubLog{}
 		c.pubs = append(c.pubs, log)
-		cfg := Config{
+		cfg := base.With(Config{
 			LocalID: servers[i].ID,
 			Address: servers[i].Address,
 			DataDir: t.TempDir(),
 			Servers: servers,
 			tuning:  tune,
-		}
+		})
 		if publish {
 			cfg.Publisher = log.publish
 		}

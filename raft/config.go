@@ -82,6 +82,13 @@ type (
 		// machine.
 		Publisher Publisher
 
+		// ArchiveLease is how long an archive record handed to a consumer
+		// stays hidden from the others: a consumer that dies (or whose
+		// node does) without acknowledging it leaves it to be redelivered
+		// once the lease ends. The lease is measured on the clocks of the
+		// nodes the consumers call. See DefaultArchiveLease.
+		ArchiveLease time.Duration
+
 		// Logger receives every line this node logs, hashicorp/raft's
 		// included (its elections and peer chatter at Debug, its warnings
 		// and errors as such). Nil means slog.Default() as of
@@ -133,6 +140,9 @@ const (
 
 	// MinLogTailSize is the smallest LogTailSize accepted.
 	MinLogTailSize = 64
+
+	// DefaultArchiveLease is the default ArchiveLease.
+	DefaultArchiveLease = 30 * time.Second
 )
 
 // Errors returned by Config.Validate and NewPersistence. Each is a
@@ -149,6 +159,7 @@ var (
 	ErrTLSCertificateRequired      = errors.New("raft: TLS needs a certificate for both sides")
 	ErrTLSRootCAsRequired          = errors.New("raft: TLS needs RootCAs, the cluster's CA")
 	ErrTLSInsecure                 = errors.New("raft: TLS must verify peers (InsecureSkipVerify)")
+	ErrInvalidArchiveLease         = errors.New("raft: archive lease must be positive")
 )
 
 // DefaultConfig returns the Config with every default applied. LocalID,
@@ -157,6 +168,7 @@ func DefaultConfig() Config {
 	return Config{
 		LogTailSize:     DefaultLogTailSize,
 		MaxForwardConns: DefaultMaxForwardConns,
+		ArchiveLease:    DefaultArchiveLease,
 	}
 }
 
@@ -180,6 +192,9 @@ func (c Config) With(other Config) Config {
 	if other.Publisher != nil {
 		c.Publisher = other.Publisher
 	}
+	if other.ArchiveLease != 0 {
+		c.ArchiveLease = other.ArchiveLease
+	}
 	if other.Logger != nil {
 		c.Logger = other.Logger
 	}
@@ -197,10 +212,10 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize),
-// ErrInvalidMaxForwardConns (negative), ErrTLSCertificateRequired,
-// ErrTLSRootCAsRequired or ErrTLSInsecure (see validateTLS),
-// ErrInvalidServer or ErrBootstrapMissingLocalServer, or nil.
+// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidArchiveLease
+// (not positive), ErrInvalidMaxForwardConns (negative),
+// ErrTLSCertificateRequired, ErrTLSRootCAsRequired or ErrTLSInsecure (see
+// validateTLS), ErrInvalidServer or ErrBootstrapMissingLocalServer, or nil.
 func (c Config) Validate() error {
 	switch {
 	case c.LocalID == "":
@@ -213,6 +228,8 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
+	case c.ArchiveLease <= 0:
+		return ErrInvalidArchiveLease
 	case c.MaxForwardConns < 0:
 		return ErrInvalidMaxForwardConns
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -12,6 +13,7 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, Config{
 		LogTailSize: DefaultLogTailSize, MaxForwardConns: DefaultMaxForwardConns,
+		ArchiveLease: DefaultArchiveLease,
 	}, DefaultConfig())
 	require.Equal(t, 20480, DefaultLogTailSize)
 }
@@ -30,7 +32,7 @@ func TestConfigWith(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	ok := Config{
 		LocalID: "a", Address: "127.0.0.1:7000", DataDir: "/tmp/x",
-		LogTailSize: DefaultLogTailSize,
+		LogTailSize: DefaultLogTailSize, ArchiveLease: time.Second,
 	}
 	require.NoError(t, ok.Validate())
 	cases := []struct {
@@ -44,6 +46,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no port", func(c *Config) { c.Address = "localhost:" }, ErrInvalidAddress},
 		{"no dir", func(c *Config) { c.DataDir = "" }, ErrDataDirRequired},
 		{"tiny tail", func(c *Config) { c.LogTailSize = 1 }, ErrLogTailSizeTooSmall},
+		{"negative lease", func(c *Config) { c.ArchiveLease = -time.Second }, ErrInvalidArchiveLease},
 		{"bad server", func(c *Config) {
 			c.Servers = []Server{{ID: "a", Address: "nope"}}
 		}, ErrInvalidServer},

@@ -25,8 +25,11 @@
 //	store, err := p.NewStore(timebox.Config{})
 //
 // [Config.Publisher] hands every committed batch to the application on
-// every node, in commit order. Archiving is not supported: Archive and
-// ConsumeArchive return [timebox.ErrArchivingDisabled]. DESIGN.md in this
-// directory describes the command encoding, the state file and what a
-// crash leaves behind.
+// every node, in commit order. Archiving is replicated: [Persistence.Archive]
+// moves an aggregate into an archive record in the state machine, and a
+// consumer on any node leases a record ([Config.ArchiveLease]) through the
+// leader, so each record goes to one consumer at a time and an
+// acknowledgement removes it on every node. [Persistence.Err] reports the
+// node's disk health. DESIGN.md in this directory describes the command
+// encoding, the state file and what a crash leaves behind.
 package raft

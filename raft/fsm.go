@@ -51,6 +51,13 @@ type fsm struct {
 	ready atomic.Bool // events are published once set
 	pub   *publisher  // nil without a Publisher
 	log   *slog.Logger
+
+	health *health
+	stop   <-chan struct{} // closed when the node closes
+	// abandoned is set once a batch was given up at Close while the state
+	// file could not be written: every later batch is given up too, and no
+	// snapshot is taken, so the state never skips an entry.
+	abandoned bool
 }
 
 var (
@@ -58,12 +65,16 @@ var (
 	_ hraft.FSMSnapshot = (*fsmSnapshot)(nil)
 )
 
-func openFSM(dir string, pub *publisher, log *slog.Logger) (*fsm, error) {
+func openFSM(
+	dir string, pub *publisher, log *slog.Logger, h *health, stop <-chan struct{},
+) (*fsm, error) {
 	f := &fsm{
 		path:   filepath.Join(dir, stateFile),
 		waitCh: make(chan struct{}),
 		pub:    pub,
 		log:    log,
+		health: h,
+		stop:   stop,
 	}
 	clean := filepath.Join(dir, cleanFile)
 	if _, err := os.Stat(clean); err != nil {
@@ -117,11 +128,9 @@ func openState(path string, create bool) (*bbolt.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: open %s: %w", path, err)
 	}
-	check := checkBuckets
-	if create {
+	err = db.View(checkBuckets)
+	if create || err == nil {
 		err = db.Update(createBuckets)
-	} else {
-		err = db.View(check)
 	}
 	if err != nil {
 		_ = db.Close()
@@ -193,11 +202,43 @@ func (f *fsm) Apply(l *hraft.Log) any {
 	return f.ApplyBatch([]*hraft.Log{l})[0]
 }
 
+// errAbandoned answers the entries of a batch given up at Close.
+var errAbandoned = fmt.Errorf("raft: state file not writable at close: %w: %w",
+	timebox.ErrClosed, timebox.ErrUnknownOutcome)
+
 // ApplyBatch applies committed entries in one bolt transaction that also
 // records the last applied index. Entries at or below the recorded index
 // were applied before a restart and are skipped. Each response is nil, a
 // *timebox.VersionConflictError, or an error for a malformed command.
+//
+// When the state file cannot be written (disk full, I/O error), the batch
+// is tried again every retryEvery, with the failure reported by
+// Persistence.Err, until it succeeds: this node's applies wait for its
+// disk, and never skip an entry. Only Close gives up the batch (its
+// entries are applied again from the log at the next start).
 func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
+	for !f.abandoned {
+		res, err := f.applyBatch(logs)
+		f.health.setState(err)
+		if err == nil {
+			return res
+		}
+		t := time.NewTimer(retryEvery)
+		select {
+		case <-f.stop:
+			t.Stop()
+			f.abandoned = true
+		case <-t.C:
+		}
+	}
+	res := make([]any, len(logs))
+	for i := range res {
+		res[i] = errAbandoned
+	}
+	return res
+}
+
+func (f *fsm) applyBatch(logs []*hraft.Log) ([]any, error) {
 	res := make([]any, len(logs))
 	var pubs [][]*timebox.Event
 	publish := f.pub != nil && f.ready.Load()
@@ -228,9 +269,7 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 		return putApplied(tx, last)
 	})
 	if err != nil {
-		// The state file can no longer follow the log; carrying on would
-		// let this node diverge from the others.
-		panic(fmt.Sprintf("raft: apply to state file failed: %v", err))
+		return nil, fmt.Errorf("apply to state file: %w", err)
 	}
 	if last > f.applied.Load() {
 		f.advance(last)
@@ -238,7 +277,7 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 	if len(pubs) > 0 {
 		f.pub.push(pubs)
 	}
-	return res
+	return res, nil
 }
 
 // applyCommand applies one command. A rejected or malformed command is a
@@ -262,6 +301,9 @@ func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event
 			return err, nil, nil
 		}
 		return nil, nil, applySnapshot(tx, c)
+	case opArchive, opLease, opAck, opRelease:
+		r, err := applyArchiveOp(tx, op, data)
+		return r, nil, err
 	default:
 		return fmt.Errorf("%w: op %d", errMalformedCommand, op), nil, nil
 	}
@@ -371,6 +413,9 @@ func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) error {
 // Snapshot captures the state in a read transaction, which Persist streams
 // while Apply goes on writing.
 func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {
+	if f.abandoned {
+		return nil, errAbandoned
+	}
 	tx, err := f.db.Begin(false)
 	if err != nil {
 		return nil, fmt.Errorf("raft: snapshot: %w", err)
@@ -397,6 +442,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	tmp := f.path + ".restore"
 	if err := writeFile(tmp, rc); err != nil {
+		f.health.setState(err)
 		return err
 	}
 	var old map[string]int64

@@ -34,10 +34,16 @@ var (
 	bucketLabels   = []byte("labels")
 	bucketByLabel  = []byte("by_label")
 
-	allBuckets = [][]byte{
+	// coreBuckets are in every state file; a file without one of them is
+	// not a state file.
+	coreBuckets = [][]byte{
 		bucketMeta, bucketAggs, bucketEvents, bucketSnaps,
 		bucketStatus, bucketByStatus, bucketLabels, bucketByLabel,
 	}
+
+	// allBuckets adds the archive's (archive_cmd.go), created when
+	// missing, as in a snapshot taken before archiving existed.
+	allBuckets = append(append([][]byte(nil), coreBuckets...), bucketArchive, bucketLeases)
 
 	keyApplied = []byte("applied")
 )
@@ -60,7 +66,7 @@ func createBuckets(tx *bbolt.Tx) error {
 
 // checkBuckets reports a bolt file that is not a state machine file.
 func checkBuckets(tx *bbolt.Tx) error {
-	for _, name := range allBuckets {
+	for _, name := range coreBuckets {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%w: bucket %s missing", errBadStateFile, name)
 		}

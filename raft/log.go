@@ -83,9 +83,9 @@ func (s *slogLogger) Log(level hclog.Level, msg string, args ...any) {
 
 // closedConn reports the transport's complaint about a connection this
 // node closed itself: at Close, the mux closes every connection, and the
-// transport's reader reports "use of closed network connection".
+// transport's reader or writer reports "use of closed network connection".
 func closedConn(msg string, args []any) bool {
-	if msg != "failed to decode incoming command" {
+	if msg != "failed to decode incoming command" && msg != "failed to flush response" {
 		return false
 	}
 	for _, a := range args {

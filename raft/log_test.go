@@ -72,6 +72,8 @@ var peerDown = []string{
 	"ERROR failed to appendEntries to", "ERROR failed to heartbeat to",
 	"ERROR failed to make requestVote RPC", "ERROR failed to make pre-vote RPC",
 	"WARN failed to contact",
+	// A peer that closes mid-request resets the connection it serves on.
+	"ERROR failed to decode incoming command", "ERROR failed to flush response",
 }
 
 // A 3-node cluster started together, written to through every node and

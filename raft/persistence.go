@@ -46,7 +46,9 @@ type Persistence struct {
 	fsm    *fsm
 	pub    *publisher
 	store  *raftboltdb.BoltStore
+	stable *diskStore // the log cache and store, failures reported to health
 	logs   hraft.LogStore
+	health *health
 	mux    *mux
 	trans  *hraft.NetworkTransport
 	raft   *hraft.Raft
@@ -93,14 +95,16 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	if p.log == nil {
 		p.log = slog.Default()
 	}
+	p.health = newHealth(p.log)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.open(); err != nil {
 		p.shutdown()
 		return nil, err
 	}
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.watchReady()
 	go p.runNudger()
+	go p.runProber()
 	return p, nil
 }
 
@@ -116,7 +120,7 @@ func (p *Persistence) open() error {
 	}
 	p.pub = newPublisher(p.cfg.Publisher, p.log)
 	var err error
-	if p.fsm, err = openFSM(dir, p.pub, p.log); err != nil {
+	if p.fsm, err = openFSM(dir, p.pub, p.log, p.health, p.done); err != nil {
 		return err
 	}
 	logger := newLogger(p.log)
@@ -131,7 +135,7 @@ func (p *Persistence) open() error {
 	if err := p.bootstrap(conf, snaps); err != nil {
 		return err
 	}
-	p.raft, err = hraft.NewRaft(conf, p.fsm, p.logs, p.store, snaps, p.trans)
+	p.raft, err = hraft.NewRaft(conf, p.fsm, p.logs, p.stable, snaps, p.trans)
 	if err != nil {
 		return fmt.Errorf("raft: start: %w", err)
 	}
@@ -139,15 +143,41 @@ func (p *Persistence) open() error {
 	return nil
 }
 
+// openLog opens the Raft log and stable store, reporting their write
+// failures to p.health, with a cache of the last LogTailSize entries in
+// front of the log.
 func (p *Persistence) openLog(dir string) error {
-	var err error
-	p.store, p.logs, err = openLogStore(dir, p.cfg.LogTailSize)
-	return err
+	store, err := openBoltStore(dir)
+	if err != nil {
+		return err
+	}
+	p.store = store
+	cache, err := hraft.NewLogCache(p.cfg.LogTailSize, &boltLog{BoltStore: store, health: p.health})
+	if err != nil {
+		return err
+	}
+	p.stable = &diskStore{logs: cache, stable: store, health: p.health, done: p.done}
+	p.logs = p.stable
+	return nil
 }
 
 // openLogStore opens the Raft log and stable store in dir, with a cache of
 // the last tail entries in front of the log.
 func openLogStore(dir string, tail int) (*raftboltdb.BoltStore, hraft.LogStore, error) {
+	store, err := openBoltStore(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	logs, err := hraft.NewLogCache(tail, store)
+	if err != nil {
+		_ = store.Close()
+		return nil, nil, err
+	}
+	return store, logs, nil
+}
+
+// openBoltStore opens the bolt file holding the Raft log and stable store.
+func openBoltStore(dir string) (*raftboltdb.BoltStore, error) {
 	store, err := raftboltdb.New(raftboltdb.Options{
 		Path: filepath.Join(dir, logFile),
 		BoltOptions: &bbolt.Options{
@@ -157,14 +187,9 @@ func openLogStore(dir string, tail int) (*raftboltdb.BoltStore, hraft.LogStore, 
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("raft: open %s: %w", logFile, err)
+		return nil, fmt.Errorf("raft: open %s: %w", logFile, err)
 	}
-	logs, err := hraft.NewLogCache(tail, store)
-	if err != nil {
-		_ = store.Close()
-		return nil, nil, err
-	}
-	return store, logs, nil
+	return store, nil
 }
 
 func (p *Persistence) listen(logger hclog.Logger) error {
@@ -302,6 +327,15 @@ func (p *Persistence) State() State {
 	default:
 		return Shutdown
 	}
+}
+
+// Err reports this node's health: nil while it can write its DataDir,
+// else an error wrapping ErrDiskFailure and the disk's error (no space
+// left, I/O error). While Err is not nil the node refuses writes with that
+// error at once; it tries its disk again every so often and takes writes
+// again, by itself, once the disk does.
+func (p *Persistence) Err() error {
+	return p.health.Err()
 }
 
 // Leader reports the current leader as this node knows it; the zero

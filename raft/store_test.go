@@ -14,7 +14,7 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
-		Archiving: false,
+		Archiving: true,
 		NewBackend: func(t *testing.T) timebox.Backend {
 			return newSingle(t, Config{})
 		},
