@@ -443,3 +443,20 @@ func TestConfigTLS(t *testing.T) {
 	c.MaxForwardConns = -1
 	require.ErrorIs(t, c.Validate(), ErrInvalidMaxForwardConns)
 }
+
+// A node without TLS dialled by one with it says so in its warning.
+func TestPlainNodeNamesTLSClient(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	var out syncBuffer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m := newMux(ln, muxConfig{
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+	})
+	defer func() { _ = m.Close() }()
+	_, err = tls.Dial("tcp", ln.Addr().String(), ca.nodeTLS(t, "n0"))
+	require.Error(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "this node has no Config.TLS")
+	}, waitLong, time.Millisecond)
+}
