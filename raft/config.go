@@ -3,6 +3,7 @@ package raft
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 
@@ -73,9 +74,21 @@ type (
 		// Publisher, when set, is called on this node once per committed
 		// non-empty append, in commit order, with the appended events.
 		// It is not called for entries replayed at restart or applied
-		// while the node catches up before Ready. It runs on its own
-		// goroutine, so a slow Publisher never stalls the state machine.
+		// while the node catches up before Ready. When the node, after
+		// Ready, catches up by installing the leader's snapshot, it is
+		// called once per aggregate the snapshot moved on, with that
+		// aggregate's new events in sequence order (aggregates in key
+		// order, not commit order; events the snapshot no longer holds,
+		// trimmed or archived meanwhile, are not published). It runs on
+		// its own goroutine, so a slow Publisher never stalls the state
+		// machine.
 		Publisher Publisher
+
+		// Logger receives every line this node logs, hashicorp/raft's
+		// included (its elections and peer chatter at Debug, its warnings
+		// and errors as such). Nil means slog.Default() as of
+		// NewPersistence.
+		Logger *slog.Logger
 
 		// tuning overrides Raft timings; tests use it to run fast.
 		tuning *tuning
@@ -168,6 +181,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.Publisher != nil {
 		c.Publisher = other.Publisher
+	}
+	if other.Logger != nil {
+		c.Logger = other.Logger
 	}
 	if other.TLS != nil {
 		c.TLS = other.TLS
