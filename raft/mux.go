@@ -19,6 +19,10 @@ import (
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
+
+	// tlsHandshakeRecord starts a TLS client's first message: a node
+	// with TLS dialling one without.
+	tlsHandshakeRecord byte = 0x16
 )
 
 var errMuxClosed = errors.New("raft: listener closed")
@@ -120,6 +124,9 @@ func (m *mux) route(raw net.Conn) {
 		if m.cfg.fwd != nil {
 			m.cfg.fwd.serve(c)
 		}
+		m.drop(raw)
+	case tlsHandshakeRecord:
+		m.reject(raw, errors.New("a TLS client, but this node has no Config.TLS"))
 		m.drop(raw)
 	default:
 		m.reject(raw, fmt.Errorf("unknown protocol byte %#x", proto))

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 )
 
 // The cluster scenarios — election, forwarding, leader loss, restart —
@@ -57,6 +58,22 @@ func TestTLSCluster(t *testing.T) {
 	for i := range c.nodes {
 		require.True(t, c.nodes[i].mux.cfg.tls != nil)
 	}
+}
+
+// TestTLSRaceExecAcrossNodes races Exec on one aggregate through every
+// node over TLS, with so few forwarding slots that forwarded requests wait
+// for one, and checks the exact log on each.
+func TestTLSRaceExecAcrossNodes(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
+		cfg.MaxForwardConns = 2
+	})
+	stores := make([]*timebox.Store, len(c.nodes))
+	for i := range c.nodes {
+		stores[i] = c.store(i, timebox.Config{MaxRetries: 1000})
+	}
+	conformance.RaceExec(t, stores, 8, 10)
 }
 
 // A follower that was down while the leader compacted its log catches up
@@ -243,10 +260,10 @@ func acceptHandshake(ln net.Listener) {
 func TestTLSRotation(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	rot := make([]*rotatingCert, 3)
-	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int) *tls.Config {
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
 		rot[i] = &rotatingCert{}
 		rot[i].cur.Store(ca.issue(t, fmt.Sprint("n", i)))
-		return rot[i].config(ca)
+		cfg.TLS = rot[i].config(ca)
 	})
 	id := timebox.NewAggregateID("rotate")
 	require.NoError(t, c.store(c.followers()[0]).AppendEvents(id, 0, items("a", 1)))
@@ -425,4 +442,21 @@ func TestConfigTLS(t *testing.T) {
 	c = ok
 	c.MaxForwardConns = -1
 	require.ErrorIs(t, c.Validate(), ErrInvalidMaxForwardConns)
+}
+
+// A node without TLS dialled by one with it says so in its warning.
+func TestPlainNodeNamesTLSClient(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	var out syncBuffer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m := newMux(ln, muxConfig{
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+	})
+	defer func() { _ = m.Close() }()
+	_, err = tls.Dial("tcp", ln.Addr().String(), ca.nodeTLS(t, "n0"))
+	require.Error(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "this node has no Config.TLS")
+	}, waitLong, time.Millisecond)
 }
