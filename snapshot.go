@@ -73,7 +73,7 @@ func (s *Store) PutSnapshotContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
-	return s.putSnapshot(ctx, id, value, sequence, false)
+	return s.putSnapshotObserved(ctx, id, value, sequence, false)
 }
 
 // putSnapshot stores value as id's snapshot at sequence; with ifHead only
