@@ -41,6 +41,11 @@ type Config struct {
 	// Executor has no Applier for fails with ErrNoApplier instead of
 	// storing an event no state will ever see.
 	RequireAppliers bool
+
+	// Hooks observes commands, appends, conflicts, loads and snapshots
+	// (see Hooks; the otel subpackage implements it). Nil observes
+	// nothing, at no cost.
+	Hooks Hooks
 }
 
 // Defaults for Config.
@@ -97,6 +102,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.RequireAppliers {
 		c.RequireAppliers = true
+	}
+	if other.Hooks != nil {
+		c.Hooks = other.Hooks
 	}
 	return c
 }

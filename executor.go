@@ -56,6 +56,8 @@ type (
 		events  []*Event
 		actions []SuccessAction[T]
 		err     error
+		// attempts and batch are counted for Hooks (see attempted).
+		attempts, batch int
 		// started is set, under the Executor's mu, once the call is taken
 		// into a batch or handed the queue; it can no longer withdraw.
 		started bool
@@ -165,10 +167,12 @@ func (e *Executor[T]) ExecContext(
 	}
 	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
+	defer e.observe(id, c)()
 	key := id.key()
 	lead, err := e.enqueue(key, c)
 	if err != nil {
-		return zero, fmt.Errorf("%w: %s", err, id)
+		c.err = fmt.Errorf("%w: %s", err, id)
+		return zero, c.err
 	}
 	if lead || e.await(key, c) {
 		e.lead(key, id, c)
@@ -283,7 +287,7 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 		return err
 	}
 	e.remember(id.key(), p)
-	_, err = e.store.putSnapshot(ctx, id, p.value, p.next, true)
+	_, err = e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
 	return err
 }
 
@@ -330,7 +334,8 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
-		err = e.store.append(ctx, AppendRequest{
+		e.attempted(live)
+		err = e.store.appendObserved(ctx, AppendRequest{
 			ID: id, ExpectedSequence: p.next, Events: evs,
 		})
 		if err == nil {
@@ -343,6 +348,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			e.cache.Remove(key)
 			break
 		}
+		e.store.observeConflict(ctx, id, attempt, vc)
 		if attempt >= e.store.config.MaxRetries {
 			err = fmt.Errorf("%w: %d attempts: %w", ErrMaxRetriesExceeded, attempt, err)
 			break
@@ -442,9 +448,9 @@ func (e *Executor[T]) load(
 	}
 	stat := &snapStat{snapSize: res.SnapshotSize, eventsSize: res.EventsSize}
 	if e.wantsSnapshot(res) {
-		n, err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
+		n, err := e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
 		if err != nil {
-			slog.Warn("timebox: opportunistic snapshot failed",
+			e.logger().Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
 		} else {
 			stat = &snapStat{snapSize: n}
@@ -461,7 +467,7 @@ func (e *Executor[T]) loadStored(
 	ctx context.Context, id AggregateID,
 ) (*projection[T], *SnapshotResult, error) {
 	value := e.construct()
-	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	res, err := e.store.getSnapshotObserved(ctx, id, &value)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -75,7 +75,7 @@ func (s *Store) PutSnapshotContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
-	_, err := s.putSnapshot(ctx, id, value, sequence, false)
+	_, err := s.putSnapshotObserved(ctx, id, value, sequence, false)
 	return err
 }
 
@@ -202,7 +202,7 @@ func (e *Executor[T]) saveBusy(
 			p = c
 		}
 
-		n, err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
+		n, err := e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
 		e.snapMu.Lock()
 		if err != nil {
 			st.saving = false

@@ -111,7 +111,7 @@ func (s *Store) AppendEventsContext(
 		}
 		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i))
 	}
-	return s.append(ctx, req)
+	return s.appendObserved(ctx, req)
 }
 
 // append runs the Indexer over req's events, which are valid and stamped
