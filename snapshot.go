@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 )
 
 // SnapshotResult describes what GetSnapshot loaded.
@@ -131,11 +130,17 @@ func (s *Store) stopBackground() {
 }
 
 // snapStat is what an Executor knows of a cached aggregate's snapshot: its
-// size and the size of the event data committed after it. An Executor
-// guards its snapStats with snapMu.
+// size and the size and count of the events committed after it. An
+// Executor guards its snapStats with snapMu.
+// busySnapshotEvents is how many events an Executor commits on a cached
+// aggregate before it considers a background snapshot, so that snapshots
+// cost at most one write per that many events, however small the state.
+const busySnapshotEvents = 32
+
 type snapStat struct {
 	snapSize   int
 	eventsSize int
+	events     int // committed through this Executor since the snapshot
 	saving     bool // a background snapshot is in flight
 }
 
@@ -172,7 +177,9 @@ func (e *Executor[T]) committed(
 		return
 	}
 	st.eventsSize += size
-	if st.saving || !e.outweighs(st.snapSize, st.eventsSize) {
+	st.events += len(evs)
+	if st.saving || st.events < busySnapshotEvents ||
+		!e.outweighs(st.snapSize, st.eventsSize) {
 		return
 	}
 	st.saving = true
@@ -208,7 +215,7 @@ func (e *Executor[T]) saveBusy(
 			st.saving = false
 			e.snapMu.Unlock()
 			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				slog.Warn("timebox: background snapshot failed",
+				e.logger().Warn("timebox: background snapshot failed",
 					"aggregate", id.String(), "sequence", p.next, "error", err)
 			}
 			return
@@ -216,7 +223,7 @@ func (e *Executor[T]) saveBusy(
 		st.snapSize = n
 		overtaken := st.eventsSize != covered
 		if !overtaken {
-			st.eventsSize = 0
+			st.eventsSize, st.events = 0, 0
 		}
 		if !overtaken || try == busyTries {
 			st.saving = false

@@ -25,7 +25,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	store, _ := memory.NewPersistence().NewStore(timebox.Config{Hooks: hooks})
+	// A high SnapshotRatio keeps background snapshots out of the output.
+	store, _ := memory.NewPersistence().NewStore(timebox.Config{
+		Hooks: hooks, SnapshotRatio: 1e9,
+	})
 	defer func() { _ = store.Close() }()
 
 	type counter struct{ N int }

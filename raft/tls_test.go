@@ -407,7 +407,7 @@ func TestRejectLogRateLimit(t *testing.T) {
 
 func TestConfigTLS(t *testing.T) {
 	ca := newTestCA(t, "cluster")
-	ok := Config{LocalID: "a", Address: "127.0.0.1:7000", DataDir: "/tmp/x", LogTailSize: DefaultLogTailSize}
+	ok := DefaultConfig().With(Config{LocalID: "a", Address: "127.0.0.1:7000", DataDir: "/tmp/x"})
 	good := ca.nodeTLS(t, "a")
 	c := ok.With(Config{TLS: good, MaxForwardConns: 3})
 	require.Same(t, good, c.TLS)

@@ -107,8 +107,8 @@ func Example() {
 }
 
 const exampleOutput = `balance: 70 closed: true
-closed account: account:42
-archived: account:42 3 events
+closed account: ["account","42"]
+archived: ["account","42"] 3 events
 live accounts: 0
 `
 
