@@ -29,6 +29,17 @@ type Config struct {
 	// actions and background snapshots. Nil means slog.Default(), looked
 	// up at each line.
 	Logger *slog.Logger
+
+	// SkipUndecodable makes Executors lenient: an event whose Applier
+	// (built by MakeApplier) cannot decode its Data leaves the state
+	// unchanged. By default such an event fails the load, Exec or Raise
+	// with an error wrapping ErrInvalidEvent.
+	SkipUndecodable bool
+
+	// RequireAppliers makes Executors strict: Raise of an event type the
+	// Executor has no Applier for fails with ErrNoApplier instead of
+	// storing an event no state will ever see.
+	RequireAppliers bool
 }
 
 // Defaults for Config.
@@ -79,6 +90,12 @@ func (c Config) With(other Config) Config {
 	}
 	if other.Logger != nil {
 		c.Logger = other.Logger
+	}
+	if other.SkipUndecodable {
+		c.SkipUndecodable = true
+	}
+	if other.RequireAppliers {
+		c.RequireAppliers = true
 	}
 	return c
 }

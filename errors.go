@@ -31,7 +31,18 @@ var (
 
 	// ErrInvalidEvent means an event was nil, had an empty Type or Data that
 	// is not valid JSON. Nothing of its batch was written; fix the event.
+	// An Executor also returns it, naming the event's type and sequence and
+	// the decode error, for a stored or raised event whose Applier cannot
+	// decode its Data (see MakeApplier and Config.SkipUndecodable): nothing
+	// was written, and retrying does not help until the Applier or the
+	// data is fixed.
 	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrNoApplier is returned by Raise, with Config.RequireAppliers, for
+	// an event type the Executor has no Applier for (a typo'd type would
+	// otherwise be stored and ignored). Nothing was raised; fix the type or
+	// register its Applier.
+	ErrNoApplier = errors.New("no applier for event type")
 
 	// ErrInvalidSequence means a negative sequence was given. Nothing was
 	// written.

@@ -31,7 +31,7 @@ type (
 	Executor[T any] struct {
 		store     *Store
 		construct func() T
-		apps      Appliers[T]
+		apps      *appliers[T]
 		onSuccess []SuccessAction[T]
 		cache     *lru.Cache[string, *projection[T]]
 
@@ -74,18 +74,18 @@ func NewExecutor[T any](
 	store *Store, construct func() T, apps Appliers[T],
 	onSuccess ...SuccessAction[T],
 ) *Executor[T] {
-	size := DefaultCacheSize
+	cfg := DefaultConfig()
 	if store != nil {
-		size = store.config.CacheSize
+		cfg = store.config
 	}
-	cache, _ := lru.New[string, *projection[T]](max(size, 1))
+	cache, _ := lru.New[string, *projection[T]](max(cfg.CacheSize, 1))
 	return &Executor[T]{
 		store: store,
 		construct: func() T {
 			defer repanic(ErrConstructorPanicked)
 			return construct()
 		},
-		apps:      apps,
+		apps:      newAppliers(apps, cfg),
 		onSuccess: onSuccess,
 		cache:     cache,
 		queues:    map[string]*queue[T]{},
@@ -99,8 +99,7 @@ func (e *Executor[T]) GetStore() *Store {
 
 // AppliesEvent reports whether the executor has an Applier for ev's type.
 func (e *Executor[T]) AppliesEvent(ev *Event) bool {
-	_, ok := e.apps[ev.Type]
-	return ok
+	return e.apps.has(ev.Type)
 }
 
 // Exec is ExecContext with context.Background().
@@ -257,9 +256,16 @@ func (e *Executor[T]) SaveSnapshot(id AggregateID) error {
 	return e.SaveSnapshotContext(context.Background(), id)
 }
 
-// SaveSnapshotContext stores id's current state as a snapshot at its next
-// sequence. It fails on a state that cannot be marshalled, or a closed
-// store.
+// SaveSnapshotContext rebuilds id's state from the store (never from the
+// cache, which may lag other writers) and stores it as a snapshot at its
+// next sequence, only if that is still the aggregate's head and the
+// aggregate is live (see SnapshotRequest.IfHead). When the aggregate moved
+// on in between, or has no history, nothing is written and it returns nil.
+// It never moves a head.
+//
+// Errors: a state that cannot be marshalled, an event its Applier cannot
+// decode (ErrInvalidEvent), ErrInvalidAggregateID, ErrClosed, ctx's error
+// or the backend's error.
 func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) error {
 	if e.store == nil {
 		return errNoStore
@@ -267,11 +273,12 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 	if err := e.store.check(id); err != nil {
 		return err
 	}
-	p, err := e.load(ctx, id.key(), id)
+	p, _, err := e.loadStored(ctx, id)
 	if err != nil {
 		return err
 	}
-	return e.store.PutSnapshotContext(ctx, id, p.value, p.next)
+	e.remember(id.key(), p)
+	return e.store.putSnapshot(ctx, id, p.value, p.next, true)
 }
 
 // run executes a batch of calls on id and commits their events in one
@@ -404,41 +411,57 @@ func (e *Executor[T]) catchUp(
 		e.cache.Remove(key)
 		return e.load(ctx, key, id)
 	}
-	value := p.value
-	for _, ev := range vc.NewEvents {
-		value = apply(e.apps, value, ev)
+	value, err := e.apps.fold(p.value, vc.NewEvents)
+	if err != nil {
+		return nil, err
 	}
 	return &projection[T]{value: value, next: vc.ActualSequence}, nil
 }
 
 // load returns id's state from the cache or, failing that, from its
 // snapshot and the events after it, saving a new snapshot when those
-// events outweigh the old one.
+// events outweigh the old one. The snapshot is conditional on the head
+// (IfHead), so a load racing an Archive or other writers never stores a
+// state the aggregate has left behind.
 func (e *Executor[T]) load(
 	ctx context.Context, key string, id AggregateID,
 ) (*projection[T], error) {
 	if p, ok := e.cache.Get(key); ok {
 		return p, nil
 	}
-	value := e.construct()
-	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	p, res, err := e.loadStored(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	p := &projection[T]{value: value, next: res.NextSequence}
-	for _, ev := range res.AdditionalEvents {
-		p.value = apply(e.apps, p.value, ev)
-		p.next = ev.Sequence + 1
-	}
 	if e.wantsSnapshot(res) {
-		err := e.store.PutSnapshotContext(ctx, id, p.value, p.next)
+		err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
 		if err != nil {
-			slog.Warn("timebox: opportunistic snapshot failed",
+			e.logger().Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
 		}
 	}
 	e.remember(key, p)
 	return p, nil
+}
+
+// loadStored rebuilds id's state from its stored snapshot and the events
+// after it, bypassing the cache.
+func (e *Executor[T]) loadStored(
+	ctx context.Context, id AggregateID,
+) (*projection[T], *SnapshotResult, error) {
+	value := e.construct()
+	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &projection[T]{value: value, next: res.NextSequence}
+	if n := len(res.AdditionalEvents); n > 0 {
+		p.next = res.AdditionalEvents[n-1].Sequence + 1
+	}
+	if p.value, err = e.apps.fold(p.value, res.AdditionalEvents); err != nil {
+		return nil, nil, err
+	}
+	return p, res, nil
 }
 
 func (e *Executor[T]) wantsSnapshot(res *SnapshotResult) bool {

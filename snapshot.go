@@ -73,6 +73,15 @@ func (s *Store) PutSnapshotContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
+	return s.putSnapshot(ctx, id, value, sequence, false)
+}
+
+// putSnapshot stores value as id's snapshot at sequence; with ifHead only
+// if id is live and its head is exactly sequence (see
+// SnapshotRequest.IfHead). id has been checked.
+func (s *Store) putSnapshot(
+	ctx context.Context, id AggregateID, value any, sequence int64, ifHead bool,
+) error {
 	if sequence < 0 {
 		return fmt.Errorf("%w: snapshot at %d", ErrInvalidSequence, sequence)
 	}
@@ -85,5 +94,6 @@ func (s *Store) PutSnapshotContext(
 		Data:     data,
 		Sequence: sequence,
 		Trim:     s.config.TrimEvents,
+		IfHead:   ifHead,
 	})
 }

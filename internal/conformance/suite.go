@@ -36,6 +36,12 @@ type Suite struct {
 
 	// Archiving says whether the backend supports archiving.
 	Archiving bool
+
+	// NewBackend, when set, returns a fresh, empty backend of the kind New
+	// opens stores on, closed by its own t.Cleanup. The cases that call
+	// the Backend seam directly (conditional snapshots, which no Store
+	// method requests) run only when it is set.
+	NewBackend func(t *testing.T) timebox.Backend
 }
 
 // testCase is one conformance case; it makes its own stores through s.
@@ -50,8 +56,9 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Index/,
-// List/, Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
+// IfHead/, Index/, List/, Archive/, Lifecycle/, BadInput/ and
+// Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -62,6 +69,8 @@ func Run(t *testing.T, s Suite) {
 		{"Queue", queueCases},
 		{"Get", getCases},
 		{"Panic", panicCases},
+		{"Strict", strictCases},
+		{"IfHead", ifHeadCases(s)},
 		{"Index", indexCases},
 		{"List", listCases},
 		{"Archive", archiveCases(s.Archiving)},
