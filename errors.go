@@ -136,7 +136,8 @@ func (e *VersionConflictError) Is(target error) bool {
 // ErrIndexerPanicked or ErrConstructorPanicked) and errors.Is matches it;
 // when the panic value is an error, errors.Is and errors.As reach it too.
 // Stack is the panicking goroutine's stack, also logged once at ERROR
-// through Config.Logger. Nothing was written by the failed call.
+// through Config.Logger (empty for the calls batched with a command that
+// called runtime.Goexit). Nothing was written by the failed call.
 type PanicError struct {
 	Kind  error
 	Value any

@@ -140,7 +140,7 @@ const busySnapshotEvents = 32
 type snapStat struct {
 	snapSize   int
 	eventsSize int
-	events     int // committed through this Executor since the snapshot
+	events     int  // committed through this Executor since the snapshot
 	saving     bool // a background snapshot is in flight
 }
 
