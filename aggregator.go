@@ -182,7 +182,7 @@ func (a *appliers[T]) apply(st T, ev *Event) (res T, err error) {
 		if r := recover(); r != nil {
 			ue, ok := r.(*undecodableError)
 			if !ok || ue.ev != ev {
-				panic(r)
+				panic(asPanicError(ErrApplierPanicked, r))
 			}
 			if a.skipUndecodable {
 				res, err = st, nil

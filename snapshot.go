@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 )
 
 // SnapshotResult describes what GetSnapshot loaded.
@@ -33,6 +32,9 @@ func (s *Store) GetSnapshotContext(
 	ctx context.Context, id AggregateID, target any,
 ) (*SnapshotResult, error) {
 	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
@@ -205,7 +207,7 @@ func (e *Executor[T]) saveBusy(
 			st.saving = false
 			e.snapMu.Unlock()
 			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				slog.Warn("timebox: background snapshot failed",
+				e.logger().Warn("timebox: background snapshot failed",
 					"aggregate", id.String(), "sequence", p.next, "error", err)
 			}
 			return

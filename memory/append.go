@@ -8,7 +8,11 @@ import (
 
 // Append writes req's events and index change if the aggregate's head is
 // req.ExpectedSequence, or returns a *timebox.VersionConflictError.
-func (p *Persistence) Append(_ context.Context, req timebox.AppendRequest) error {
+// A ctx already done fails it with ctx's error, writing nothing.
+func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return p.write(func() error {
 		k := key(req.ID)
 		a := p.aggs[k]
