@@ -20,6 +20,16 @@
 // they never fight each other; a queued call honours its context (see
 // [Executor.ExecContext]). [Executor.Get] reads a state without a command.
 //
+// # Strictness
+//
+// [Raise] applies each event as it is stored (its [Applier] decodes the
+// marshalled bytes), so the writer's state equals what any other process
+// rebuilds. An event whose payload a [MakeApplier] Applier cannot decode
+// fails the load or command with an error wrapping [ErrInvalidEvent],
+// unless [Config.SkipUndecodable] asks for the lenient skip; with
+// [Config.RequireAppliers], raising a type no Applier handles fails with
+// [ErrNoApplier].
+//
 // # Indexes
 //
 // An [Indexer] in the Config turns each appended batch into status and label
@@ -33,8 +43,12 @@
 //
 // A snapshot is the JSON of a state at a sequence ([Store.PutSnapshot],
 // [Executor.SaveSnapshot]); executors also save one when the events after
-// the last outweigh it ([Config.SnapshotRatio]). With [Config.TrimEvents],
-// events a snapshot covers leave live storage. Backends that implement
+// the last outweigh it ([Config.SnapshotRatio]), on a load or in the
+// background after a commit. An executor's snapshot is conditional
+// ([SnapshotRequest.IfHead]): stored only while the aggregate is live and
+// its head is the sequence the state was folded to, so it never resurrects
+// or corrupts an aggregate. With [Config.TrimEvents], events a snapshot
+// covers leave live storage. Backends that implement
 // [Archiver] move whole aggregates into an archive stream
 // ([Store.Archive]) for a consumer to process ([Store.ConsumeArchive]).
 //

@@ -145,7 +145,8 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 //
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
-// command is not run again), ctx's error (context.Canceled or
+// command is not run again), ErrInvalidEvent (a stored event its Applier
+// cannot decode; see Config.SkipUndecodable), ctx's error (context.Canceled or
 // context.DeadlineExceeded, nothing written unless wrapped in
 // ErrUnknownOutcome), ErrReentrantExec, a *PanicError,
 // ErrInvalidAggregateID, ErrClosed, or the backend's error.
