@@ -46,14 +46,13 @@ if #KEYS ~= nkeys then
   return redis.error_reply('ERR timebox append: malformed keys')
 end
 
-local state = redis.call('HMGET', meta, 'h', 't')
-local head = tonumber(state[1] or '0')
+local head = tonumber(redis.call('HGET', meta, 'h') or '0')
 if not head then
   return redis.error_reply('ERR timebox append: malformed head')
 end
 if head ~= expected then
   return {0, head, redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE'),
-    state[2] or '0'}
+    redis.call('HGET', meta, 't') or '0'}
 end
 if n == 0 then
   return {1, head}
