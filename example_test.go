@@ -95,5 +95,5 @@ func ExampleStore_ListAggregatesByStatus() {
 	// Output:
 	// funded: 2
 	// currencies: [EUR]
-	// accounts: [account:1 account:2]
+	// accounts: [["account","1"] ["account","2"]]
 }

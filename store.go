@@ -77,7 +77,10 @@ func (s *Store) AppendEvents(id AggregateID, atSeq int64, evs []*Event) error {
 //
 // Errors: ErrInvalidAggregateID, ErrInvalidSequence, ErrInvalidEvent
 // (nothing written), *VersionConflictError, ErrUnknownOutcome (the append
-// may or may not have happened), ErrClosed, or the backend's error.
+// may or may not have happened), ctx's error (context.DeadlineExceeded or
+// context.Canceled; nothing written when ctx was done before the call),
+// a *PanicError matching ErrIndexerPanicked, ErrClosed, or the backend's
+// error.
 func (s *Store) AppendEventsContext(
 	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
 ) error {
@@ -103,11 +106,30 @@ func (s *Store) AppendEventsContext(
 
 // append runs the Indexer over req's events, which are valid and stamped
 // already, and hands req to the backend.
+// A ctx already done fails the call with its error before anything is
+// sent; an Indexer panic fails it with a *PanicError (ErrIndexerPanicked).
 func (s *Store) append(ctx context.Context, req AppendRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if len(req.Events) > 0 && s.config.Indexer != nil {
-		req.Index = mergeIndexes(req.Events, s.config.Indexer(req.Events))
+		ix, err := s.index(req)
+		if err != nil {
+			return err
+		}
+		req.Index = ix
 	}
 	return s.backend.Append(ctx, req)
+}
+
+// index runs the Indexer over req's events, recovering a panic.
+func (s *Store) index(req AppendRequest) (ix IndexChange, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(s.config.logger(), ErrIndexerPanicked, r, req.ID)
+		}
+	}()
+	return mergeIndexes(req.Events, s.config.Indexer(req.Events)), nil
 }
 
 // GetEvents is GetEventsContext with context.Background().
@@ -123,6 +145,9 @@ func (s *Store) GetEventsContext(
 	ctx context.Context, id AggregateID, fromSeq int64,
 ) ([]*Event, error) {
 	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	evs, err := s.backend.LoadEvents(ctx, id.Clone(), max(fromSeq, 0))

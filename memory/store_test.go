@@ -24,5 +24,10 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 		Archiving: true,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			p := memory.NewPersistence()
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
 	})
 }

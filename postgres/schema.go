@@ -85,6 +85,8 @@ var (
 	loadSnapshotSQL string
 	//go:embed sql/save_snapshot.sql
 	saveSnapshotSQL string
+	//go:embed sql/save_snapshot_if_head.sql
+	saveSnapshotIfHeadSQL string
 	//go:embed sql/status.sql
 	statusSQL string
 	//go:embed sql/list_status.sql

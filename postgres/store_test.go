@@ -19,5 +19,8 @@ func TestConformance(t *testing.T) {
 			return newStore(t, cfg)
 		},
 		Archiving: true,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newPersistence(t, testConfig(t))
+		},
 	})
 }

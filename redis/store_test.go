@@ -13,5 +13,8 @@ func TestConformance(t *testing.T) {
 			return newStore(t, Config{}, cfg)
 		},
 		Archiving: true,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newPersistence(t, Config{})
+		},
 	})
 }

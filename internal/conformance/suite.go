@@ -36,6 +36,12 @@ type Suite struct {
 
 	// Archiving says whether the backend supports archiving.
 	Archiving bool
+
+	// NewBackend, when set, returns a fresh, empty backend of the kind New
+	// opens stores on, closed by its own t.Cleanup. The cases that call
+	// the Backend seam directly (conditional snapshots, which no Store
+	// method requests) run only when it is set.
+	NewBackend func(t *testing.T) timebox.Backend
 }
 
 // testCase is one conformance case; it makes its own stores through s.
@@ -50,8 +56,8 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Index/, List/, Archive/,
-// Lifecycle/, BadInput/ and Concurrency/.
+// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
+// Archive/, Lifecycle/, BadInput/ and Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -59,6 +65,8 @@ func Run(t *testing.T, s Suite) {
 		{"Load", loadCases},
 		{"Snapshot", snapshotCases},
 		{"Executor", executorCases},
+		{"Strict", strictCases},
+		{"IfHead", ifHeadCases(s)},
 		{"Index", indexCases},
 		{"List", listCases},
 		{"Archive", archiveCases(s.Archiving)},
