@@ -120,6 +120,7 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"label_values":    {labelValuesSQL, `'plans', 'l'::bytea`},
 		"list_label":      {listLabelSQL, `'plans', 'l'::bytea, '3'::bytea`},
 		"list_aggregates": {listAggregatesSQL, `'plans', 'order:1', 'order:1:', 'order:1;'`},
+		"save_if_head":    {saveSnapshotIfHeadSQL, `'plans', 'order:1', 20, 'x'::bytea, true`},
 		"archive_claim":   {archiveClaimSQL, `'plans', 1000`},
 		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
