@@ -568,7 +568,8 @@ func TestChaosSnapshotInstall(t *testing.T) {
 
 // keepAway cuts a follower off for at least minAway, snapshots every
 // other node until its log no longer holds the entry after the follower's
-// last, heals the follower, and waits until it has installed a snapshot
+// last, drops the follower's connections (a partition long enough for TCP
+// to give up), heals it, and waits until it has installed a snapshot
 // at least as new as those. Compacting only the leader would not do: a
 // leader change after the heal (a loaded machine may see one) would let a
 // node that still holds the entries bring the follower up to date from
@@ -589,6 +590,10 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 	if err != nil {
 		return err
 	}
+	// Without this, AppendEntries a leader's pipeline sent before the cut,
+	// held on the stalled connection, would bring the follower up to date
+	// after the heal from entries read before the compaction.
+	c.splits[f].Drop()
 	c.splits[f].Heal()
 	err = waitFor(ctx, fmt.Sprintf("node %d to install a snapshot at %d or later", f, snap),
 		func() (bool, error) { return snapshotIndex(away) >= snap, nil })

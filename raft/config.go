@@ -88,7 +88,7 @@ type (
 		// stays hidden from the others: a consumer that dies (or whose
 		// node does) without acknowledging it leaves it to be redelivered
 		// once the lease ends. The lease is measured on the clocks of the
-		// nodes the consumers call. See DefaultArchiveLease.
+		// nodes the consumers call. Zero means DefaultArchiveLease.
 		ArchiveLease time.Duration
 
 		// Logger receives every line this node logs, hashicorp/raft's
@@ -157,11 +157,11 @@ var (
 	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
 	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
 	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
+	ErrInvalidArchiveLease         = errors.New("raft: archive lease must not be negative")
 	ErrInvalidMaxForwardConns      = errors.New("raft: max forward conns must not be negative")
 	ErrTLSCertificateRequired      = errors.New("raft: TLS needs a certificate for both sides")
 	ErrTLSRootCAsRequired          = errors.New("raft: TLS needs RootCAs, the cluster's CA")
 	ErrTLSInsecure                 = errors.New("raft: TLS must verify peers (InsecureSkipVerify)")
-	ErrInvalidArchiveLease         = errors.New("raft: archive lease must be positive")
 )
 
 // DefaultConfig returns the Config with every default applied. LocalID,
@@ -214,10 +214,11 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidArchiveLease
-// (not positive), ErrInvalidMaxForwardConns (negative),
-// ErrTLSCertificateRequired, ErrTLSRootCAsRequired or ErrTLSInsecure (see
-// Config.TLS), ErrInvalidServer or ErrBootstrapMissingLocalServer, or nil.
+// ErrLogTailSizeTooSmall (below MinLogTailSize),
+// ErrInvalidMaxForwardConns (negative), ErrInvalidArchiveLease
+// (negative), ErrTLSCertificateRequired, ErrTLSRootCAsRequired or
+// ErrTLSInsecure (see Config.TLS), ErrInvalidServer or
+// ErrBootstrapMissingLocalServer, or nil.
 func (c Config) Validate() error {
 	switch {
 	case c.LocalID == "":
@@ -230,10 +231,10 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
-	case c.ArchiveLease <= 0:
-		return ErrInvalidArchiveLease
 	case c.MaxForwardConns < 0:
 		return ErrInvalidMaxForwardConns
+	case c.ArchiveLease < 0:
+		return ErrInvalidArchiveLease
 	}
 	if err := validateTLS(c.TLS); err != nil {
 		return err

@@ -18,6 +18,7 @@ type netSplit struct {
 	mu     sync.Mutex
 	cut    bool
 	healCh chan struct{} // closed while not cut
+	conns  map[*splitConn]struct{}
 }
 
 func newNetSplit() *netSplit {
@@ -33,6 +34,21 @@ func (s *netSplit) Cut() {
 	if !s.cut {
 		s.cut = true
 		s.healCh = make(chan struct{})
+	}
+}
+
+// Drop closes every connection of the node, as a partition that lasts
+// until TCP gives up would break them: what was in flight on them is lost
+// (for instance AppendEntries a leader's pipeline sent before the cut).
+func (s *netSplit) Drop() {
+	s.mu.Lock()
+	conns := make([]*splitConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
 	}
 }
 
@@ -54,9 +70,16 @@ func (s *netSplit) healed() <-chan struct{} {
 
 // wrap is the node's tuning.wrapConn.
 func (s *netSplit) wrap(c net.Conn) net.Conn {
-	return &splitConn{
+	sc := &splitConn{
 		Conn: c, s: s, kick: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.mu.Lock()
+	if s.conns == nil {
+		s.conns = map[*splitConn]struct{}{}
+	}
+	s.conns[sc] = struct{}{}
+	s.mu.Unlock()
+	return sc
 }
 
 // splitConn is one connection of a node behind a netSplit.
@@ -178,6 +201,11 @@ func (c *splitConn) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *splitConn) Close() error {
-	c.closeOnce.Do(func() { close(c.done) })
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	})
 	return c.Conn.Close()
 }

@@ -108,6 +108,7 @@ func TestPublisherAfterSnapshotInstall(t *testing.T) {
 	away := c.nodes[f]
 	snap, err := c.compactPast(ctx, without(c.live(), f), away)
 	require.NoError(t, err)
+	c.splits[f].Drop()
 	c.splits[f].Heal()
 	require.NoError(t, waitFor(ctx, "the follower to install the snapshot", func() (bool, error) {
 		return snapshotIndex(away) >= snap, nil
