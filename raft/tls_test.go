@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -123,8 +124,12 @@ type tlsNode struct {
 	req []byte
 }
 
-func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA) *tlsNode {
-	p := newSingle(t, Config{TLS: cfg})
+func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA, logs io.Writer) *tlsNode {
+	var logger *slog.Logger
+	if logs != nil {
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p := newSingle(t, Config{TLS: cfg, Logger: logger})
 	id := timebox.NewAggregateID("guarded")
 	req := timebox.AppendRequest{ID: id, Events: items("x", 1)}
 	return &tlsNode{p: p, ca: ca, id: id, req: encodeAppend(req)}
@@ -183,7 +188,8 @@ func TestTLSRejections(t *testing.T) {
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			n := newTLSNode(t, cfg, ca)
+			var logs syncBuffer
+			n := newTLSNode(t, cfg, ca, &logs)
 			addr := n.p.mux.ln.Addr().String()
 
 			plain, err := net.Dial("tcp", addr)
@@ -206,6 +212,13 @@ func TestTLSRejections(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, codeOK, code)
 			require.Equal(t, 1, n.events(t))
+
+			// Three rejections from one host: one warning.
+			require.Eventually(t, func() bool {
+				return strings.Contains(logs.String(), "rejected a connection")
+			}, waitLong, time.Millisecond)
+			require.Equal(t, 1, strings.Count(logs.String(), "rejected a connection"), logs.String())
+			require.Contains(t, logs.String(), "level=WARN")
 		})
 	}
 }
@@ -215,7 +228,7 @@ func TestTLSRejections(t *testing.T) {
 func TestTLSDialRejectsPeer(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	other := newTestCA(t, "other")
-	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca)
+	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca, nil)
 
 	for name, cert := range map[string]*tls.Certificate{
 		"other CA":   other.issue(t, "intruder"),
