@@ -387,9 +387,18 @@ func TestTLSRejectLoggedOncePerHost(t *testing.T) {
 	require.NoError(t, err)
 	m := newMux(ln, muxConfig{
 		tls:    newPeerTLS(ca.nodeTLS(t, "solo")),
-		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug}),
 	})
 	defer func() { _ = m.Close() }()
+
+	// A connection that hangs up before sending a byte is only debug.
+	probe, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, probe.Close())
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "closed before its protocol began")
+	}, waitLong, time.Millisecond)
+	require.NotContains(t, out.String(), "[WARN]")
 
 	for range 5 {
 		c, err := net.Dial("tcp", ln.Addr().String())
