@@ -482,3 +482,29 @@ func TestPlainNodeNamesTLSClient(t *testing.T) {
 		return strings.Contains(out.String(), "this node has no Config.TLS")
 	}, waitLong, time.Millisecond)
 }
+
+// A TLS cluster started, written to through every node, with a node
+// restarted, and stopped warns about no rejected connection: its own nodes
+// connecting, closing and reconnecting are never taken for intruders.
+func TestTLSLoggerNoRejections(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	rec := &logRecorder{}
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
+		cfg.Logger = slog.New(rec)
+	})
+	id := timebox.NewAggregateID("order", "1")
+	for i := range 6 {
+		require.NoError(t, c.store(i%3).AppendEvents(id, int64(i), items(fmt.Sprint("e", i), 1)))
+	}
+	f := c.followers()[0]
+	c.stop(f)
+	c.start(f)
+	waitReady(t, c.nodes[f])
+	require.NoError(t, c.store(f).AppendEvents(id, 6, items("after", 1)))
+	c.closeAll()
+	for _, l := range rec.lines(slog.LevelInfo) {
+		require.NotContains(t, l, "rejected a connection")
+		require.NotContains(t, l, "tls:")
+	}
+}
