@@ -152,13 +152,21 @@ func (m *mux) handshakeIn(raw net.Conn) (net.Conn, byte, error) {
 	return c, b[0], nil
 }
 
-// reject logs a connection refused before its protocol began, once per
-// remote host per rejectEvery, and not while the mux closes.
+// reject logs a connection refused before its protocol began at warn,
+// once per remote host per rejectEvery; one that hung up before sending
+// anything at debug; nothing while the mux closes.
 func (m *mux) reject(c net.Conn, err error) {
 	select {
 	case <-m.done:
 		return
 	default:
+	}
+	if errors.Is(err, io.EOF) {
+		// Hung up before sending anything to reject: a peer closing
+		// mid-dial, or a port probe.
+		m.cfg.logger.Debug("connection closed before its protocol began",
+			"remote", c.RemoteAddr().String(), "error", err)
+		return
 	}
 	host := c.RemoteAddr().String()
 	if h, _, e := net.SplitHostPort(host); e == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -123,8 +124,12 @@ type tlsNode struct {
 	req []byte
 }
 
-func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA) *tlsNode {
-	p := newSingle(t, Config{TLS: cfg})
+func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA, logs io.Writer) *tlsNode {
+	var logger *slog.Logger
+	if logs != nil {
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p := newSingle(t, Config{TLS: cfg, Logger: logger})
 	id := timebox.NewAggregateID("guarded")
 	req := timebox.AppendRequest{ID: id, Events: items("x", 1)}
 	return &tlsNode{p: p, ca: ca, id: id, req: encodeAppend(req)}
@@ -183,7 +188,8 @@ func TestTLSRejections(t *testing.T) {
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			n := newTLSNode(t, cfg, ca)
+			var logs syncBuffer
+			n := newTLSNode(t, cfg, ca, &logs)
 			addr := n.p.mux.ln.Addr().String()
 
 			plain, err := net.Dial("tcp", addr)
@@ -206,6 +212,13 @@ func TestTLSRejections(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, codeOK, code)
 			require.Equal(t, 1, n.events(t))
+
+			// Three rejections from one host: one warning.
+			require.Eventually(t, func() bool {
+				return strings.Contains(logs.String(), "rejected a connection")
+			}, waitLong, time.Millisecond)
+			require.Equal(t, 1, strings.Count(logs.String(), "rejected a connection"), logs.String())
+			require.Contains(t, logs.String(), "level=WARN")
 		})
 	}
 }
@@ -215,7 +228,7 @@ func TestTLSRejections(t *testing.T) {
 func TestTLSDialRejectsPeer(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	other := newTestCA(t, "other")
-	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca)
+	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca, nil)
 
 	for name, cert := range map[string]*tls.Certificate{
 		"other CA":   other.issue(t, "intruder"),
@@ -374,9 +387,18 @@ func TestTLSRejectLoggedOncePerHost(t *testing.T) {
 	require.NoError(t, err)
 	m := newMux(ln, muxConfig{
 		tls:    newPeerTLS(ca.nodeTLS(t, "solo")),
-		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug}),
 	})
 	defer func() { _ = m.Close() }()
+
+	// A connection that hangs up before sending a byte is only debug.
+	probe, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, probe.Close())
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "closed before its protocol began")
+	}, waitLong, time.Millisecond)
+	require.NotContains(t, out.String(), "[WARN]")
 
 	for range 5 {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -459,4 +481,30 @@ func TestPlainNodeNamesTLSClient(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(out.String(), "this node has no Config.TLS")
 	}, waitLong, time.Millisecond)
+}
+
+// A TLS cluster started, written to through every node, with a node
+// restarted, and stopped warns about no rejected connection: its own nodes
+// connecting, closing and reconnecting are never taken for intruders.
+func TestTLSLoggerNoRejections(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	rec := &logRecorder{}
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
+		cfg.Logger = slog.New(rec)
+	})
+	id := timebox.NewAggregateID("order", "1")
+	for i := range 6 {
+		require.NoError(t, c.store(i%3).AppendEvents(id, int64(i), items(fmt.Sprint("e", i), 1)))
+	}
+	f := c.followers()[0]
+	c.stop(f)
+	c.start(f)
+	waitReady(t, c.nodes[f])
+	require.NoError(t, c.store(f).AppendEvents(id, 6, items("after", 1)))
+	c.closeAll()
+	for _, l := range rec.lines(slog.LevelInfo) {
+		require.NotContains(t, l, "rejected a connection")
+		require.NotContains(t, l, "tls:")
+	}
 }
