@@ -57,7 +57,7 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
-// Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// Page/, Archive/, Lifecycle/, BadInput/ and Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -69,6 +69,7 @@ func Run(t *testing.T, s Suite) {
 		{"IfHead", ifHeadCases(s)},
 		{"Index", indexCases},
 		{"List", listCases},
+		{"Page", pageCases},
 		{"Archive", archiveCases(s.Archiving)},
 		{"Lifecycle", lifecycleCases},
 		{"BadInput", badInputCases},
