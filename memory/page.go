@@ -12,9 +12,11 @@ import (
 var _ timebox.PagedQueries = (*Persistence)(nil)
 
 // The memory backend's indexes are hash maps keyed by encoded ID (whose
-// byte order is AggregateID.CompareKey), so a page selects from the
+// byte order is AggregateID.CompareKey), so a page is selected from the
 // status's or label value's members (not the whole store; ListAggregates
-// from every aggregate) those after the cursor, and keeps the first limit.
+// from every aggregate): one pass keeping the first limit after the cursor
+// in a small sorted buffer, O(members × log limit), with no sort of the
+// whole set.
 
 // ListAggregatesByStatusAfter pages status by entry time, then key.
 func (p *Persistence) ListAggregatesByStatusAfter(
@@ -36,15 +38,14 @@ func (p *Persistence) ListAggregatesByStatusAfter(
 	}
 	var res []timebox.StatusEntry
 	err := p.read(func() error {
-		var sel []entry
+		top := firstN[entry]{n: limit, cmp: cmp}
 		for k, at := range p.status[status] {
 			e := entry{k, at}
 			if after == nil || cmp(e, entry{afterKey, after.Timestamp}) > 0 {
-				sel = append(sel, e)
+				top.add(e)
 			}
 		}
-		slices.SortFunc(sel, cmp)
-		for _, e := range sel[:min(limit, len(sel))] {
+		for _, e := range top.items {
 			res = append(res, timebox.StatusEntry{ID: p.aggs[e.k].id.Clone(), Timestamp: e.at})
 		}
 		return nil
@@ -92,14 +93,37 @@ func (p *Persistence) ListAggregatesAfter(
 func (p *Persistence) idsAfter(
 	keys []string, after timebox.AggregateID, limit int,
 ) []timebox.AggregateID {
+	top := firstN[string]{n: limit, cmp: strings.Compare}
+	ak := ""
 	if after != nil {
-		ak := key(after)
-		keys = slices.DeleteFunc(keys, func(k string) bool { return k <= ak })
+		ak = key(after)
 	}
-	slices.Sort(keys)
-	res := make([]timebox.AggregateID, 0, min(limit, len(keys)))
-	for _, k := range keys[:min(limit, len(keys))] {
+	for _, k := range keys {
+		if after == nil || k > ak {
+			top.add(k)
+		}
+	}
+	res := make([]timebox.AggregateID, 0, len(top.items))
+	for _, k := range top.items {
 		res = append(res, p.aggs[k].id.Clone())
 	}
 	return res
+}
+
+// firstN keeps the n least items added, sorted by cmp.
+type firstN[T any] struct {
+	n     int
+	cmp   func(a, b T) int
+	items []T
+}
+
+func (f *firstN[T]) add(v T) {
+	if len(f.items) == f.n && f.cmp(v, f.items[f.n-1]) >= 0 {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(f.items, v, f.cmp)
+	if len(f.items) == f.n {
+		f.items = f.items[:f.n-1]
+	}
+	f.items = slices.Insert(f.items, i, v)
 }
