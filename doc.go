@@ -37,7 +37,16 @@
 // Store reads them with [Store.GetAggregateStatus],
 // [Store.ListAggregatesByStatus], [Store.ListLabelValues] and
 // [Store.ListAggregatesByLabel]; [Store.ListAggregates] lists aggregates by
-// ID prefix.
+// ID prefix. Their paged forms ([Store.ListAggregatesByStatusPage],
+// [Store.ListAggregatesByLabelPage], [Store.ListAggregatesPage]) take a
+// limit and a [Cursor] and read one index range per page on backends that
+// implement [PagedQueries].
+//
+// # Tracing and metrics
+//
+// [Config.Hooks] takes a [Hooks], told of every command, append, conflict,
+// load and snapshot; the otel subpackage implements it with OpenTelemetry
+// spans and metrics. With no Hooks the cost is a nil check.
 //
 // # Snapshots and archiving
 //

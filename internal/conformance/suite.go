@@ -57,8 +57,8 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
-// IfHead/, Busy/, Index/, List/, Archive/, Lifecycle/, BadInput/ and
-// Concurrency/.
+// IfHead/, Busy/, Index/, List/, Page/, Archive/, Lifecycle/, BadInput/
+// and Concurrency/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -74,6 +74,7 @@ func Run(t *testing.T, s Suite) {
 		{"Busy", busyCases},
 		{"Index", indexCases},
 		{"List", listCases},
+		{"Page", pageCases},
 		{"Archive", archiveCases(s.Archiving)},
 		{"Lifecycle", lifecycleCases},
 		{"BadInput", badInputCases},
