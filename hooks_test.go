@@ -90,6 +90,11 @@ func hookedAccounts(t *testing.T, cfg timebox.Config) (*recorder, *timebox.Store
 	t.Helper()
 	rec := &recorder{}
 	cfg.Hooks = rec
+	if cfg.SnapshotRatio == 0 {
+		// No background snapshot after a commit: the hooks seen are
+		// those of the calls the test makes.
+		cfg.SnapshotRatio = 1e9
+	}
 	store, err := memory.NewPersistence().NewStore(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })

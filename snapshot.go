@@ -130,13 +130,8 @@ func (s *Store) stopBackground() {
 }
 
 // snapStat is what an Executor knows of a cached aggregate's snapshot: its
-// size and the size and count of the events committed after it. An
+// size and the size of the event data committed after it. An
 // Executor guards its snapStats with snapMu.
-// busySnapshotEvents is how many events an Executor commits on a cached
-// aggregate before it considers a background snapshot, so that snapshots
-// cost at most one write per that many events, however small the state.
-const busySnapshotEvents = 32
-
 type snapStat struct {
 	snapSize   int
 	eventsSize int
@@ -177,9 +172,7 @@ func (e *Executor[T]) committed(
 		return
 	}
 	st.eventsSize += size
-	st.events += len(evs)
-	if st.saving || st.events < busySnapshotEvents ||
-		!e.outweighs(st.snapSize, st.eventsSize) {
+	if st.saving || !e.outweighs(st.snapSize, st.eventsSize) {
 		return
 	}
 	st.saving = true
@@ -223,7 +216,7 @@ func (e *Executor[T]) saveBusy(
 		st.snapSize = n
 		overtaken := st.eventsSize != covered
 		if !overtaken {
-			st.eventsSize, st.events = 0, 0
+			st.eventsSize = 0
 		}
 		if !overtaken || try == busyTries {
 			st.saving = false
