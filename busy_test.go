@@ -37,7 +37,8 @@ func TestCloseCancelsAndWaitsForBackgroundSnapshots(t *testing.T) {
 		Persistence: memory.NewPersistence(),
 		started:     make(chan struct{}, 1),
 	}
-	store, err := timebox.NewStore(b, timebox.Config{})
+	// Any event outweighs the state: the first commit starts a snapshot.
+	store, err := timebox.NewStore(b, timebox.Config{SnapshotRatio: 1e-9})
 	require.NoError(t, err)
 	ex := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
 	id := timebox.NewAggregateID("account", "stuck")

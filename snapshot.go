@@ -189,6 +189,14 @@ func (e *Executor[T]) committed(
 // the newer state, so the last state of a burst of commits is snapshotted
 // when the burst ends (up to busyTries times; then the next commit starts
 // again).
+// snapSizeUnknown reports whether st has no snapshot size to weigh events
+// against.
+func (e *Executor[T]) snapSizeUnknown(st *snapStat) bool {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return st.snapSize == 0
+}
+
 func (e *Executor[T]) saveBusy(
 	ctx context.Context, key string, id AggregateID, st *snapStat, p *projection[T],
 ) {
@@ -202,7 +210,24 @@ func (e *Executor[T]) saveBusy(
 			p = c
 		}
 
-		n, err := e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
+		var value any = p.value
+		if e.snapSizeUnknown(st) {
+			// No snapshot to weigh the events against: weigh them against
+			// the snapshot this state would make, and write only if they
+			// outweigh it.
+			data, err := json.Marshal(p.value)
+			if err == nil && !e.outweighs(len(data), covered) {
+				e.snapMu.Lock()
+				st.snapSize, st.saving = len(data), false
+				e.snapMu.Unlock()
+				return
+			}
+			if err == nil {
+				value = json.RawMessage(data)
+			}
+		}
+
+		n, err := e.store.putSnapshotObserved(ctx, id, value, p.next, true)
 		e.snapMu.Lock()
 		if err != nil {
 			st.saving = false
