@@ -135,7 +135,6 @@ func (s *Store) stopBackground() {
 type snapStat struct {
 	snapSize   int
 	eventsSize int
-	events     int  // committed through this Executor since the snapshot
 	saving     bool // a background snapshot is in flight
 }
 
