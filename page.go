@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -60,11 +61,12 @@ type (
 	}
 
 	// cursor is what a Cursor encodes: the query kind and the last entry.
+	// The ID's parts are bytes (base64 in JSON), so any part survives.
 	cursor struct {
-		Kind string `json:"k"`
-		Sec  int64  `json:"s,omitempty"`
-		Nsec int32  `json:"n,omitempty"`
-		ID   []ID   `json:"i"`
+		Kind string   `json:"k"`
+		Sec  int64    `json:"s,omitempty"`
+		Nsec int32    `json:"n,omitempty"`
+		ID   [][]byte `json:"i"`
 	}
 )
 
@@ -105,14 +107,14 @@ func (s *Store) ListAggregatesByStatusPage(
 	}
 	var last *StatusEntry
 	if c != nil {
-		last = &StatusEntry{ID: c.ID, Timestamp: time.Unix(c.Sec, int64(c.Nsec)).UTC()}
+		last = &StatusEntry{ID: c.id(), Timestamp: time.Unix(c.Sec, int64(c.Nsec)).UTC()}
 	}
 	var res []StatusEntry
 	if pq, ok := s.backend.(PagedQueries); ok {
-		res, err = pq.ListAggregatesByStatusAfter(ctx, status, last, limit+1)
+		res, err = pq.ListAggregatesByStatusAfter(ctx, status, last, fetch(limit))
 	} else {
 		res, err = s.backend.ListAggregatesByStatus(ctx, status)
-		res = pageSlice(res, last, limit+1, compareStatus)
+		res = pageSlice(res, last, fetch(limit), compareStatus)
 	}
 	if err != nil {
 		return StatusPage{}, err
@@ -122,7 +124,7 @@ func (s *Store) ListAggregatesByStatusPage(
 		page.Entries = res[:limit]
 		e := res[limit-1]
 		page.Next = encodeCursor(cursor{
-			Kind: cursorStatus, ID: e.ID,
+			Kind: cursorStatus, ID: idBytes(e.ID),
 			Sec: e.Timestamp.Unix(), Nsec: int32(e.Timestamp.Nanosecond()),
 		})
 	}
@@ -146,10 +148,10 @@ func (s *Store) ListAggregatesByLabelPage(
 	last := c.id()
 	var res []AggregateID
 	if pq, ok := s.backend.(PagedQueries); ok {
-		res, err = pq.ListAggregatesByLabelAfter(ctx, label, value, last, limit+1)
+		res, err = pq.ListAggregatesByLabelAfter(ctx, label, value, last, fetch(limit))
 	} else {
 		res, err = s.backend.ListAggregatesByLabel(ctx, label, value)
-		res = pageSlice(res, idPtr(last), limit+1, AggregateID.CompareKey)
+		res = pageSlice(res, idPtr(last), fetch(limit), AggregateID.CompareKey)
 	}
 	return idPage(res, err, limit, cursorLabel)
 }
@@ -176,10 +178,10 @@ func (s *Store) ListAggregatesPage(
 	last := c.id()
 	var res []AggregateID
 	if pq, ok := s.backend.(PagedQueries); ok {
-		res, err = pq.ListAggregatesAfter(ctx, prefix.Clone(), last, limit+1)
+		res, err = pq.ListAggregatesAfter(ctx, prefix.Clone(), last, fetch(limit))
 	} else {
 		res, err = s.backend.ListAggregates(ctx, prefix.Clone())
-		res = pageSlice(res, idPtr(last), limit+1, AggregateID.CompareKey)
+		res = pageSlice(res, idPtr(last), fetch(limit), AggregateID.CompareKey)
 	}
 	return idPage(res, err, limit, cursorList)
 }
@@ -277,7 +279,7 @@ func (s *Store) pageArgs(after Cursor, kind string, limit int) (*cursor, error) 
 	if err == nil {
 		err = json.Unmarshal(raw, &c)
 	}
-	if err == nil && (c.Kind != kind || AggregateID(c.ID).Validate() != nil ||
+	if err == nil && (c.Kind != kind || c.id().Validate() != nil ||
 		c.Nsec < 0 || c.Nsec >= 1e9) {
 		err = errors.New("not a cursor of this query")
 	}
@@ -291,7 +293,28 @@ func (c *cursor) id() AggregateID {
 	if c == nil {
 		return nil
 	}
-	return c.ID
+	id := make(AggregateID, len(c.ID))
+	for i, p := range c.ID {
+		id[i] = ID(p)
+	}
+	return id
+}
+
+func idBytes(id AggregateID) [][]byte {
+	res := make([][]byte, len(id))
+	for i, p := range id {
+		res[i] = []byte(p)
+	}
+	return res
+}
+
+// fetch is how many entries a page of limit asks the backend for: one
+// more, to learn whether a next page exists.
+func fetch(limit int) int {
+	if limit == math.MaxInt {
+		return limit
+	}
+	return limit + 1
 }
 
 func idPtr(id AggregateID) *AggregateID {
@@ -313,7 +336,7 @@ func idPage(res []AggregateID, err error, limit int, kind string) (IDPage, error
 	page := IDPage{IDs: nonNil(res)}
 	if len(res) > limit {
 		page.IDs = res[:limit]
-		page.Next = encodeCursor(cursor{Kind: kind, ID: res[limit-1]})
+		page.Next = encodeCursor(cursor{Kind: kind, ID: idBytes(res[limit-1])})
 	}
 	return page, nil
 }

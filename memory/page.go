@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -15,8 +16,7 @@ var _ timebox.PagedQueries = (*Persistence)(nil)
 // byte order is AggregateID.CompareKey), so a page is selected from the
 // status's or label value's members (not the whole store; ListAggregates
 // from every aggregate): one pass keeping the first limit after the cursor
-// in a small sorted buffer, O(members × log limit), with no sort of the
-// whole set.
+// (see firstN), O(members × log limit), with no sort of the whole set.
 
 // ListAggregatesByStatusAfter pages status by entry time, then key.
 func (p *Persistence) ListAggregatesByStatusAfter(
@@ -45,7 +45,7 @@ func (p *Persistence) ListAggregatesByStatusAfter(
 				top.add(e)
 			}
 		}
-		for _, e := range top.items {
+		for _, e := range top.result() {
 			res = append(res, timebox.StatusEntry{ID: p.aggs[e.k].id.Clone(), Timestamp: e.at})
 		}
 		return nil
@@ -103,27 +103,46 @@ func (p *Persistence) idsAfter(
 			top.add(k)
 		}
 	}
-	res := make([]timebox.AggregateID, 0, len(top.items))
-	for _, k := range top.items {
+	keys = top.result()
+	res := make([]timebox.AggregateID, 0, len(keys))
+	for _, k := range keys {
 		res = append(res, p.aggs[k].id.Clone())
 	}
 	return res
 }
 
-// firstN keeps the n least items added, sorted by cmp.
+// firstN keeps the n least items added: it buffers up to 2n, then sorts
+// and drops all but the n least, so m items cost O(m log n).
 type firstN[T any] struct {
 	n     int
 	cmp   func(a, b T) int
 	items []T
+	// full is set once n items are known: bound is the greatest of them,
+	// and an item not below it can never be among the n least.
+	full  bool
+	bound T
 }
 
 func (f *firstN[T]) add(v T) {
-	if len(f.items) == f.n && f.cmp(v, f.items[f.n-1]) >= 0 {
+	if f.full && f.cmp(v, f.bound) >= 0 {
 		return
 	}
-	i, _ := slices.BinarySearchFunc(f.items, v, f.cmp)
-	if len(f.items) == f.n {
-		f.items = f.items[:f.n-1]
+	f.items = append(f.items, v)
+	if f.n <= math.MaxInt/2 && len(f.items) >= 2*f.n {
+		f.trim()
 	}
-	f.items = slices.Insert(f.items, i, v)
+}
+
+// result returns the n least items, sorted.
+func (f *firstN[T]) result() []T {
+	f.trim()
+	return f.items
+}
+
+func (f *firstN[T]) trim() {
+	slices.SortFunc(f.items, f.cmp)
+	if len(f.items) >= f.n {
+		f.items = f.items[:f.n]
+		f.full, f.bound = true, f.items[f.n-1]
+	}
 }

@@ -33,7 +33,9 @@ func BenchmarkExecSeqHooks(b *testing.B) {
 			}
 			return s
 		}},
-		{"redis", openRedis},
+		{"redis", func(b *testing.B, cfg timebox.Config) *timebox.Store {
+			return openRedis(b, cfg)
+		}},
 	}
 	for round := range 3 {
 		for _, be := range backends {
@@ -70,7 +72,7 @@ func sdkHooks(b *testing.B) *otel.Hooks {
 	return h
 }
 
-func openRedis(b *testing.B, cfg timebox.Config) *timebox.Store {
+func openRedis(b testing.TB, cfg timebox.Config) *timebox.Store {
 	addr := testserver.RedisAddr(b)
 	prefix := testserver.Prefix(b)
 	p, err := redis.NewPersistence(redis.Config{Addr: addr, Prefix: prefix})

@@ -46,6 +46,18 @@ type fixture struct {
 
 func newFixture(t *testing.T, cfg timebox.Config) *fixture {
 	t.Helper()
+	return newFixtureOn(t, cfg, func(t *testing.T, cfg timebox.Config) *timebox.Store {
+		s, err := memory.NewPersistence().NewStore(cfg)
+		require.NoError(t, err)
+		return s
+	})
+}
+
+func newFixtureOn(
+	t *testing.T, cfg timebox.Config,
+	open func(*testing.T, timebox.Config) *timebox.Store,
+) *fixture {
+	t.Helper()
 	f := &fixture{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
 	if cfg.SnapshotRatio == 0 {
 		// No background snapshot after a commit: the spans and counts
@@ -61,8 +73,7 @@ func newFixture(t *testing.T, cfg timebox.Config) *fixture {
 	hooks, err := otel.New(otel.Config{TracerProvider: tp, MeterProvider: mp})
 	require.NoError(t, err)
 	cfg.Hooks = hooks
-	f.store, err = memory.NewPersistence().NewStore(cfg)
-	require.NoError(t, err)
+	f.store = open(t, cfg)
 	t.Cleanup(func() { _ = f.store.Close() })
 	f.ex = timebox.NewExecutor(f.store, func() counter { return counter{} }, appliers)
 	return f
@@ -221,7 +232,11 @@ func TestManyCommandsCountedOnce(t *testing.T) {
 	assert.Equal(t, int64(n), got["timebox.append.batch.size.sum"])
 	evs, err := f.store.GetEvents(id, 0)
 	require.NoError(t, err)
-	assert.Len(t, evs, n)
+	require.Len(t, evs, n)
+	for i, ev := range evs {
+		assert.Equal(t, int64(i), ev.Sequence, "gapless")
+	}
+	assert.Equal(t, int64(n), got["timebox.commands"])
 }
 
 func TestSnapshotAndLoadSpans(t *testing.T) {
@@ -238,4 +253,23 @@ func TestSnapshotAndLoadSpans(t *testing.T) {
 	assert.Equal(t, int64(1), got["timebox.snapshots"])
 	assert.Equal(t, int64(1),
 		f.sums(t, otel.AttrLoadSnapshot.Bool(true))["timebox.loads"])
+}
+
+// On a server backend the spans and metrics name it.
+func TestRedisBackend(t *testing.T) {
+	f := newFixtureOn(t, timebox.Config{}, func(t *testing.T, cfg timebox.Config) *timebox.Store {
+		return openRedis(t, cfg)
+	})
+	id := timebox.NewAggregateID("invoice", "1")
+	for range 3 {
+		_, err := f.ex.Exec(id, add)
+		require.NoError(t, err)
+	}
+	redis := otel.AttrBackend.String("redis")
+	got := f.sums(t, redis, otel.AttrAggregateType.String("invoice"), otel.AttrOutcome.String("ok"))
+	assert.Equal(t, int64(3), got["timebox.commands"])
+	assert.Equal(t, int64(3), got["timebox.append.batch.size.sum"])
+	for _, s := range f.spans.Ended() {
+		assert.Equal(t, "redis", attrs(s)[otel.AttrBackend].AsString(), s.Name())
+	}
 }

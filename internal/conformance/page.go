@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ var pageIDs = []timebox.AggregateID{
 	aid("order1"), aid("order-x"), aid("order:1"), aid("order", "é"),
 	aid("order", "a b"), aid("order", "\x00"), aid("order", "~"), aid("orde"),
 	aid("other", "1"), aid("order", "Z"), aid("order", "z"), aid("order", "%"),
+	aid("order", "\xff"), aid("order", "a\xfe\xfd"), aid("\xff"),
 }
 
 func statusPages(
@@ -121,7 +123,7 @@ func testPageStatus(t *testing.T, s Suite) {
 		}
 		return a.ID.CompareKey(b.ID)
 	})
-	for _, limit := range []int{1, 3, 5, len(pageIDs), 100} {
+	for _, limit := range []int{1, 3, 5, len(pageIDs), 100, math.MaxInt} {
 		got := statusPages(t, st, "open", limit)
 		require.Len(t, got, len(want), "limit %d", limit)
 		for i := range want {
@@ -144,7 +146,7 @@ func testPageLabel(t *testing.T, s Suite) {
 		seed(t, st, id, idx(i, labels("parity", v)))
 	}
 	want = inKeyOrder(want)
-	for _, limit := range []int{1, 4, 100} {
+	for _, limit := range []int{1, 4, 100, math.MaxInt} {
 		requireSameIDs(t, want, labelPages(t, st, "parity", "even", limit))
 	}
 }
@@ -156,7 +158,7 @@ func testPageList(t *testing.T, s Suite) {
 	}
 	require.NoError(t, st.PutSnapshot(aid("snap", "only"), 1, 0))
 	all := append(slices.Clone(pageIDs), aid("snap", "only"))
-	for _, limit := range []int{1, 3, 100} {
+	for _, limit := range []int{1, 3, 100, math.MaxInt} {
 		requireSameIDs(t, inKeyOrder(withPrefix(all, aid("order"))),
 			listPages(t, st, aid("order"), limit))
 		requireSameIDs(t, inKeyOrder(all), listPages(t, st, nil, limit))
@@ -303,7 +305,7 @@ func testPageEmpty(t *testing.T, s Suite) {
 	require.Len(t, sp.Entries, 2)
 	require.Empty(t, sp.Next)
 
-	for _, limit := range []int{0, -1} {
+	for _, limit := range []int{0, -1, math.MinInt} {
 		_, err = st.ListAggregatesByStatusPage(ctx, "open", "", limit)
 		require.ErrorIs(t, err, timebox.ErrInvalidLimit)
 		_, err = st.ListAggregatesByLabelPage(ctx, "l", "v", "", limit)
