@@ -53,8 +53,9 @@ func MakeApplier[T, D any](fn func(T, *Event, D) T) Applier[T] {
 	}
 }
 
-// Raise marshals value as the data of a new event of type typ, queues the
-// event for the command's append, and applies it to the aggregator's value
+// Raise marshals value as the data of a new event of type typ, with the
+// metadata of the command's context (WithMetadata), queues the event for
+// the command's append, and applies it to the aggregator's value
 // at once, so later logic in the same command sees it. It fails for an
 // empty typ or a value that cannot be marshalled, raising nothing.
 func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
@@ -71,12 +72,21 @@ func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
 		Type:        typ,
 		AggregateID: ag.id,
 		Data:        data,
+		Metadata:    ag.metadata(),
 	}
 	ev.decoded.Store(&decodedValue{value: value})
 	ag.events = append(ag.events, ev)
 	ag.next++
 	ag.value = apply(ag.apps, ag.value, ev)
 	return nil
+}
+
+// metadata returns the metadata the command's context carries.
+func (a *Aggregator[T]) metadata() Metadata {
+	if a.ctx == nil {
+		return nil
+	}
+	return MetadataFrom(a.ctx)
 }
 
 // ID returns the aggregate's ID.

@@ -1,5 +1,7 @@
 package timebox
 
+import "time"
+
 // Config tunes a Store and the Executors built on it. A zero field means
 // "use the default"; see DefaultConfig.
 type Config struct {
@@ -21,6 +23,13 @@ type Config struct {
 
 	// Indexer derives status and label changes from each appended batch.
 	Indexer Indexer
+
+	// RetryTimeout bounds how long the Store keeps retrying a call that
+	// met a transient error (ErrUnavailable, or ErrUnknownOutcome for an
+	// append), counted from the first failure; the call's ctx bounds it
+	// too. Zero means DefaultRetryTimeout; a negative value turns the
+	// retries off.
+	RetryTimeout time.Duration
 }
 
 // Defaults for Config.
@@ -29,6 +38,7 @@ const (
 	DefaultSnapshotRatio = 1.0
 	DefaultMaxRetries    = 16
 	DefaultCacheSize     = 128
+	DefaultRetryTimeout  = 10 * time.Second
 )
 
 // DefaultConfig returns the Config with every default applied.
@@ -68,6 +78,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.Indexer != nil {
 		c.Indexer = other.Indexer
+	}
+	if other.RetryTimeout != 0 {
+		c.RetryTimeout = other.RetryTimeout
 	}
 	return c
 }

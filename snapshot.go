@@ -33,7 +33,11 @@ func (s *Store) GetSnapshotContext(
 	if err := s.check(id); err != nil {
 		return nil, err
 	}
-	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
+	var rec *SnapshotRecord
+	err := s.retry(ctx, false, func() (err error) {
+		rec, err = s.backend.LoadSnapshot(ctx, id.Clone())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

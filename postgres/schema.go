@@ -11,7 +11,7 @@ import (
 
 // schemaVersion is the comment schema.sql leaves on timebox_snapshot.
 // Change both together whenever schema.sql changes.
-const schemaVersion = "timebox schema 1"
+const schemaVersion = "timebox schema 2"
 
 // migrationLock is the advisory lock key that serialises migrations of
 // every process sharing the database ("timebox" in ASCII).

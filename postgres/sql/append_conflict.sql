@@ -13,7 +13,7 @@
     SELECT coalesce((SELECT head FROM current), 0) AS head
     WHERE NOT EXISTS (SELECT 1 FROM advanced)
 )
-SELECT c.head, e.seq, e.sec, e.nsec, e.type, e.data
+SELECT c.head, e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
 FROM conflict AS c
 LEFT JOIN timebox_events AS e
        ON e.ns = $1 AND e.aggregate = $2 AND e.seq >= $3 AND e.seq < c.head

@@ -4,9 +4,10 @@
 -- append_events.sql for more), append_index.sql when the batch changes
 -- the index, and append_conflict.sql. One statement is one round trip and
 -- one transaction. Parameters: $1 ns, $2 aggregate, $3 expected head,
--- $4..$7 the events' seconds, nanoseconds, types and data (arrays for
--- append_events.sql), $8 the batch size (at least 1), and for
--- append_index.sql $9..$13.
+-- $4..$7 the events' seconds, nanoseconds, types and data, $8 the batch
+-- size (at least 1), $9 and $10 the events' IDs and encoded metadata
+-- (arrays of each for append_events.sql), and for append_index.sql
+-- $11..$15.
 --
 -- The head row is advanced only if it is at $3. Under READ COMMITTED a
 -- writer that finds the row locked waits, then re-checks head = $3 on the

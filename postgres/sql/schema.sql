@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS timebox_events (
     PRIMARY KEY (ns, aggregate, seq)
 );
 
+-- Schema 2: the event's ID and its metadata (codec.AppendMetadata; NULL
+-- when it has none). Events written under schema 1 have neither.
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS id bytea;
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS metadata bytea;
+
 -- Status (kind 0, name '') and labels (kind 1, name = label). sec and nsec
 -- hold the time the aggregate entered its status; 0 for labels.
 CREATE TABLE IF NOT EXISTS timebox_index (
@@ -88,4 +93,4 @@ $$;
 
 -- The version marker NewPersistence checks before migrating: when it
 -- matches, the schema is current and no lock is taken.
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 1';
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 2';
