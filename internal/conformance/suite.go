@@ -51,7 +51,7 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Index/, List/, Archive/,
-// Lifecycle/, BadInput/ and Concurrency/.
+// Lifecycle/, BadInput/, Concurrency/ and Ident/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -65,6 +65,7 @@ func Run(t *testing.T, s Suite) {
 		{"Lifecycle", lifecycleCases},
 		{"BadInput", badInputCases},
 		{"Concurrency", concurrencyCases},
+		{"Ident", identCases(s.Archiving)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
