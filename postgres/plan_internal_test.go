@@ -91,9 +91,10 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		_, err := conn.Exec(ctx, "RESET plan_cache_mode")
 		require.NoError(t, err)
 	}()
-	one := `'ns', 'a', 1, 0, 0, 'x'::bytea, 'x'::bytea, 1`
+	one := `'ns', 'a', 1, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
 	many := `'ns', 'a', 1, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
-		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2`
+		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2,
+		ARRAY['i', 'j']::bytea[], ARRAY[NULL, NULL]::bytea[]`
 	index := `, 's'::bytea, 0, 0, ARRAY['l']::bytea[], ARRAY['v']::bytea[]`
 	stmts := map[string]struct{ sql, args string }{
 		"load_events":     {loadEventsSQL, `'ns', 'a', 0`},

@@ -181,21 +181,28 @@ func newConsumerName() string {
 	return "c-" + hex.EncodeToString(b[:])
 }
 
-// readError wraps an error from a read: ErrClosed once p is closed.
+// readError wraps an error from a read: ErrClosed once p is closed, and
+// timebox.ErrUnavailable for a connection that failed (a read changes
+// nothing, so it is safe to retry).
 func (p *Persistence) readError(op string, err error) error {
-	if err == nil {
+	var rerr redis.Error
+	switch {
+	case err == nil:
 		return nil
-	}
-	if p.closed.Load() || errors.Is(err, redis.ErrClosed) {
+	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
+	case errors.As(err, &rerr), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("redis: %s: %w", op, err)
 	}
-	return fmt.Errorf("redis: %s: %w", op, err)
+	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 }
 
 // writeError classifies an error from a write that was sent at most once.
 // A server reply, a refused dial or a pool timeout means the write did not
-// happen; any other failure (a connection lost while waiting for the
-// reply, a context done mid-call) may come after the script ran, so it is
+// happen; the last two are timebox.ErrUnavailable (nothing was sent). Any
+// other failure (a connection lost while waiting for the reply, a context
+// done mid-call) may come after the script ran, so it is
 // timebox.ErrUnknownOutcome, still matching the cause.
 func (p *Persistence) writeError(op string, err error) error {
 	var rerr redis.Error
@@ -205,10 +212,11 @@ func (p *Persistence) writeError(op string, err error) error {
 		return nil
 	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
-	case errors.As(err, &rerr), errors.Is(err, redis.ErrPoolTimeout):
+	case errors.As(err, &rerr):
 		return fmt.Errorf("redis: %s: %w", op, err)
-	case errors.As(err, &nerr) && nerr.Op == "dial":
-		return fmt.Errorf("redis: %s: %w", op, err)
+	case errors.Is(err, redis.ErrPoolTimeout),
+		errors.As(err, &nerr) && nerr.Op == "dial":
+		return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 	}
 	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
 }

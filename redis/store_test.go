@@ -3,8 +3,12 @@ package redis
 import (
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
+	"github.com/kode4food/timebox/internal/faultproxy"
+	"github.com/kode4food/timebox/internal/testserver"
 )
 
 func TestConformance(t *testing.T) {
@@ -13,5 +17,20 @@ func TestConformance(t *testing.T) {
 			return newStore(t, Config{}, cfg)
 		},
 		Archiving: true,
+		Server:    func(t *testing.T) string { return testserver.RedisAddr(t) },
+		Faulty: func(
+			t *testing.T, px *faultproxy.Proxy, cfg timebox.Config, n int,
+		) []*timebox.Store {
+			rc := testConfig(t, Config{Addr: px.Addr()})
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				p, err := NewPersistence(rc)
+				require.NoError(t, err)
+				res[i], err = p.NewStore(cfg)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = res[i].Close() })
+			}
+			return res
+		},
 	})
 }

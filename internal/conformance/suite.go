@@ -36,6 +36,12 @@ type Suite struct {
 
 	// Archiving says whether the backend supports archiving.
 	Archiving bool
+
+	// Server returns the host:port of the backend's server, and Faulty
+	// opens stores on it through a fault proxy; with both set, the Faults/
+	// cases run. Leave them nil for a backend without one server address.
+	Server func(t *testing.T) string
+	Faulty Faulty
 }
 
 // testCase is one conformance case; it makes its own stores through s.
@@ -51,7 +57,7 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Index/, List/, Archive/,
-// Lifecycle/, BadInput/, Concurrency/ and Ident/.
+// Lifecycle/, BadInput/, Concurrency/, Ident/ and Faults/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -66,6 +72,7 @@ func Run(t *testing.T, s Suite) {
 		{"BadInput", badInputCases},
 		{"Concurrency", concurrencyCases},
 		{"Ident", identCases(s.Archiving)},
+		{"Faults", faultCases(s)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
