@@ -42,4 +42,8 @@
 // Every error says whether a call is safe to retry ([ErrClosed] aside):
 // a conflict ([ErrVersionConflict]) wrote nothing; an unknown outcome
 // ([ErrUnknownOutcome]) may have written, so read before writing again.
+// The Store itself retries what is safe: [ErrUnavailable] (nothing sent)
+// and, since appends are idempotent by their events' IDs ([Event.ID]), an
+// append whose reply was lost, within the call's ctx and
+// [Config.RetryTimeout].
 package timebox

@@ -1,6 +1,7 @@
 package timebox_test
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/kode4food/timebox"
@@ -96,4 +97,27 @@ func ExampleStore_ListAggregatesByStatus() {
 	// funded: 2
 	// currencies: [EUR]
 	// accounts: [account:1 account:2]
+}
+
+func ExampleWithMetadata() {
+	store, _ := memory.NewPersistence().NewStore(timebox.Config{})
+	defer func() { _ = store.Close() }()
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+	id := timebox.NewAggregateID("account", "7")
+
+	// Say, in an HTTP handler: every event this request raises carries
+	// its correlation ID and actor.
+	ctx := timebox.WithMetadata(context.Background(), timebox.Metadata{
+		"correlation": "req-81", "actor": "alice",
+	})
+	_, _ = accounts.ExecContext(ctx, id, deposit(5))
+
+	evs, _ := store.GetEvents(id, 0)
+	fmt.Println(evs[0].Metadata["correlation"], evs[0].Metadata["actor"])
+	fmt.Println("ID set:", evs[0].ID != "")
+	// Output:
+	// req-81 alice
+	// ID set: true
 }
