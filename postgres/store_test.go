@@ -45,5 +45,16 @@ func TestConformance(t *testing.T) {
 			}
 			return res
 		},
+		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
+			pc := testConfig(t)
+			pc.MaxConns = 2
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				var err error
+				res[i], err = newPersistence(t, pc).NewStore(cfg)
+				require.NoError(t, err)
+			}
+			return res
+		},
 	})
 }

@@ -32,5 +32,17 @@ func TestConformance(t *testing.T) {
 			}
 			return res
 		},
+		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
+			rc := testConfig(t, Config{})
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				p, err := NewPersistence(rc)
+				require.NoError(t, err)
+				res[i], err = p.NewStore(cfg)
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = res[i].Close() })
+			}
+			return res
+		},
 	})
 }

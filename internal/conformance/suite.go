@@ -42,6 +42,10 @@ type Suite struct {
 	// cases run. Leave them nil for a backend without one server address.
 	Server func(t *testing.T) string
 	Faulty Faulty
+
+	// Shared opens stores that share one namespace; with it set and
+	// ContentionEnv in the environment, the Contention/ cases run.
+	Shared Shared
 }
 
 // testCase is one conformance case; it makes its own stores through s.
@@ -73,6 +77,7 @@ func Run(t *testing.T, s Suite) {
 		{"Concurrency", concurrencyCases},
 		{"Ident", identCases(s.Archiving)},
 		{"Faults", faultCases(s)},
+		{"Contention", contentionCases(s)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
