@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -242,6 +243,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
+		sent := time.Now()
 		err = e.store.append(ctx, AppendRequest{
 			ID: id, ExpectedSequence: p.next, Events: evs,
 		})
@@ -258,7 +260,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			err = fmt.Errorf("%w: %d attempts: %w", ErrMaxRetriesExceeded, attempt, err)
 			break
 		}
-		p, err = e.catchUp(ctx, key, id, p, vc)
+		p, err = e.afterConflict(ctx, key, id, p, vc, attempt, time.Since(sent))
 	}
 	fail(live, err)
 }

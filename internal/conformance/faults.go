@@ -119,7 +119,7 @@ func testFaultExecOnce(t *testing.T, s Suite) {
 // aggregate's log holds exactly the acknowledged commands, once each.
 func testFaultCuts(t *testing.T, s Suite) {
 	const procs, aggs, perProc = 4, 2, 30
-	sts, px := s.faulty(t, timebox.Config{MaxRetries: 64}, procs)
+	sts, px := s.faulty(t, timebox.Config{}, procs)
 
 	stop := make(chan struct{})
 	var chaos sync.WaitGroup
