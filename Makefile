@@ -4,7 +4,7 @@ BENCHTIME ?= 2s
 # Fuzz targets as package:Target; `make test` runs each briefly, `make chaos`
 # for longer.
 FUZZ := ./internal/codec:FuzzID ./internal/codec:FuzzEvent \
-	./internal/codec:FuzzDecodeEvent ./raft:FuzzDecodeCommand
+	./internal/codec:FuzzDecodeEvent ./raft:FuzzDecodeCommand ./raft:FuzzReadFrame
 FUZZTIME ?= 5s
 
 .PHONY: test check fmt bench chaos fuzz examples

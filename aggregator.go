@@ -34,20 +34,24 @@ type (
 		id        AggregateID
 		value     T
 		next      int64
-		apps      Appliers[T]
+		apps      *appliers[T]
 		events    []*Event
 		onSuccess []SuccessAction[T]
 	}
 )
 
 // MakeApplier adapts a function taking the decoded event payload to an
-// Applier. An event whose Data does not decode into a D leaves the state
-// unchanged.
+// Applier. An event whose Data does not decode into a D is not skipped
+// silently: within an Executor the load, Exec or Raise that meets it fails
+// with an error wrapping ErrInvalidEvent that names the event's type,
+// sequence and the decode error (or, with Config.SkipUndecodable, the
+// event leaves the state unchanged). Called outside an Executor, the
+// Applier panics with that error.
 func MakeApplier[T, D any](fn func(T, *Event, D) T) Applier[T] {
 	return func(st T, ev *Event) T {
 		data, err := GetEventValue[D](ev)
 		if err != nil {
-			return st
+			panic(&undecodableError{ev: ev, err: err})
 		}
 		return fn(st, ev, data)
 	}
@@ -55,12 +59,23 @@ func MakeApplier[T, D any](fn func(T, *Event, D) T) Applier[T] {
 
 // Raise marshals value as the data of a new event of type typ, with the
 // metadata of the command's context (WithMetadata), queues the event for
-// the command's append, and applies it to the aggregator's value
-// at once, so later logic in the same command sees it. It fails for an
-// empty typ or a value that cannot be marshalled, raising nothing.
+// the command's append, and applies it to the aggregator's value at once,
+// so later logic in the same command sees it. The event is
+// applied as it is stored: its Applier decodes the marshalled bytes, never
+// the caller's value, so the state equals the one any other process
+// rebuilds from the log (fields tagged json:"-", a custom MarshalJSON, and
+// maps or slices the caller changes later make no difference).
+//
+// It fails, raising nothing, for an empty typ (ErrInvalidEvent), a value
+// that cannot be marshalled, data the type's Applier cannot decode
+// (ErrInvalidEvent), or, with Config.RequireAppliers, a type the Executor
+// has no Applier for (ErrNoApplier).
 func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
 	if typ == "" {
 		return fmt.Errorf("%w: empty event type", ErrInvalidEvent)
+	}
+	if err := ag.apps.check(typ); err != nil {
+		return err
 	}
 	data, err := json.Marshal(value)
 	if err != nil {
@@ -74,10 +89,13 @@ func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
 		Data:        data,
 		Metadata:    ag.metadata(),
 	}
-	ev.decoded.Store(&decodedValue{value: value})
+	applied, err := ag.apps.apply(ag.value, ev)
+	if err != nil {
+		return err
+	}
+	ag.value = applied
 	ag.events = append(ag.events, ev)
 	ag.next++
-	ag.value = apply(ag.apps, ag.value, ev)
 	return nil
 }
 
@@ -115,9 +133,84 @@ func (a *Aggregator[T]) Context() context.Context {
 	return a.ctx
 }
 
-func apply[T any](apps Appliers[T], st T, ev *Event) T {
-	if fn, ok := apps[ev.Type]; ok {
-		return fn(st, ev)
+// appliers are an Executor's Appliers with the store's strictness
+// options.
+type appliers[T any] struct {
+	apps            Appliers[T]
+	skipUndecodable bool
+	requireAppliers bool
+}
+
+// undecodableError is what a MakeApplier-built Applier panics with when an
+// event's Data does not decode; appliers.apply turns it into an error.
+type undecodableError struct {
+	ev  *Event
+	err error
+}
+
+func (e *undecodableError) Error() string {
+	return fmt.Sprintf("%s: %q event at sequence %d of %s: %v",
+		ErrInvalidEvent, e.ev.Type, e.ev.Sequence, e.ev.AggregateID, e.err)
+}
+
+func (e *undecodableError) Unwrap() []error {
+	return []error{ErrInvalidEvent, e.err}
+}
+
+func newAppliers[T any](apps Appliers[T], cfg Config) *appliers[T] {
+	return &appliers[T]{
+		apps:            apps,
+		skipUndecodable: cfg.SkipUndecodable,
+		requireAppliers: cfg.RequireAppliers,
 	}
-	return st
+}
+
+// has reports whether there is an Applier for typ.
+func (a *appliers[T]) has(typ EventType) bool {
+	_, ok := a.apps[typ]
+	return ok
+}
+
+// check returns ErrNoApplier for a type without an Applier when appliers
+// are required.
+func (a *appliers[T]) check(typ EventType) error {
+	if a.requireAppliers && !a.has(typ) {
+		return fmt.Errorf("%w: %q", ErrNoApplier, typ)
+	}
+	return nil
+}
+
+// apply folds ev into st with its type's Applier; a type without one
+// leaves st unchanged. An event the Applier cannot decode is an error
+// wrapping ErrInvalidEvent, or leaves st unchanged with skipUndecodable.
+func (a *appliers[T]) apply(st T, ev *Event) (res T, err error) {
+	fn, ok := a.apps[ev.Type]
+	if !ok {
+		return st, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ue, ok := r.(*undecodableError)
+			if !ok || ue.ev != ev {
+				panic(asPanicError(ErrApplierPanicked, r))
+			}
+			if a.skipUndecodable {
+				res, err = st, nil
+				return
+			}
+			res, err = st, ue
+		}
+	}()
+	return fn(st, ev), nil
+}
+
+// fold applies evs to st in order.
+func (a *appliers[T]) fold(st T, evs []*Event) (T, error) {
+	for _, ev := range evs {
+		var err error
+		if st, err = a.apply(st, ev); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
 }

@@ -1,6 +1,9 @@
 package timebox
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config tunes a Store and the Executors built on it. A zero field means
 // "use the default"; see DefaultConfig.
@@ -23,6 +26,23 @@ type Config struct {
 
 	// Indexer derives status and label changes from each appended batch.
 	Indexer Indexer
+
+	// Logger receives every line the Store and its Executors log: panics
+	// recovered from user code (ERROR, with the stack), failed success
+	// actions and background snapshots. Nil means slog.Default(), looked
+	// up at each line.
+	Logger *slog.Logger
+
+	// SkipUndecodable makes Executors lenient: an event whose Applier
+	// (built by MakeApplier) cannot decode its Data leaves the state
+	// unchanged. By default such an event fails the load, Exec or Raise
+	// with an error wrapping ErrInvalidEvent.
+	SkipUndecodable bool
+
+	// RequireAppliers makes Executors strict: Raise of an event type the
+	// Executor has no Applier for fails with ErrNoApplier instead of
+	// storing an event no state will ever see.
+	RequireAppliers bool
 
 	// RetryTimeout bounds how long the Store keeps retrying a call that
 	// met a transient error (ErrUnavailable, or ErrUnknownOutcome for an
@@ -79,10 +99,27 @@ func (c Config) With(other Config) Config {
 	if other.Indexer != nil {
 		c.Indexer = other.Indexer
 	}
+	if other.Logger != nil {
+		c.Logger = other.Logger
+	}
+	if other.SkipUndecodable {
+		c.SkipUndecodable = true
+	}
+	if other.RequireAppliers {
+		c.RequireAppliers = true
+	}
 	if other.RetryTimeout != 0 {
 		c.RetryTimeout = other.RetryTimeout
 	}
 	return c
+}
+
+// logger returns c.Logger, or slog.Default() when it is nil.
+func (c Config) logger() *slog.Logger {
+	if c.Logger != nil {
+		return c.Logger
+	}
+	return slog.Default()
 }
 
 // Validate returns ErrInvalidSnapshotRatio, ErrInvalidMaxRetries or

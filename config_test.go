@@ -57,7 +57,7 @@ func TestNewStoreRejectsBadInput(t *testing.T) {
 
 func TestAggregateID(t *testing.T) {
 	id := timebox.NewAggregateID("order", "1")
-	assert.Equal(t, "order:1", id.String())
+	assert.Equal(t, `["order","1"]`, id.String())
 	assert.True(t, id.Equal(timebox.NewAggregateID("order", "1")))
 	assert.False(t, id.Equal(timebox.NewAggregateID("order:1")))
 	assert.True(t, id.HasPrefix(timebox.NewAggregateID("order")))

@@ -46,9 +46,9 @@ func (e *Executor[T]) afterConflict(
 	if len(evs) == 0 || evs[0].Sequence != p.next {
 		return p, nil // trimmed or none: the append tells
 	}
-	value := p.value
-	for _, ev := range evs {
-		value = apply(e.apps, value, ev)
+	value, err := e.apps.fold(p.value, evs)
+	if err != nil {
+		return nil, err
 	}
 	res := &projection[T]{value: value, next: evs[len(evs)-1].Sequence + 1}
 	e.remember(key, res)

@@ -31,7 +31,18 @@ var (
 
 	// ErrInvalidEvent means an event was nil, had an empty Type or Data that
 	// is not valid JSON. Nothing of its batch was written; fix the event.
+	// An Executor also returns it, naming the event's type and sequence and
+	// the decode error, for a stored or raised event whose Applier cannot
+	// decode its Data (see MakeApplier and Config.SkipUndecodable): nothing
+	// was written, and retrying does not help until the Applier or the
+	// data is fixed.
 	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrNoApplier is returned by Raise, with Config.RequireAppliers, for
+	// an event type the Executor has no Applier for (a typo'd type would
+	// otherwise be stored and ignored). Nothing was raised; fix the type or
+	// register its Applier.
+	ErrNoApplier = errors.New("no applier for event type")
 
 	// ErrInvalidSequence means a negative sequence was given. Nothing was
 	// written.
@@ -78,6 +89,30 @@ var (
 
 	// ErrInvalidCacheSize means Config.CacheSize is zero or negative.
 	ErrInvalidCacheSize = errors.New("cache size must be positive")
+
+	// ErrReentrantExec means a command called Exec, or Get, on its own
+	// aggregate through the Executor running it; that call would wait for
+	// the command itself. Nothing was written for the inner call, and the
+	// outer command goes on. Run the logic inside the command instead.
+	ErrReentrantExec = errors.New("command executes on its own aggregate")
+
+	// ErrCommandPanicked is matched by the *PanicError of a command that
+	// panicked (or called runtime.Goexit). Nothing of the command was
+	// written; the aggregate stays usable.
+	ErrCommandPanicked = errors.New("command panicked")
+
+	// ErrApplierPanicked is matched by the *PanicError of an Applier that
+	// panicked, during a load, a catch-up after a conflict, or Raise.
+	// Nothing was written; fix the applier.
+	ErrApplierPanicked = errors.New("applier panicked")
+
+	// ErrIndexerPanicked is matched by the *PanicError of a Config.Indexer
+	// that panicked. Nothing of the batch was written.
+	ErrIndexerPanicked = errors.New("indexer panicked")
+
+	// ErrConstructorPanicked is matched by the *PanicError of an
+	// Executor's construct function that panicked. Nothing was written.
+	ErrConstructorPanicked = errors.New("constructor panicked")
 )
 
 // VersionConflictError reports that an append expected the aggregate's head
@@ -102,4 +137,32 @@ func (e *VersionConflictError) Error() string {
 // Is makes errors.Is(err, ErrVersionConflict) true.
 func (e *VersionConflictError) Is(target error) bool {
 	return target == ErrVersionConflict
+}
+
+// PanicError is a panic recovered from user code the library calls. Kind
+// names the component (ErrCommandPanicked, ErrApplierPanicked,
+// ErrIndexerPanicked or ErrConstructorPanicked) and errors.Is matches it;
+// when the panic value is an error, errors.Is and errors.As reach it too.
+// Stack is the panicking goroutine's stack, also logged once at ERROR
+// through Config.Logger. Nothing was written by the failed call.
+type PanicError struct {
+	Kind  error
+	Value any
+	Stack []byte
+}
+
+// Error implements error.
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("%v: %v", e.Kind, e.Value)
+}
+
+// Is makes errors.Is(err, e.Kind) true.
+func (e *PanicError) Is(target error) bool {
+	return target == e.Kind
+}
+
+// Unwrap returns the panic value when it is an error, else nil.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }

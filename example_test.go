@@ -96,7 +96,7 @@ func ExampleStore_ListAggregatesByStatus() {
 	// Output:
 	// funded: 2
 	// currencies: [EUR]
-	// accounts: [account:1 account:2]
+	// accounts: [["account","1"] ["account","2"]]
 }
 
 func ExampleWithMetadata() {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/kode4food/timebox/internal/goroutine"
 )
 
 // maxBatch bounds how many queued commands on one aggregate are committed
@@ -30,12 +32,12 @@ type (
 	Executor[T any] struct {
 		store     *Store
 		construct func() T
-		apps      Appliers[T]
+		apps      *appliers[T]
 		onSuccess []SuccessAction[T]
 		cache     *lru.Cache[string, *projection[T]]
 
 		mu     sync.Mutex
-		queues map[string][]*call[T]
+		queues map[string]*queue[T]
 	}
 
 	// projection is an aggregate's state as of the sequence next.
@@ -52,6 +54,9 @@ type (
 		events  []*Event
 		actions []SuccessAction[T]
 		err     error
+		// started is set, under the Executor's mu, once the call is taken
+		// into a batch or handed the queue; it can no longer withdraw.
+		started bool
 		// done receives true once the call is finished, or false when its
 		// caller must take over the queue.
 		done chan bool
@@ -67,18 +72,21 @@ func NewExecutor[T any](
 	store *Store, construct func() T, apps Appliers[T],
 	onSuccess ...SuccessAction[T],
 ) *Executor[T] {
-	size := DefaultCacheSize
+	cfg := DefaultConfig()
 	if store != nil {
-		size = store.config.CacheSize
+		cfg = store.config
 	}
-	cache, _ := lru.New[string, *projection[T]](max(size, 1))
+	cache, _ := lru.New[string, *projection[T]](max(cfg.CacheSize, 1))
 	return &Executor[T]{
-		store:     store,
-		construct: construct,
-		apps:      apps,
+		store: store,
+		construct: func() T {
+			defer repanic(ErrConstructorPanicked)
+			return construct()
+		},
+		apps:      newAppliers(apps, cfg),
 		onSuccess: onSuccess,
 		cache:     cache,
-		queues:    map[string][]*call[T]{},
+		queues:    map[string]*queue[T]{},
 	}
 }
 
@@ -89,8 +97,7 @@ func (e *Executor[T]) GetStore() *Store {
 
 // AppliesEvent reports whether the executor has an Applier for ev's type.
 func (e *Executor[T]) AppliesEvent(ev *Event) bool {
-	_, ok := e.apps[ev.Type]
-	return ok
+	return e.apps.has(ev.Type)
 }
 
 // Exec is ExecContext with context.Background().
@@ -106,14 +113,33 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // runs the success actions: the executor's, then those the command
 // registered, each with panics recovered and logged.
 //
+// Calls on one aggregate wait in a queue behind the command running on it.
+// A waiting call whose ctx is done before its command starts leaves the
+// queue at once with ctx's error, and nothing is written for it. Once its
+// command has run, ctx is checked again before every append: a call whose
+// ctx is done by then is dropped from the batch with ctx's error, and the
+// others are run again without it, so a command that outlives its ctx is
+// never committed. A call whose append is in flight gets that append's
+// outcome. However a command ends (error, panic, runtime.Goexit, ctx) the
+// queue moves on; a command that blocks stalls only the calls behind it.
+//
 // A command may read and append through the Store, and Exec on other
-// aggregates, but must not Exec on its own aggregate through the same
-// Executor: that call would queue behind the command itself.
+// aggregates. An Exec on its own aggregate through the same Executor, from
+// the command's goroutine, fails at once with ErrReentrantExec and the
+// command goes on.
+//
+// Panics in user code are recovered and returned as a *PanicError, logged
+// once at ERROR with the stack through Config.Logger; errors.Is tells the
+// component: ErrCommandPanicked (that call fails, the others of its batch
+// go on), ErrApplierPanicked, ErrConstructorPanicked or ErrIndexerPanicked
+// (the batch fails). Nothing is written and the aggregate stays usable.
 //
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
-// command is not run again), ctx's error, ErrInvalidAggregateID, ErrClosed,
-// or the backend's error.
+// command is not run again), ctx's error (context.Canceled or
+// context.DeadlineExceeded, nothing written unless wrapped in
+// ErrUnknownOutcome), ErrReentrantExec, a *PanicError,
+// ErrInvalidAggregateID, ErrClosed, or the backend's error.
 func (e *Executor[T]) ExecContext(
 	ctx context.Context, id AggregateID, cmd Command[T],
 ) (T, error) {
@@ -130,8 +156,12 @@ func (e *Executor[T]) ExecContext(
 	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
 	key := id.key()
-	if e.enqueue(key, c) || !<-c.done {
-		e.lead(key, id)
+	lead, err := e.enqueue(key, c)
+	if err != nil {
+		return zero, fmt.Errorf("%w: %s", err, id)
+	}
+	if lead || e.await(key, c) {
+		e.lead(key, id, c)
 	}
 	if c.err != nil {
 		return zero, c.err
@@ -145,9 +175,16 @@ func (e *Executor[T]) SaveSnapshot(id AggregateID) error {
 	return e.SaveSnapshotContext(context.Background(), id)
 }
 
-// SaveSnapshotContext stores id's current state as a snapshot at its next
-// sequence. It fails on a state that cannot be marshalled, or a closed
-// store.
+// SaveSnapshotContext rebuilds id's state from the store (never from the
+// cache, which may lag other writers) and stores it as a snapshot at its
+// next sequence, only if that is still the aggregate's head and the
+// aggregate is live (see SnapshotRequest.IfHead). When the aggregate moved
+// on in between, or has no history, nothing is written and it returns nil.
+// It never moves a head.
+//
+// Errors: a state that cannot be marshalled, an event its Applier cannot
+// decode (ErrInvalidEvent), ErrInvalidAggregateID, ErrClosed, ctx's error
+// or the backend's error.
 func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) error {
 	if e.store == nil {
 		return errNoStore
@@ -155,91 +192,51 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 	if err := e.store.check(id); err != nil {
 		return err
 	}
-	p, err := e.load(ctx, id.key(), id)
+	p, _, err := e.loadStored(ctx, id)
 	if err != nil {
 		return err
 	}
-	return e.store.PutSnapshotContext(ctx, id, p.value, p.next)
-}
-
-// enqueue adds c to the queue of key, and reports whether the caller must
-// lead the queue because no one else does.
-func (e *Executor[T]) enqueue(key string, c *call[T]) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q, running := e.queues[key]
-	e.queues[key] = append(q, c)
-	return !running
-}
-
-// lead runs the next batch of key's queue, which starts with the caller's
-// own call, then hands the queue on to the first caller still waiting.
-func (e *Executor[T]) lead(key string, id AggregateID) {
-	for served := 0; ; {
-		batch := e.take(key)
-		e.run(key, id, batch)
-		next := e.release(key)
-		for i, c := range batch {
-			if i > 0 || served > 0 {
-				c.done <- true
-			}
-		}
-		served += len(batch)
-		if next == nil {
-			return
-		}
-		if served >= maxBatch {
-			next.done <- false
-			return
-		}
-	}
-}
-
-func (e *Executor[T]) take(key string) []*call[T] {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	q := e.queues[key]
-	n := min(len(q), maxBatch)
-	e.queues[key] = q[n:]
-	return q[:n:n]
-}
-
-func (e *Executor[T]) release(key string) *call[T] {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if q := e.queues[key]; len(q) > 0 {
-		return q[0]
-	}
-	delete(e.queues, key)
-	return nil
+	e.remember(id.key(), p)
+	return e.store.putSnapshot(ctx, id, p.value, p.next, true)
 }
 
 // run executes a batch of calls on id and commits their events in one
 // append, retrying the whole batch on conflicts.
+// A call whose ctx is done before the append is dropped with ctx's error,
+// and the rest run again without it.
 func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
-	live := make([]*call[T], 0, len(calls))
-	for _, c := range calls {
-		if c.err = c.ctx.Err(); c.err == nil {
-			live = append(live, c)
-		}
-	}
+	live := dropDone(calls)
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := joinContexts(live)
-	defer cancel()
+	ctxs := make([]context.Context, len(live))
+	for i, c := range live {
+		ctxs[i] = c.ctx
+	}
+	ctx, release := joinContexts(ctxs)
+	defer release()
 	defer func() {
 		if r := recover(); r != nil {
 			e.cache.Remove(key)
-			fail(live, fmt.Errorf("applier panicked: %v", r))
+			fail(live, recovered(e.logger(), errPanicked, r, id))
 		}
 	}()
 
+	me := goroutine.Token()
 	p, err := e.load(ctx, key, id)
 	for attempt := 1; err == nil; attempt++ {
 		var evs []*Event
 		var end *projection[T]
+		e.setRunner(key, me)
 		live, evs, end = e.runCommands(id, p, live)
+		e.setRunner(key, 0)
+		if n := len(live); n > 0 {
+			if live = dropDone(live); len(live) < n {
+				// Later commands saw the dropped ones' events: run again.
+				attempt--
+				continue
+			}
+		}
 		if len(live) == 0 {
 			return
 		}
@@ -283,7 +280,7 @@ func (e *Executor[T]) runCommands(
 			next:  cur.next,
 			apps:  e.apps,
 		}
-		if c.err = runCommand(c.cmd, ag); c.err != nil {
+		if c.err = e.runCommand(c.cmd, ag); c.err != nil {
 			continue
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
@@ -294,13 +291,31 @@ func (e *Executor[T]) runCommands(
 	return ok, evs, &cur
 }
 
-func runCommand[T any](cmd Command[T], ag *Aggregator[T]) (err error) {
+// runCommand runs cmd, returning a panic as a *PanicError: an applier's
+// from Raise keeps its class, any other is ErrCommandPanicked.
+func (e *Executor[T]) runCommand(cmd Command[T], ag *Aggregator[T]) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("command panicked: %v", r)
+			err = recovered(e.logger(), ErrCommandPanicked, r, ag.id)
 		}
 	}()
 	return cmd(ag.value, ag)
+}
+
+// dropDone finishes the calls whose context is done with its error and
+// returns the others.
+func dropDone[T any](calls []*call[T]) []*call[T] {
+	live := make([]*call[T], 0, len(calls))
+	for _, c := range calls {
+		if c.err = c.ctx.Err(); c.err == nil {
+			live = append(live, c)
+		}
+	}
+	return live
+}
+
+func (e *Executor[T]) logger() *slog.Logger {
+	return e.store.config.logger()
 }
 
 // catchUp folds a conflict's new events into p, or reloads the aggregate
@@ -314,34 +329,30 @@ func (e *Executor[T]) catchUp(
 		e.cache.Remove(key)
 		return e.load(ctx, key, id)
 	}
-	value := p.value
-	for _, ev := range vc.NewEvents {
-		value = apply(e.apps, value, ev)
+	value, err := e.apps.fold(p.value, vc.NewEvents)
+	if err != nil {
+		return nil, err
 	}
 	return &projection[T]{value: value, next: vc.ActualSequence}, nil
 }
 
 // load returns id's state from the cache or, failing that, from its
 // snapshot and the events after it, saving a new snapshot when those
-// events outweigh the old one.
+// events outweigh the old one. The snapshot is conditional on the head
+// (IfHead), so a load racing an Archive or other writers never stores a
+// state the aggregate has left behind.
 func (e *Executor[T]) load(
 	ctx context.Context, key string, id AggregateID,
 ) (*projection[T], error) {
 	if p, ok := e.cache.Get(key); ok {
 		return p, nil
 	}
-	value := e.construct()
-	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	p, res, err := e.loadStored(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	p := &projection[T]{value: value, next: res.NextSequence}
-	for _, ev := range res.AdditionalEvents {
-		p.value = apply(e.apps, p.value, ev)
-		p.next = ev.Sequence + 1
-	}
 	if e.wantsSnapshot(res) {
-		err := e.store.PutSnapshotContext(ctx, id, p.value, p.next)
+		err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
 		if err != nil {
 			slog.Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
@@ -349,6 +360,26 @@ func (e *Executor[T]) load(
 	}
 	e.remember(key, p)
 	return p, nil
+}
+
+// loadStored rebuilds id's state from its stored snapshot and the events
+// after it, bypassing the cache.
+func (e *Executor[T]) loadStored(
+	ctx context.Context, id AggregateID,
+) (*projection[T], *SnapshotResult, error) {
+	value := e.construct()
+	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &projection[T]{value: value, next: res.NextSequence}
+	if n := len(res.AdditionalEvents); n > 0 {
+		p.next = res.AdditionalEvents[n-1].Sequence + 1
+	}
+	if p.value, err = e.apps.fold(p.value, res.AdditionalEvents); err != nil {
+		return nil, nil, err
+	}
+	return p, res, nil
 }
 
 func (e *Executor[T]) wantsSnapshot(res *SnapshotResult) bool {
@@ -373,18 +404,18 @@ func (e *Executor[T]) remember(key string, p *projection[T]) {
 func (e *Executor[T]) succeed(id AggregateID, c *call[T]) {
 	evs := nonNil(c.events)
 	for _, fn := range e.onSuccess {
-		runAction(id, fn, c.value, evs)
+		e.runAction(id, fn, c.value, evs)
 	}
 	for _, fn := range c.actions {
-		runAction(id, fn, c.value, evs)
+		e.runAction(id, fn, c.value, evs)
 	}
 }
 
-func runAction[T any](id AggregateID, fn SuccessAction[T], value T, evs []*Event) {
+func (e *Executor[T]) runAction(id AggregateID, fn SuccessAction[T], value T, evs []*Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("OnSuccess action panicked",
-				"aggregate", id.String(), "panic", r)
+			e.logger().Error("timebox: OnSuccess action panicked",
+				"aggregate", id.String(), "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
 	fn(value, evs)
@@ -393,33 +424,5 @@ func runAction[T any](id AggregateID, fn SuccessAction[T], value T, evs []*Event
 func fail[T any](calls []*call[T], err error) {
 	for _, c := range calls {
 		c.err = err
-	}
-}
-
-// joinContexts returns a context carrying the first call's values that is
-// cancelled once every call's context is done, so one caller giving up does
-// not abort the append the others are waiting for.
-func joinContexts[T any](calls []*call[T]) (context.Context, context.CancelFunc) {
-	for _, c := range calls {
-		if c.ctx.Done() == nil {
-			return c.ctx, func() {} // never cancelled, so neither is the join
-		}
-	}
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(calls[0].ctx))
-	var left atomic.Int32
-	left.Store(int32(len(calls)))
-	stops := make([]func() bool, len(calls))
-	for i, c := range calls {
-		stops[i] = context.AfterFunc(c.ctx, func() {
-			if left.Add(-1) == 0 {
-				cancel(context.Cause(c.ctx))
-			}
-		})
-	}
-	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
-		cancel(nil)
 	}
 }

@@ -4,5 +4,8 @@ package timebox
 func (e *Executor[T]) Pending(id AggregateID) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.queues[id.key()])
+	if q := e.queues[id.key()]; q != nil {
+		return len(q.waiting)
+	}
+	return 0
 }

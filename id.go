@@ -22,14 +22,21 @@ func NewAggregateID(parts ...ID) AggregateID {
 	return AggregateID(parts)
 }
 
-// String joins the parts with ":". It is for humans: ["a:b"] and ["a","b"]
-// print alike, so never use it as a key.
+// String prints id as a list of quoted parts, ["order","42"]: the JSON
+// array for printable text, with Go escapes (\xff) for bytes that are not
+// UTF-8. Distinct IDs always print distinctly, so log lines and errors
+// name one aggregate; it is still meant for humans, not as a storage key.
 func (id AggregateID) String() string {
-	parts := make([]string, len(id))
+	var b strings.Builder
+	b.WriteByte('[')
 	for i, p := range id {
-		parts[i] = string(p)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(string(p)))
 	}
-	return strings.Join(parts, ":")
+	b.WriteByte(']')
+	return b.String()
 }
 
 // Equal reports whether id and other have the same parts.

@@ -44,7 +44,10 @@ type (
 		LoadSnapshot(ctx context.Context, id AggregateID) (*SnapshotRecord, error)
 
 		// SaveSnapshot stores a snapshot unless a newer one is stored; see
-		// Store.PutSnapshot.
+		// Store.PutSnapshot. With req.IfHead it stores the snapshot only if
+		// the aggregate is live and its head is exactly req.Sequence, and
+		// otherwise writes nothing and returns nil; the check and the write
+		// are one atomic step.
 		SaveSnapshot(ctx context.Context, req SnapshotRequest) error
 	}
 
@@ -85,6 +88,14 @@ type (
 		Sequence int64
 		// Trim removes events below Sequence from live storage.
 		Trim bool
+		// IfHead stores the snapshot only if the aggregate is live (it has
+		// events or a snapshot, and was not archived) and its head is
+		// exactly Sequence; otherwise nothing is written and SaveSnapshot
+		// returns nil. Such a snapshot never moves a head, so a state
+		// folded before the aggregate moved on (a stale cache, an archive
+		// and a new history) is never stored. Executor snapshots set it;
+		// Store.PutSnapshot does not.
+		IfHead bool
 	}
 
 	// SnapshotRecord is a stored snapshot (Data empty and Sequence 0 when

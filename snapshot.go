@@ -33,6 +33,9 @@ func (s *Store) GetSnapshotContext(
 	if err := s.check(id); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var rec *SnapshotRecord
 	err := s.retry(ctx, false, func() (err error) {
 		rec, err = s.backend.LoadSnapshot(ctx, id.Clone())
@@ -74,6 +77,15 @@ func (s *Store) PutSnapshotContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
+	return s.putSnapshot(ctx, id, value, sequence, false)
+}
+
+// putSnapshot stores value as id's snapshot at sequence; with ifHead only
+// if id is live and its head is exactly sequence (see
+// SnapshotRequest.IfHead). id has been checked.
+func (s *Store) putSnapshot(
+	ctx context.Context, id AggregateID, value any, sequence int64, ifHead bool,
+) error {
 	if sequence < 0 {
 		return fmt.Errorf("%w: snapshot at %d", ErrInvalidSequence, sequence)
 	}
@@ -86,5 +98,6 @@ func (s *Store) PutSnapshotContext(
 		Data:     data,
 		Sequence: sequence,
 		Trim:     s.config.TrimEvents,
+		IfHead:   ifHead,
 	})
 }

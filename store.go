@@ -89,7 +89,9 @@ func (s *Store) AppendEvents(id AggregateID, atSeq int64, evs []*Event) error {
 // Errors: ErrInvalidAggregateID, ErrInvalidSequence, ErrInvalidEvent
 // (nothing written), *VersionConflictError, ErrUnknownOutcome (the
 // backend stayed unreachable after the append was sent: it may or may not
-// have happened), ErrUnavailable (nothing was sent), ctx's error,
+// have happened), ErrUnavailable (nothing was sent), ctx's error
+// (context.DeadlineExceeded or context.Canceled; nothing written when ctx
+// was done before the call), a *PanicError matching ErrIndexerPanicked,
 // ErrClosed, or the backend's error.
 func (s *Store) AppendEventsContext(
 	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
@@ -118,15 +120,24 @@ func (s *Store) AppendEventsContext(
 // append gives req's events, which are valid, stamped and the Store's to
 // change, an ID each when they have none, runs the Indexer over them, and
 // hands req to the backend, retrying transient errors (see retry). A
-// conflict that shows req's events already stored is a success.
+// conflict that shows req's events already stored is a success. A ctx
+// already done fails the call with its error before anything is sent; an
+// Indexer panic fails it with a *PanicError (ErrIndexerPanicked).
 func (s *Store) append(ctx context.Context, req AppendRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	for _, ev := range req.Events {
 		if ev.ID == "" {
 			ev.ID = NewEventID()
 		}
 	}
 	if len(req.Events) > 0 && s.config.Indexer != nil {
-		req.Index = mergeIndexes(req.Events, s.config.Indexer(req.Events))
+		ix, err := s.index(req)
+		if err != nil {
+			return err
+		}
+		req.Index = ix
 	}
 	return s.retry(ctx, true, func() error {
 		return settle(req, s.backend.Append(ctx, req))
@@ -152,6 +163,16 @@ func settle(req AppendRequest, err error) error {
 	return nil
 }
 
+// index runs the Indexer over req's events, recovering a panic.
+func (s *Store) index(req AppendRequest) (ix IndexChange, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(s.config.logger(), ErrIndexerPanicked, r, req.ID)
+		}
+	}()
+	return mergeIndexes(req.Events, s.config.Indexer(req.Events)), nil
+}
+
 // GetEvents is GetEventsContext with context.Background().
 func (s *Store) GetEvents(id AggregateID, fromSeq int64) ([]*Event, error) {
 	return s.GetEventsContext(context.Background(), id, fromSeq)
@@ -165,6 +186,9 @@ func (s *Store) GetEventsContext(
 	ctx context.Context, id AggregateID, fromSeq int64,
 ) ([]*Event, error) {
 	if err := s.check(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var evs []*Event

@@ -34,7 +34,8 @@ func (p *Persistence) Archive(_ context.Context, id timebox.AggregateID) error {
 
 // ConsumeArchive waits for the oldest archive record and passes a copy to
 // handler. The record is dropped when handler succeeds and put back at the
-// front when it fails, so the next call gets it again.
+// front when it returns an error, panics or calls runtime.Goexit, so the
+// next call gets it again; a panic goes on up to the caller.
 func (p *Persistence) ConsumeArchive(
 	ctx context.Context, handler timebox.ArchiveHandler,
 ) error {
@@ -42,14 +43,26 @@ func (p *Persistence) ConsumeArchive(
 	if err != nil {
 		return err
 	}
+	handled := false
+	defer func() {
+		if !handled {
+			p.putBack(rec)
+		}
+	}()
 	if err := handler(ctx, copyRecord(rec)); err != nil {
-		p.mu.Lock()
-		p.archive = append([]*timebox.ArchiveRecord{rec}, p.archive...)
-		p.wake()
-		p.mu.Unlock()
 		return err
 	}
+	handled = true
 	return nil
+}
+
+// putBack returns rec to the front of the archive, so the next consumer
+// gets it first.
+func (p *Persistence) putBack(rec *timebox.ArchiveRecord) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.archive = append([]*timebox.ArchiveRecord{rec}, p.archive...)
+	p.wake()
 }
 
 func (p *Persistence) takeRecord(ctx context.Context) (*timebox.ArchiveRecord, error) {

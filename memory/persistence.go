@@ -1,7 +1,3 @@
-// Package memory is a Timebox backend that keeps everything in process
-// memory: for tests, examples and single-process tools. It supports every
-// feature, archiving included, and is safe for concurrent use. Nothing
-// survives the process.
 package memory
 
 import (

@@ -24,6 +24,11 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 		Archiving: true,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			p := memory.NewPersistence()
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
 		// One store in memory; each executor still stands for a process.
 		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
 			s, err := memory.NewPersistence().NewStore(cfg)

@@ -9,10 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kode4food/timebox"
@@ -23,18 +21,11 @@ import (
 // or many, may share a database and a Prefix.
 type Persistence struct {
 	pool   *pgxpool.Pool
+	guard  *poolGuard
 	ns     string
 	ready  chan struct{}
 	closed atomic.Bool
 }
-
-// DefaultConnectTimeout bounds connecting when URL sets no
-// connect_timeout.
-const DefaultConnectTimeout = 10 * time.Second
-
-// cancelDeadline is how long a query whose context is done may take to
-// stop after the cancel request was sent, before its connection is cut.
-const cancelDeadline = 2 * time.Second
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
 var ErrInvalidURL = errors.New("postgres: invalid URL")
@@ -51,7 +42,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pc, err := poolConfig(cfg)
+	guard := newPoolGuard(maxConnecting)
+	pc, err := poolConfig(cfg, guard)
 	if err != nil {
 		return nil, err
 	}
@@ -64,42 +56,11 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		pool.Close()
 		return nil, err
 	}
-	p := &Persistence{pool: pool, ns: cfg.Prefix, ready: make(chan struct{})}
+	p := &Persistence{
+		pool: pool, guard: guard, ns: cfg.Prefix, ready: make(chan struct{}),
+	}
 	close(p.ready)
 	return p, nil
-}
-
-func poolConfig(cfg Config) (*pgxpool.Config, error) {
-	pc, err := pgxpool.ParseConfig(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
-	}
-	pc.MaxConns = int32(cfg.MaxConns)
-	if pc.MinConns > pc.MaxConns {
-		pc.MinConns = pc.MaxConns
-	}
-	// Every statement of this package has an index for its predicate, and
-	// a plan made when a table was small or empty must not stay a
-	// sequential scan once it grows: prepared statements keep their plan
-	// until the table is analysed again, which may be never (autovacuum
-	// can be off). Sessions of this pool run only this package's SQL.
-	if _, ok := pc.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
-		pc.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
-	}
-	if pc.ConnConfig.ConnectTimeout == 0 {
-		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
-	}
-	// A done context sends the server a cancel request, so the query
-	// stops there too, rather than only cutting the socket.
-	pc.ConnConfig.BuildContextWatcherHandler = func(
-		c *pgconn.PgConn,
-	) ctxwatch.Handler {
-		return &pgconn.CancelRequestContextWatcherHandler{
-			Conn:          c,
-			DeadlineDelay: cancelDeadline,
-		}
-	}
-	return pc, nil
 }
 
 func open(ctx context.Context, pool *pgxpool.Pool) error {

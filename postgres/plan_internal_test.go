@@ -10,16 +10,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
-// TestPlansUseIndexes checks the generic plan of every statement, the
-// plan a prepared statement keeps, in a session of the Persistence's
-// pool, on tables just created (no statistics at all) and again once they
-// hold a few rows and are analysed (small enough that a sequential scan
-// looks cheapest), and once emptied and analysed: no statement may read a
-// table by a sequential scan.
+// TestPlansUseIndexes checks the plan every statement gets in a session
+// of the Persistence's pool once its tables have grown without being
+// analysed again, after it was prepared and run while they were small,
+// in each state a table may be in when last analysed: fresh (never
+// analysed), holding a few rows, and emptied. No statement may read a
+// table by a sequential scan: a plan made for the small table must not
+// outlive it.
 func TestPlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
 	base := testserver.PostgresURL(t)
@@ -47,66 +47,73 @@ func TestPlansUseIndexes(t *testing.T) {
 	require.NoError(t, err)
 	defer pc.Release()
 	conn := pc.Conn()
+	exec := func(sql string) {
+		t.Helper()
+		_, err := conn.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	const tables = "timebox_events, timebox_snapshot, timebox_index"
 
 	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn) })
-	fill(t, p)
-	_, err = conn.Exec(ctx, "ANALYZE timebox_events, timebox_snapshot, timebox_index")
-	require.NoError(t, err)
-	t.Run("analysed", func(t *testing.T) { requireIndexPlans(t, conn) })
-	for _, table := range []string{
-		"timebox_events", "timebox_snapshot", "timebox_index",
+	exec("TRUNCATE " + tables)
+	fillRows(t, conn, 3)
+	exec("ANALYZE " + tables)
+	t.Run("analysed small", func(t *testing.T) { requireIndexPlans(t, conn) })
+	exec("TRUNCATE " + tables)
+	exec("ANALYZE " + tables)
+	t.Run("analysed empty", func(t *testing.T) { requireIndexPlans(t, conn) })
+}
+
+// planRows is how many aggregates fill writes: enough that a sequential
+// scan of any table costs far more than an index lookup.
+const planRows = 5000
+
+func fill(t *testing.T, conn *pgx.Conn) {
+	fillRows(t, conn, planRows)
+}
+
+// fillRows writes n aggregates of 20 events each, with one of 100
+// statuses and a label of 100 values, under the prefix "plans".
+func fillRows(t *testing.T, conn *pgx.Conn, n int) {
+	t.Helper()
+	for _, sql := range []string{
+		`INSERT INTO timebox_snapshot (ns, aggregate, head)
+		 SELECT 'plans', 'order:' || i, 20 FROM generate_series(1, $1) i
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
+		 SELECT 'plans', 'order:' || i, s, 0, 0, 't', '{}'
+		 FROM generate_series(1, $1) i, generate_series(0, 19) s
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_index (ns, aggregate, kind, name, value, sec, nsec)
+		 SELECT 'plans', 'order:' || i, k, CASE k WHEN 0 THEN '' ELSE 'l' END::bytea,
+		        ((CASE k WHEN 0 THEN 's' ELSE '' END) || (i % 100))::bytea, 0, 0
+		 FROM generate_series(1, $1) i, generate_series(0, 1) k
+		 ON CONFLICT DO NOTHING`,
 	} {
-		_, err = conn.Exec(ctx, "DELETE FROM "+table)
+		_, err := conn.Exec(context.Background(), sql, n)
 		require.NoError(t, err)
 	}
-	_, err = conn.Exec(ctx, "ANALYZE timebox_events, timebox_snapshot, timebox_index")
-	require.NoError(t, err)
-	t.Run("emptied", func(t *testing.T) { requireIndexPlans(t, conn) })
 }
 
-func fill(t *testing.T, p *Persistence) {
-	ctx := context.Background()
-	status := "s"
-	for i := range 200 {
-		id := timebox.NewAggregateID("order", timebox.ID(fmt.Sprint(i)))
-		evs := make([]*timebox.Event, 20)
-		for j := range evs {
-			evs[j] = &timebox.Event{
-				Sequence: int64(j), Type: "t", AggregateID: id, Data: []byte(`{}`),
-			}
-		}
-		require.NoError(t, p.Append(ctx, timebox.AppendRequest{
-			ID: id, Events: evs, Index: timebox.IndexChange{
-				Status: &status, Labels: map[string]string{"l": fmt.Sprint(i % 7)},
-			},
-		}))
-	}
-}
-
+// requireIndexPlans prepares every statement and plans each more often
+// than a generic plan takes to be chosen, fills the tables, and fails t if
+// a statement's plan then reads a table by a sequential scan.
 func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
-	ctx := context.Background()
-	_, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
-	require.NoError(t, err)
-	defer func() {
-		_, err := conn.Exec(ctx, "RESET plan_cache_mode")
-		require.NoError(t, err)
-	}()
-	one := `'ns', 'a', 1, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
-	many := `'ns', 'a', 1, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
+	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
+	many := `'plans', 'order:1', 20, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
 		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2,
 		ARRAY['i', 'j']::bytea[], ARRAY[NULL, NULL]::bytea[]`
 	index := `, 's'::bytea, 0, 0, ARRAY['l']::bytea[], ARRAY['v']::bytea[]`
 	stmts := map[string]struct{ sql, args string }{
-		"load_events":     {loadEventsSQL, `'ns', 'a', 0`},
-		"load_snapshot":   {loadSnapshotSQL, `'ns', 'a'`},
-		"head":            {headSQL, `'ns', 'a'`},
-		"check_head":      {checkHeadSQL, `'ns', 'a', 0`},
-		"status":          {statusSQL, `'ns', 'a'`},
-		"list_status":     {listStatusSQL, `'ns', 's'::bytea`},
-		"label_values":    {labelValuesSQL, `'ns', 'l'::bytea`},
-		"list_label":      {listLabelSQL, `'ns', 'l'::bytea, 'v'::bytea`},
-		"list_aggregates": {listAggregatesSQL, `'ns', 'a', 'a:', 'a;'`},
-		"list_all":        {listAllSQL, `'ns'`},
+		"load_events":     {loadEventsSQL, `'plans', 'order:1', 0`},
+		"load_snapshot":   {loadSnapshotSQL, `'plans', 'order:1'`},
+		"head":            {headSQL, `'plans', 'order:1'`},
+		"check_head":      {checkHeadSQL, `'plans', 'order:1', 0`},
+		"status":          {statusSQL, `'plans', 'order:1'`},
+		"list_status":     {listStatusSQL, `'plans', 's3'::bytea`},
+		"label_values":    {labelValuesSQL, `'plans', 'l'::bytea`},
+		"list_label":      {listLabelSQL, `'plans', 'l'::bytea, '3'::bytea`},
+		"list_aggregates": {listAggregatesSQL, `'plans', 'order:1', 'order:1:', 'order:1;'`},
 	}
 	for h, head := range []string{"next", "new"} {
 		for e, evs := range []string{one, many} {
@@ -117,15 +124,28 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 			}
 		}
 	}
-	for name, s := range stmts {
-		_, err := conn.Exec(ctx, "PREPARE plan_check AS "+s.sql)
-		require.NoError(t, err, name)
-		rows, _ := conn.Query(ctx, "EXPLAIN EXECUTE plan_check("+s.args+")")
+	ctx := context.Background()
+	explain := func(name, args string) string {
+		t.Helper()
+		rows, _ := conn.Query(ctx, "EXPLAIN EXECUTE "+name+"("+args+")")
 		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		require.NoError(t, err, name)
-		plan := strings.Join(lines, "\n")
+		return strings.Join(lines, "\n")
+	}
+	for name, s := range stmts {
+		_, err := conn.Exec(ctx, "PREPARE "+name+" AS "+s.sql)
+		require.NoError(t, err, name)
+		defer func() {
+			_, err := conn.Exec(ctx, "DEALLOCATE "+name)
+			require.NoError(t, err)
+		}()
+		for range 6 {
+			explain(name, s.args)
+		}
+	}
+	fill(t, conn)
+	for name, s := range stmts {
+		plan := explain(name, s.args)
 		require.NotContains(t, plan, "Seq Scan", "%s:\n%s", name, plan)
-		_, err = conn.Exec(ctx, "DEALLOCATE plan_check")
-		require.NoError(t, err)
 	}
 }

@@ -57,7 +57,9 @@ func (p *Persistence) loadSnapshot(
 // in one round trip: a snapshot older than the stored one is ignored, an
 // equal one replaces it, one beyond the head moves the head, and with
 // req.Trim the events below the stored snapshot are deleted, all in one
-// transaction.
+// transaction. With req.IfHead it runs save_snapshot_if_head.sql instead:
+// one statement that stores the snapshot only while the aggregate is live
+// and its head is req.Sequence.
 func (p *Persistence) SaveSnapshot(
 	ctx context.Context, req timebox.SnapshotRequest,
 ) error {
@@ -68,7 +70,11 @@ func (p *Persistence) SaveSnapshot(
 	if err != nil {
 		return err
 	}
-	_, err = p.pool.Exec(ctx, saveSnapshotSQL,
+	query := saveSnapshotSQL
+	if req.IfHead {
+		query = saveSnapshotIfHeadSQL
+	}
+	_, err = p.pool.Exec(ctx, query,
 		p.ns, key, req.Sequence, []byte(req.Data), req.Trim,
 	)
 	if err != nil {

@@ -24,6 +24,9 @@ func TestConformance(t *testing.T) {
 			return newStore(t, cfg)
 		},
 		Archiving: false,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newPersistence(t, testConfig(t))
+		},
 		Server: func(t *testing.T) string {
 			u, err := url.Parse(testserver.PostgresURL(t))
 			require.NoError(t, err)

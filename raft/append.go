@@ -123,6 +123,9 @@ func (p *Persistence) retry(ctx context.Context, fn func() error) error {
 }
 
 func (p *Persistence) proposeOnce(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent yet: a late command is never committed
+	}
 	leader := p.Leader()
 	switch {
 	case leader.ID == p.cfg.LocalID:

@@ -95,7 +95,7 @@ func newRawCluster(b *testing.B) *hraft.Raft {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m := newMux(ln, func(net.Conn) {}, nil)
+		m := newMux(ln, muxConfig{})
 		trans := newTransport(m, ln.Addr().String(), logger)
 		conf := raftConfig(string(servers.Servers[i].ID), tune, logger)
 		if err := hraft.BootstrapCluster(conf, logs, store, snaps, trans, servers); err != nil {

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -107,16 +106,13 @@ func restartProcs(ctx context.Context, nodes []*procNode) error {
 
 // procLeader waits until the nodes agree on a leader and returns it.
 func procLeader(ctx context.Context, nodes []*procNode) (int, error) {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		if l, ok := procAgreed(ctx, nodes); ok {
-			return l, nil
-		}
-		if err := history.Sleep(ctx, 20*time.Millisecond); err != nil {
-			return -1, err
-		}
-	}
-	return -1, errors.New("the node processes agreed on no leader")
+	res := -1
+	err := waitFor(ctx, "the node processes to agree on a leader", func() (bool, error) {
+		l, ok := procAgreed(ctx, nodes)
+		res = l
+		return ok, nil
+	})
+	return res, err
 }
 
 func procAgreed(ctx context.Context, nodes []*procNode) (int, bool) {
@@ -127,7 +123,7 @@ func procAgreed(ctx context.Context, nodes []*procNode) (int, bool) {
 		if err := n.backend.call(ctx, "Status", &NodeArgs{}, &r); err != nil {
 			return -1, false
 		}
-		if r.State == hraft.Leader.String() {
+		if r.State == Leader.String() {
 			res = i
 		}
 		ids = append(ids, r.Leader)
@@ -165,7 +161,7 @@ func requireSameState(t *testing.T, nodes []*procNode) {
 		}
 		_ = history.Sleep(ctx, 100*time.Millisecond)
 	}
-	t.Fatalf("the node processes' states differ: %v", hashes)
+	t.Fatalf("the node processes' states still differ after %s: %v", waitLong, hashes)
 }
 
 func allEqual(s []string) bool {
@@ -266,21 +262,18 @@ func (n *procNode) start() error {
 
 // waitUp waits until the node serves calls (it does once Ready).
 func (n *procNode) waitUp(ctx context.Context) error {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
+	return waitFor(ctx, fmt.Sprintf("node %s to answer", n.spec.ID), func() (bool, error) {
 		var r NodeReply
 		if n.backend.call(ctx, "Status", &NodeArgs{}, &r) == nil {
-			return nil
+			return true, nil
 		}
 		select {
 		case <-n.exited:
-			return fmt.Errorf("node %s exited", n.spec.ID)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+			return false, fmt.Errorf("node %s exited", n.spec.ID)
+		default:
+			return false, nil
 		}
-	}
-	return fmt.Errorf("node %s does not answer", n.spec.ID)
+	})
 }
 
 // kill sends SIGKILL and waits for the process to end.

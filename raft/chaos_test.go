@@ -80,6 +80,12 @@ type chaosCluster struct {
 }
 
 func newChaosCluster(t *testing.T, tune tuning) *chaosCluster {
+	return newSplitCluster(t, tune, false)
+}
+
+// newSplitCluster is newChaosCluster, with every node recording what its
+// Publisher is given (c.pubs) when publish is set.
+func newSplitCluster(t *testing.T, tune tuning, publish bool) *chaosCluster {
 	c := &chaosCluster{cluster: &cluster{t: t}}
 	var servers []Server
 	for i := range chaosNodes {
@@ -91,10 +97,15 @@ func newChaosCluster(t *testing.T, tune tuning) *chaosCluster {
 		tn.wrapConn = split.wrap
 		c.splits = append(c.splits, split)
 		c.slots = append(c.slots, &atomic.Pointer[Persistence]{})
-		c.cfgs = append(c.cfgs, Config{
+		cfg := Config{
 			LocalID: servers[i].ID, Address: servers[i].Address,
 			DataDir: t.TempDir(), Servers: servers, tuning: &tn,
-		})
+		}
+		c.pubs = append(c.pubs, &pubLog{})
+		if publish {
+			cfg.Publisher = c.pubs[i].publish
+		}
+		c.cfgs = append(c.cfgs, cfg)
 	}
 	c.nodes = make([]*Persistence, chaosNodes)
 	t.Cleanup(c.closeAll)
@@ -156,12 +167,16 @@ func (c *chaosCluster) restart(ctx context.Context, i int) error {
 		return fmt.Errorf("restart node %d: %w", i, err)
 	}
 	c.nodes[i] = p
-	select {
-	case <-p.Ready():
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(waitLong):
-		return fmt.Errorf("restarted node %d not ready", i)
+	err = waitFor(ctx, fmt.Sprintf("restarted node %d to be Ready", i), func() (bool, error) {
+		select {
+		case <-p.Ready():
+			return true, nil
+		default:
+			return false, nil
+		}
+	})
+	if err != nil {
+		return err
 	}
 	c.slots[i].Store(p)
 	return nil
@@ -170,22 +185,19 @@ func (c *chaosCluster) restart(ctx context.Context, i int) error {
 // leaderOf waits until one of nodes leads and all of them agree on it,
 // and returns it.
 func (c *chaosCluster) leaderOf(ctx context.Context, nodes []int) (int, error) {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		if l, ok := c.agreed(nodes); ok {
-			return l, nil
-		}
-		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
-			return -1, err
-		}
-	}
-	return -1, fmt.Errorf("nodes %v agreed on no leader", nodes)
+	res := -1
+	err := waitFor(ctx, fmt.Sprintf("nodes %v to agree on a leader", nodes), func() (bool, error) {
+		l, ok := c.agreed(nodes)
+		res = l
+		return ok, nil
+	})
+	return res, err
 }
 
 func (c *chaosCluster) agreed(nodes []int) (int, bool) {
 	res := -1
 	for _, i := range nodes {
-		if p := c.slots[i].Load(); p != nil && p.State() == hraft.Leader {
+		if p := c.slots[i].Load(); p != nil && p.State() == Leader {
 			res = i
 		}
 	}
@@ -225,7 +237,7 @@ func (c *chaosCluster) requireConverged() {
 		}
 		_ = history.Sleep(ctx, 100*time.Millisecond)
 	}
-	require.NoError(c.t, err, "nodes did not converge")
+	require.NoError(c.t, err, "nodes did not converge within %s", waitLong)
 }
 
 func (c *chaosCluster) converged(ctx context.Context) error {
@@ -413,10 +425,10 @@ func TestChaosPartition(t *testing.T) {
 	c.requireConverged()
 }
 
-// A follower is cut off until the leader has taken a snapshot and
+// A follower is cut off until every other node has taken a snapshot and
 // compacted its log past the follower's last entry; healed, the follower
-// can only catch up by installing the leader's snapshot, which the fault
-// waits for.
+// can only catch up by installing a snapshot (whichever node leads then),
+// which the fault waits for.
 func TestChaosSnapshotInstall(t *testing.T) {
 	plan := chaosPlan()
 	tune := chaosTuning()
@@ -438,10 +450,13 @@ func TestChaosSnapshotInstall(t *testing.T) {
 	c.requireConverged()
 }
 
-// keepAway cuts a follower off for at least minAway, snapshots the
-// leader until its log no longer holds the entry after the follower's
-// last, heals the follower, and waits until it has installed that
-// snapshot.
+// keepAway cuts a follower off for at least minAway, snapshots every
+// other node until its log no longer holds the entry after the follower's
+// last, heals the follower, and waits until it has installed a snapshot
+// at least as new as those. Compacting only the leader would not do: a
+// leader change after the heal (a loaded machine may see one) would let a
+// node that still holds the entries bring the follower up to date from
+// its log.
 func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) error {
 	leader, err := c.leaderOf(ctx, c.live())
 	if err != nil {
@@ -459,44 +474,45 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 		return err
 	}
 	c.splits[f].Heal()
-	deadline := time.Now().Add(waitLong)
-	for snapshotIndex(away) < snap {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node %d installed no snapshot at %d", f, snap)
-		}
-		if err := history.Sleep(ctx, 10*time.Millisecond); err != nil {
-			return err
-		}
+	err = waitFor(ctx, fmt.Sprintf("node %d to install a snapshot at %d or later", f, snap),
+		func() (bool, error) { return snapshotIndex(away) >= snap, nil })
+	if err != nil {
+		return fmt.Errorf("%w (node %d: last index %d, snapshot %d, leader %q)", err,
+			f, away.raft.LastIndex(), snapshotIndex(away), away.Leader().ID)
 	}
 	return nil
 }
 
-// compactPast snapshots the leader among nodes until its log starts after
-// away's last entry, and returns the index of that snapshot.
+// compactPast snapshots each of nodes until its log starts after away's
+// last entry, and returns the lowest of their snapshot indexes then. It
+// reads away's last index afresh each time: an AppendEntries read just
+// before the cut may still be adding entries to away's log.
 func (c *chaosCluster) compactPast(
 	ctx context.Context, nodes []int, away *Persistence,
 ) (uint64, error) {
-	deadline := time.Now().Add(waitLong)
-	for time.Now().Before(deadline) {
-		leader, err := c.leaderOf(ctx, nodes)
-		if err != nil {
-			return 0, err
+	var snap uint64
+	err := waitFor(ctx, fmt.Sprintf("nodes %v to compact their logs past node %s's last entry",
+		nodes, away.cfg.LocalID), func() (bool, error) {
+		last := away.raft.LastIndex()
+		snap = ^uint64(0)
+		done := true
+		for _, i := range nodes {
+			p := c.slots[i].Load()
+			first, err := p.store.FirstIndex()
+			if err != nil {
+				return false, err
+			}
+			if first > last+1 {
+				snap = min(snap, snapshotIndex(p))
+				continue
+			}
+			// ErrNothingNewToSnapshot and the like: wait for more writes.
+			done = false
+			_ = p.raft.Snapshot().Error()
 		}
-		p := c.slots[leader].Load()
-		first, err := p.store.FirstIndex()
-		if err != nil {
-			return 0, err
-		}
-		if first > away.raft.LastIndex()+1 {
-			return snapshotIndex(p), nil
-		}
-		// ErrNothingNewToSnapshot and the like: wait for more writes.
-		_ = p.raft.Snapshot().Error()
-		if err := history.Sleep(ctx, 50*time.Millisecond); err != nil {
-			return 0, err
-		}
-	}
-	return 0, errors.New("the leader did not compact its log")
+		return done && away.raft.LastIndex() == last, nil
+	})
+	return snap, err
 }
 
 func snapshotIndex(p *Persistence) uint64 {

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -125,7 +124,7 @@ func (c *cluster) leader() int {
 	require.Eventually(c.t, func() bool {
 		res = -1
 		for i, p := range c.nodes {
-			if p != nil && p.State() == hraft.Leader {
+			if p != nil && p.State() == Leader {
 				res = i
 			}
 		}

@@ -19,6 +19,13 @@ const (
 	opSnapshot byte = 2
 )
 
+// The flags byte of a snapshot command. A node of an older version reads
+// only the trim bit; it would store an IfHead snapshot unconditionally.
+const (
+	snapTrim   byte = 1
+	snapIfHead byte = 2
+)
+
 var errMalformedCommand = errors.New("raft: malformed command")
 
 type (
@@ -35,6 +42,7 @@ type (
 		key      string
 		sequence int64
 		trim     bool
+		ifHead   bool
 		data     []byte
 	}
 )
@@ -80,11 +88,14 @@ func encodeSnapshot(req timebox.SnapshotRequest) []byte {
 	buf = append(buf, commandVersion, opSnapshot)
 	buf = codec.AppendString(buf, codec.EncodeID(req.ID))
 	buf = binary.AppendUvarint(buf, uint64(req.Sequence))
+	var flags byte
 	if req.Trim {
-		buf = append(buf, 1)
-	} else {
-		buf = append(buf, 0)
+		flags |= snapTrim
 	}
+	if req.IfHead {
+		flags |= snapIfHead
+	}
+	buf = append(buf, flags)
 	return append(buf, req.Data...)
 }
 
@@ -132,8 +143,9 @@ func decodeAppend(b []byte) (*appendCmd, error) {
 func decodeSnapshot(b []byte) (*snapshotCmd, error) {
 	r := codec.NewReader(b[2:])
 	c := &snapshotCmd{key: string(r.Bytes()), sequence: r.Seq()}
-	c.trim = r.Byte() == 1
-	if r.Bad() {
+	flags := r.Byte()
+	c.trim, c.ifHead = flags&snapTrim != 0, flags&snapIfHead != 0
+	if r.Bad() || flags&^(snapTrim|snapIfHead) != 0 {
 		return nil, fmt.Errorf("%w: snapshot", errMalformedCommand)
 	}
 	c.data = r.Rest()

@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 
@@ -19,7 +21,39 @@ type (
 		// Address is the host:port this node listens on. It carries both
 		// Raft traffic and the writes that followers forward to the
 		// leader, and is the address other nodes dial.
+		//
+		// Without TLS, Address must be reachable only by the cluster's
+		// own nodes: nothing on it is authenticated, so anyone who can
+		// connect can append events and snapshots to the store, vote in
+		// elections, replicate entries of their own making to followers
+		// or install a snapshot that replaces a node's whole state.
 		Address string
+
+		// TLS, when set, secures every connection this node accepts or
+		// dials on Address, Raft and forwarded writes alike, with mutual
+		// TLS: each side presents a certificate and verifies the other's
+		// before any byte of the protocol is read. The same Config serves
+		// both sides: its certificate (Certificates, or GetCertificate
+		// for the accepted side, which also serves the dialled side when
+		// GetClientCertificate is nil) must carry both the server and
+		// the client extended key usage, and name the host of every
+		// address peers dial it at (Servers, or Address) unless
+		// ServerName is set. RootCAs, the cluster's CA, verifies the
+		// dialled node, and verifies dialling nodes too unless ClientCAs
+		// is set. ClientAuth is always RequireAndVerifyClientCert, also
+		// on a Config returned by GetConfigForClient. Certificates
+		// rotate without a restart through GetCertificate,
+		// GetClientCertificate or GetConfigForClient: each connection
+		// made afterwards uses the new one. Every node of a cluster must
+		// use TLS, or none.
+		TLS *tls.Config
+
+		// MaxForwardConns is the most forwarding connections this node,
+		// as leader, serves at once: a connection holds a slot while its
+		// request is read and answered, a request that finds none free
+		// waits before its payload is read, and an idle connection holds
+		// none. Zero means DefaultMaxForwardConns.
+		MaxForwardConns int
 
 		// DataDir holds the Raft log, the Raft snapshots and the state
 		// machine's data. It is created when missing.
@@ -38,9 +72,21 @@ type (
 		// Publisher, when set, is called on this node once per committed
 		// non-empty append, in commit order, with the appended events.
 		// It is not called for entries replayed at restart or applied
-		// while the node catches up before Ready. It runs on its own
-		// goroutine, so a slow Publisher never stalls the state machine.
+		// while the node catches up before Ready. When the node, after
+		// Ready, catches up by installing the leader's snapshot, it is
+		// called once per aggregate the snapshot moved on, with that
+		// aggregate's new events in sequence order (aggregates in key
+		// order, not commit order; events the snapshot no longer holds,
+		// trimmed or archived meanwhile, are not published). It runs on
+		// its own goroutine, so a slow Publisher never stalls the state
+		// machine.
 		Publisher Publisher
+
+		// Logger receives every line this node logs, hashicorp/raft's
+		// included (its elections and peer chatter at Debug, its warnings
+		// and errors as such). Nil means slog.Default() as of
+		// NewPersistence.
+		Logger *slog.Logger
 
 		// tuning overrides Raft timings; tests use it to run fast.
 		tuning *tuning
@@ -72,12 +118,18 @@ type (
 		// wrapConn, when set, wraps every connection the node dials or
 		// accepts; tests use it to partition the node.
 		wrapConn func(net.Conn) net.Conn
+
+		// handshakeTimeout bounds an accepted connection's TLS handshake
+		// and protocol byte, and how long a forwarded request may stall
+		// while its frame is read or its answer written.
+		handshakeTimeout time.Duration
 	}
 )
 
 // Defaults for Config.
 const (
-	DefaultLogTailSize = 20480
+	DefaultLogTailSize     = 20480
+	DefaultMaxForwardConns = 256
 
 	// MinLogTailSize is the smallest LogTailSize accepted.
 	MinLogTailSize = 64
@@ -93,12 +145,19 @@ var (
 	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
 	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
 	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
+	ErrInvalidMaxForwardConns      = errors.New("raft: max forward conns must not be negative")
+	ErrTLSCertificateRequired      = errors.New("raft: TLS needs a certificate for both sides")
+	ErrTLSRootCAsRequired          = errors.New("raft: TLS needs RootCAs, the cluster's CA")
+	ErrTLSInsecure                 = errors.New("raft: TLS must verify peers (InsecureSkipVerify)")
 )
 
 // DefaultConfig returns the Config with every default applied. LocalID,
 // Address and DataDir have no default.
 func DefaultConfig() Config {
-	return Config{LogTailSize: DefaultLogTailSize}
+	return Config{
+		LogTailSize:     DefaultLogTailSize,
+		MaxForwardConns: DefaultMaxForwardConns,
+	}
 }
 
 // With returns c with every non-zero field of other laid over it.
@@ -121,6 +180,15 @@ func (c Config) With(other Config) Config {
 	if other.Publisher != nil {
 		c.Publisher = other.Publisher
 	}
+	if other.Logger != nil {
+		c.Logger = other.Logger
+	}
+	if other.TLS != nil {
+		c.TLS = other.TLS
+	}
+	if other.MaxForwardConns != 0 {
+		c.MaxForwardConns = other.MaxForwardConns
+	}
 	if other.tuning != nil {
 		c.tuning = other.tuning
 	}
@@ -129,8 +197,10 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrInvalidServer or
-// ErrBootstrapMissingLocalServer, or nil.
+// ErrLogTailSizeTooSmall (below MinLogTailSize),
+// ErrInvalidMaxForwardConns (negative), ErrTLSCertificateRequired,
+// ErrTLSRootCAsRequired or ErrTLSInsecure (see validateTLS),
+// ErrInvalidServer or ErrBootstrapMissingLocalServer, or nil.
 func (c Config) Validate() error {
 	switch {
 	case c.LocalID == "":
@@ -143,6 +213,11 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
+	case c.MaxForwardConns < 0:
+		return ErrInvalidMaxForwardConns
+	}
+	if err := validateTLS(c.TLS); err != nil {
+		return err
 	}
 	return c.validateServers()
 }
@@ -189,5 +264,6 @@ func defaultTuning() tuning {
 		trailingLogs:      10240,
 		dialTimeout:       5 * time.Second,
 		leaderWait:        30 * time.Second,
+		handshakeTimeout:  10 * time.Second,
 	}
 }

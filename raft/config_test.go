@@ -10,7 +10,9 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	require.Equal(t, Config{LogTailSize: DefaultLogTailSize}, DefaultConfig())
+	require.Equal(t, Config{
+		LogTailSize: DefaultLogTailSize, MaxForwardConns: DefaultMaxForwardConns,
+	}, DefaultConfig())
 	require.Equal(t, 20480, DefaultLogTailSize)
 }
 

@@ -44,9 +44,18 @@ func TestApplyErrorClasses(t *testing.T) {
 
 func TestStateAndLeader(t *testing.T) {
 	p := newSingle(t, Config{LocalID: "me"})
-	require.Equal(t, hraft.Leader, p.State())
+	require.Equal(t, Leader, p.State())
 	require.Equal(t, "me", p.Leader().ID)
 	require.Equal(t, p.mux.ln.Addr().String(), p.Leader().Address)
 	require.NoError(t, p.Close())
-	require.Equal(t, hraft.Shutdown, p.State())
+	require.Equal(t, Shutdown, p.State())
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[State]string{
+		Follower: "Follower", Candidate: "Candidate", Leader: "Leader",
+		Shutdown: "Shutdown", State(9): "State(9)",
+	} {
+		require.Equal(t, want, s.String())
+	}
 }

@@ -57,5 +57,5 @@ func ExampleNewPersistence() {
 	fmt.Println("published", len(pub), "event(s) of", pub[0].AggregateID)
 	// Output:
 	// 1 order.created node-1
-	// published 1 event(s) of order:1
+	// published 1 event(s) of ["order","1"]
 }

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
@@ -28,8 +31,14 @@ const (
 	codeUnknown   byte = 3 // payload: message; the write may have happened
 	codeError     byte = 4 // payload: message; nothing was written
 
+	// maxFrame is the largest frame accepted, so the largest command
+	// that can be forwarded.
 	maxFrame = 256 << 20
-	maxIdle  = 64
+	// frameChunk is the most a frame read allocates before payload
+	// arrives; it then grows by doubling as bytes come in, so a peer
+	// that announces a large frame costs at most twice what it sent.
+	frameChunk = 4 << 10
+	maxIdle    = 64
 )
 
 var errFrameTooLarge = errors.New("raft: forwarded frame too large")
@@ -42,34 +51,125 @@ func writeFrame(w io.Writer, tag byte, payload []byte) error {
 	return err
 }
 
+// readFrame reads one frame. It returns errFrameTooLarge for an announced
+// length of zero or beyond maxFrame, io.ErrUnexpectedEOF for a frame cut
+// short, or r's error.
 func readFrame(r io.Reader) (byte, []byte, error) {
+	tag, n, err := readHeader(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	payload, err := readPayload(r, n)
+	if err != nil {
+		return 0, nil, err
+	}
+	return tag, payload, nil
+}
+
+// readHeader reads a frame's length and tag, and returns the tag and the
+// payload's length.
+func readHeader(r io.Reader) (byte, int, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
+		return 0, 0, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
 	if n == 0 || n > maxFrame {
-		return 0, nil, errFrameTooLarge
+		return 0, 0, errFrameTooLarge
 	}
-	payload := make([]byte, n-1)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return 0, nil, err
-	}
-	return hdr[4], payload, nil
+	return hdr[4], int(n - 1), nil
 }
 
-// serveForward answers one follower's requests until it hangs up.
-func (p *Persistence) serveForward(c net.Conn) {
+// readPayload reads n bytes, allocating as they arrive rather than all n
+// up front.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, min(n, frameChunk))
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(n-len(buf), len(buf)))
+		}
+		end := min(cap(buf), n)
+		if _, err := io.ReadFull(r, buf[len(buf):end]); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		buf = buf[:end]
+	}
+	return buf, nil
+}
+
+// fwdServer serves forwarding connections on the leader with bounded
+// resources: an idle connection waits for a request header with nothing
+// allocated; a request then takes one of the slots (MaxForwardConns) for
+// as long as its payload is read and it is answered, and each read or
+// write of it must make progress within stall.
+type fwdServer struct {
+	handle func(tag byte, payload []byte) (byte, []byte)
+	slots  chan struct{}
+	stall  time.Duration
+	done   <-chan struct{}
+}
+
+func (p *Persistence) newFwdServer() *fwdServer {
+	stall := p.tune.handshakeTimeout
+	if stall <= 0 {
+		stall = defaultTuning().handshakeTimeout
+	}
+	slots := p.cfg.MaxForwardConns
+	if slots == 0 {
+		slots = DefaultMaxForwardConns
+	}
+	return &fwdServer{
+		handle: p.handleForward,
+		slots:  make(chan struct{}, slots),
+		stall:  stall,
+		done:   p.done,
+	}
+}
+
+// serve answers one follower's requests, in order, until it hangs up,
+// stalls or sends a bad frame.
+func (s *fwdServer) serve(c net.Conn) {
 	for {
-		tag, payload, err := readFrame(c)
+		_ = c.SetReadDeadline(time.Time{})
+		tag, n, err := readHeader(c)
 		if err != nil {
 			return
 		}
-		code, body := p.handleForward(tag, payload)
-		if err := writeFrame(c, code, body); err != nil {
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.done:
+			return
+		}
+		ok := s.serveOne(c, tag, n)
+		<-s.slots
+		if !ok {
 			return
 		}
 	}
+}
+
+func (s *fwdServer) serveOne(c net.Conn, tag byte, n int) bool {
+	payload, err := readPayload(stallReader{c: c, stall: s.stall}, n)
+	if err != nil {
+		return false
+	}
+	code, body := s.handle(tag, payload)
+	_ = c.SetWriteDeadline(time.Now().Add(s.stall))
+	return writeFrame(c, code, body) == nil
+}
+
+// stallReader fails a Read that receives nothing within stall.
+type stallReader struct {
+	c     net.Conn
+	stall time.Duration
+}
+
+func (r stallReader) Read(b []byte) (int, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(r.stall))
+	return r.c.Read(b)
 }
 
 func (p *Persistence) handleForward(tag byte, payload []byte) (byte, []byte) {
@@ -257,4 +357,18 @@ func (f *forwarder) close() {
 		}
 	}
 	f.idle = nil
+}
+
+// muxConfig is how this node's mux serves Address.
+func (p *Persistence) newMuxConfig(logger hclog.Logger) muxConfig {
+	cfg := muxConfig{
+		fwd:       p.newFwdServer(),
+		wrap:      p.tune.wrapConn,
+		handshake: p.tune.handshakeTimeout,
+		logger:    logger,
+	}
+	if p.cfg.TLS != nil {
+		cfg.tls = newPeerTLS(p.cfg.TLS)
+	}
+	return cfg
 }

@@ -50,6 +50,7 @@ type fsm struct {
 
 	ready atomic.Bool // events are published once set
 	pub   *publisher  // nil without a Publisher
+	log   *slog.Logger
 }
 
 var (
@@ -57,15 +58,16 @@ var (
 	_ hraft.FSMSnapshot = (*fsmSnapshot)(nil)
 )
 
-func openFSM(dir string, pub *publisher) (*fsm, error) {
+func openFSM(dir string, pub *publisher, log *slog.Logger) (*fsm, error) {
 	f := &fsm{
 		path:   filepath.Join(dir, stateFile),
 		waitCh: make(chan struct{}),
 		pub:    pub,
+		log:    log,
 	}
 	clean := filepath.Join(dir, cleanFile)
 	if _, err := os.Stat(clean); err != nil {
-		if err := discardState(f.path); err != nil {
+		if err := discardState(f.path, log); err != nil {
 			return nil, err
 		}
 	}
@@ -89,11 +91,11 @@ func openFSM(dir string, pub *publisher) (*fsm, error) {
 
 // discardState removes a state file that was not closed cleanly, so Raft
 // rebuilds it from its latest snapshot and the log.
-func discardState(path string) error {
+func discardState(path string, log *slog.Logger) error {
 	if _, err := os.Stat(path); os.IsNotExist(err) {
 		return nil
 	}
-	slog.Warn("raft: state file was not closed cleanly; rebuilding it from the Raft log",
+	log.Warn("raft: state file was not closed cleanly; rebuilding it from the Raft log",
 		slog.String("path", path))
 	for _, p := range []string{path, path + ".restore"} {
 		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
@@ -342,9 +344,15 @@ func applyIndex(tx *bbolt.Tx, key string, c timebox.IndexChange) error {
 	return nil
 }
 
+// applySnapshot stores c's snapshot unless a newer one is stored, or, for
+// an IfHead snapshot, unless the aggregate is live with its head at c's
+// sequence; the check runs in Apply, so no append can slip in between.
 func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) error {
-	rec, _ := getAgg(tx, c.key)
+	rec, live := getAgg(tx, c.key)
 	if rec.hasSnap && c.sequence < rec.snapSeq {
+		return nil
+	}
+	if c.ifHead && (!live || rec.head != c.sequence) {
 		return nil
 	}
 	if err := tx.Bucket(bucketSnaps).Put([]byte(c.key), c.data); err != nil {
@@ -391,11 +399,66 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := writeFile(tmp, rc); err != nil {
 		return err
 	}
+	var old map[string]int64
+	if f.pub != nil && f.ready.Load() {
+		old = f.heads()
+	}
 	if err := f.swap(tmp); err != nil {
 		return err
 	}
 	f.advance(idx)
+	if old != nil {
+		f.publishRestored(old)
+	}
 	return nil
+}
+
+// heads returns the head of every aggregate in the state file.
+func (f *fsm) heads() map[string]int64 {
+	res := map[string]int64{}
+	_ = f.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketAggs).ForEach(func(k, _ []byte) error {
+			rec, _ := getAgg(tx, string(k))
+			res[string(k)] = rec.head
+			return nil
+		})
+	})
+	return res
+}
+
+// publishRestored publishes what a snapshot installed after Ready added to
+// the state, given the heads before it: for each aggregate, in key order,
+// one batch of its stored events from its old head on (from 0 when its
+// head went back, as after an archive and a new start). Events the
+// snapshot no longer holds (trimmed or archived meanwhile) cannot be.
+func (f *fsm) publishRestored(old map[string]int64) {
+	var pubs [][]*timebox.Event
+	err := f.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketAggs).ForEach(func(k, _ []byte) error {
+			rec, _ := getAgg(tx, string(k))
+			from, ok := old[string(k)]
+			switch {
+			case ok && rec.head == from:
+				return nil
+			case rec.head < from:
+				from = 0
+			}
+			evs, err := loadEvents(tx, string(k), from)
+			if err != nil {
+				return err
+			}
+			if len(evs) > 0 {
+				pubs = append(pubs, evs)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		f.log.Error("raft: publish events of an installed snapshot", slog.Any("error", err))
+	}
+	if len(pubs) > 0 {
+		f.pub.push(pubs)
+	}
 }
 
 // swap replaces the state file with the one at tmp.

@@ -2,17 +2,20 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 
 	"github.com/hashicorp/go-hclog"
 )
 
-// slogLogger routes Raft's hclog output to log/slog. Raft's Info messages
-// (every election, every peer it starts replicating to) are logged at
-// Debug, so an embedding application sees only Raft's warnings and errors
-// unless it asks for more.
+// slogLogger routes Raft's hclog output to the node's *slog.Logger. Raft's
+// Info messages (every election, every peer it starts replicating to) are
+// logged at Debug, and so are the warnings Raft prints in the normal course
+// of an election (routineWarnings), so an embedding application sees only
+// Raft's real warnings and errors unless it asks for more.
 type slogLogger struct {
 	l    *slog.Logger
 	name string
@@ -21,8 +24,30 @@ type slogLogger struct {
 
 var _ hclog.Logger = (*slogLogger)(nil)
 
-func newLogger() hclog.Logger {
-	return &slogLogger{l: slog.Default().With(slog.String("component", "raft"))}
+func newLogger(l *slog.Logger) hclog.Logger {
+	return &slogLogger{l: l.With(slog.String("component", "raft"))}
+}
+
+// routineWarnings are the messages hashicorp/raft logs at Warn although
+// they are the normal course of an election: every node starts with one
+// (no leader yet), and a node joining or rejoining a cluster meets the
+// others' rejections until it has caught up. They are logged at Debug, as
+// Raft's Info messages are. Faults (a peer that cannot be contacted, a
+// leader that loses its quorum) keep their level.
+var routineWarnings = map[string]bool{
+	"heartbeat timeout reached, starting election":               true,
+	"Election timeout reached, restarting election":              true,
+	"new leader elected, stepping down":                          true,
+	"rejecting vote request since we have a leader":              true,
+	"rejecting pre-vote request since we have a leader":          true,
+	"rejecting vote request since our last term is greater":      true,
+	"rejecting vote request since our last index is greater":     true,
+	"rejecting pre-vote request since our last term is greater":  true,
+	"rejecting pre-vote request since our last index is greater": true,
+	"duplicate requestVote from":                                 true,
+	"appendEntries rejected, sending older logs":                 true,
+	"failed to get previous log":                                 true,
+	"previous log term mis-match":                                true,
 }
 
 func slogLevel(level hclog.Level) slog.Level {
@@ -43,6 +68,9 @@ func slogLevel(level hclog.Level) slog.Level {
 }
 
 func (s *slogLogger) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Warn && routineWarnings[msg] || closedConn(msg, args) {
+		level = hclog.Info
+	}
 	lvl := slogLevel(level)
 	if !s.l.Enabled(context.Background(), lvl) {
 		return
@@ -51,6 +79,21 @@ func (s *slogLogger) Log(level hclog.Level, msg string, args ...any) {
 		args = append(args, "logger", s.name)
 	}
 	s.l.Log(context.Background(), lvl, msg, append(args, s.args...)...)
+}
+
+// closedConn reports the transport's complaint about a connection this
+// node closed itself: at Close, the mux closes every connection, and the
+// transport's reader reports "use of closed network connection".
+func closedConn(msg string, args []any) bool {
+	if msg != "failed to decode incoming command" {
+		return false
+	}
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *slogLogger) Trace(msg string, args ...any) { s.Log(hclog.Trace, msg, args...) }

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -25,6 +26,32 @@ func TestMain(m *testing.M) {
 // waitLong bounds every wait in these tests; it is generous so that a
 // slow machine never fails a test, only slows it.
 const waitLong = 60 * time.Second
+
+// waitFor polls cond every few milliseconds until it holds. It gives up
+// after waitLong with an error saying what it waited for and how long, or
+// with ctx's error, or with cond's.
+func waitFor(ctx context.Context, what string, cond func() (bool, error)) error {
+	start := time.Now()
+	for {
+		ok, err := cond()
+		switch {
+		case err != nil:
+			return err
+		case ok:
+			return nil
+		case time.Since(start) > waitLong:
+			return fmt.Errorf("waited %s for %s", time.Since(start).Round(time.Millisecond), what)
+		}
+		t := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s (%s): %w", what,
+				time.Since(start).Round(time.Millisecond), ctx.Err())
+		case <-t.C:
+		}
+	}
+}
 
 // singleTuning makes a single node elect itself at once.
 func singleTuning() *tuning {

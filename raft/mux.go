@@ -1,36 +1,55 @@
 package raft
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
 )
 
-// Every connection to Address starts with one byte naming its protocol, so
-// Raft traffic and forwarded writes share one listener.
+// Every connection to Address starts with one byte naming its protocol
+// (with TLS, the first byte inside it), so Raft traffic and forwarded writes
+// share one listener.
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
 )
 
-// handshakeTimeout bounds how long an accepted connection may take to send
-// its protocol byte.
-const handshakeTimeout = 10 * time.Second
-
 var errMuxClosed = errors.New("raft: listener closed")
+
+// muxConfig is what a mux needs besides its listener.
+type muxConfig struct {
+	// fwd serves forwarding connections; without it they are dropped.
+	fwd *fwdServer
+	// wrap, when not nil, wraps every connection dialed or accepted,
+	// under TLS; tests use it to cut a node off the network.
+	wrap func(net.Conn) net.Conn
+	// tls, when not nil, runs mutual TLS on every connection.
+	tls *peerTLS
+	// handshake bounds an accepted connection's TLS handshake and
+	// protocol byte, and a dial's when the dialer gives no timeout.
+	handshake time.Duration
+	// logger gets a warning for a rejected connection, once per remote
+	// host per rejectEvery.
+	logger hclog.Logger
+}
 
 // mux accepts connections on one listener and routes them by their first
 // byte: Raft connections to the stream layer, forwarding connections to
-// serveForward. It tracks every connection so Close can end them all.
+// the fwdServer. With TLS, the handshake comes first and the protocol byte is
+// read inside it, so nothing from an unauthenticated peer is acted on. It
+// tracks every connection so Close can end them all.
 type mux struct {
 	ln        net.Listener
+	cfg       muxConfig
 	raftConns chan net.Conn
-	serveFwd  func(net.Conn)
-	wrap      func(net.Conn) net.Conn
+	rejects   rejectLog
 	done      chan struct{}
 	wg        sync.WaitGroup
 
@@ -39,18 +58,21 @@ type mux struct {
 	shut  bool
 }
 
-// newMux routes ln's connections. wrap, when not nil, wraps every
-// connection dialed or accepted before its first byte; tests use it to
-// cut a node off the network.
-func newMux(ln net.Listener, serveFwd func(net.Conn), wrap func(net.Conn) net.Conn) *mux {
-	if wrap == nil {
-		wrap = func(c net.Conn) net.Conn { return c }
+// newMux routes ln's connections as cfg says.
+func newMux(ln net.Listener, cfg muxConfig) *mux {
+	if cfg.wrap == nil {
+		cfg.wrap = func(c net.Conn) net.Conn { return c }
+	}
+	if cfg.handshake <= 0 {
+		cfg.handshake = defaultTuning().handshakeTimeout
+	}
+	if cfg.logger == nil {
+		cfg.logger = hclog.NewNullLogger()
 	}
 	m := &mux{
 		ln:        ln,
+		cfg:       cfg,
 		raftConns: make(chan net.Conn),
-		serveFwd:  serveFwd,
-		wrap:      wrap,
 		done:      make(chan struct{}),
 		conns:     map[net.Conn]struct{}{},
 	}
@@ -66,7 +88,7 @@ func (m *mux) acceptLoop() {
 		if err != nil {
 			return
 		}
-		c = m.wrap(c)
+		c = m.cfg.wrap(c)
 		if !m.track(c) {
 			_ = c.Close()
 			return
@@ -76,27 +98,68 @@ func (m *mux) acceptLoop() {
 	}
 }
 
-func (m *mux) route(c net.Conn) {
+// route runs raw's handshake and hands the connection to its protocol.
+func (m *mux) route(raw net.Conn) {
 	defer m.wg.Done()
-	var b [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := io.ReadFull(c, b[:]); err != nil {
-		m.drop(c)
+	_ = raw.SetDeadline(time.Now().Add(m.cfg.handshake))
+	c, proto, err := m.handshakeIn(raw)
+	if err != nil {
+		m.reject(raw, err)
+		m.drop(raw)
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	switch b[0] {
+	_ = raw.SetDeadline(time.Time{})
+	switch proto {
 	case protoRaft:
 		select {
-		case m.raftConns <- &trackedConn{Conn: c, m: m}:
+		case m.raftConns <- &trackedConn{Conn: c, key: raw, m: m}:
 		case <-m.done:
-			m.drop(c)
+			m.drop(raw)
 		}
 	case protoForward:
-		m.serveFwd(c)
-		m.drop(c)
+		if m.cfg.fwd != nil {
+			m.cfg.fwd.serve(c)
+		}
+		m.drop(raw)
 	default:
-		m.drop(c)
+		m.reject(raw, fmt.Errorf("unknown protocol byte %#x", proto))
+		m.drop(raw)
+	}
+}
+
+// handshakeIn runs the TLS handshake, when configured, and reads the
+// protocol byte.
+func (m *mux) handshakeIn(raw net.Conn) (net.Conn, byte, error) {
+	c := raw
+	if m.cfg.tls != nil {
+		tc := tls.Server(raw, m.cfg.tls.server)
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, err
+		}
+		c = tc
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		return nil, 0, err
+	}
+	return c, b[0], nil
+}
+
+// reject logs a connection refused before its protocol began, once per
+// remote host per rejectEvery, and not while the mux closes.
+func (m *mux) reject(c net.Conn, err error) {
+	select {
+	case <-m.done:
+		return
+	default:
+	}
+	host := c.RemoteAddr().String()
+	if h, _, e := net.SplitHostPort(host); e == nil {
+		host = h
+	}
+	if m.rejects.first(host, time.Now()) {
+		m.cfg.logger.Warn("rejected a connection", "remote", c.RemoteAddr().String(),
+			"tls", m.cfg.tls != nil, "error", err)
 	}
 }
 
@@ -119,28 +182,40 @@ func (m *mux) drop(c net.Conn) {
 }
 
 // dial opens a connection to addr speaking proto, tracked like an accepted
-// one.
+// one. The TLS handshake and the protocol byte are sent within timeout
+// (the mux's handshake timeout when it is not positive), so a dial to a
+// peer that cannot be reached fails instead of hanging; with TLS, a peer
+// whose certificate does not verify fails it.
 func (m *mux) dial(addr string, proto byte, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, timeout)
+	if timeout <= 0 {
+		timeout = m.cfg.handshake
+	}
+	deadline := time.Now().Add(timeout)
+	raw, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
 	}
-	c = m.wrap(c)
-	// The protocol byte is sent within the dial timeout too, so a dial to
-	// a peer that cannot be reached fails instead of hanging.
-	if timeout > 0 {
-		_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	}
-	if _, err := c.Write([]byte{proto}); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	_ = c.SetWriteDeadline(time.Time{})
-	if !m.track(c) {
-		_ = c.Close()
+	raw = m.cfg.wrap(raw)
+	if !m.track(raw) {
+		_ = raw.Close()
 		return nil, errMuxClosed
 	}
-	return &trackedConn{Conn: c, m: m}, nil
+	_ = raw.SetDeadline(deadline)
+	c := raw
+	if m.cfg.tls != nil {
+		tc := tls.Client(raw, m.cfg.tls.clientFor(addr))
+		if err := tc.Handshake(); err != nil {
+			m.drop(raw)
+			return nil, err
+		}
+		c = tc
+	}
+	if _, err := c.Write([]byte{proto}); err != nil {
+		m.drop(raw)
+		return nil, err
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return &trackedConn{Conn: c, key: raw, m: m}, nil
 }
 
 // Close stops accepting, closes every tracked connection and waits for the
@@ -164,9 +239,12 @@ func (m *mux) Close() error {
 	return err
 }
 
-// trackedConn untracks itself when closed.
+// trackedConn untracks itself when closed. Conn is what the protocol
+// speaks over (a TLS connection over key, or key itself); key is the
+// tracked connection.
 type trackedConn struct {
 	net.Conn
+	key  net.Conn
 	m    *mux
 	once sync.Once
 }
@@ -174,7 +252,7 @@ type trackedConn struct {
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
 		c.m.mu.Lock()
-		delete(c.m.conns, c.Conn)
+		delete(c.m.conns, c.key)
 		c.m.mu.Unlock()
 	})
 	return c.Conn.Close()

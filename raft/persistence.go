@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ const (
 type Persistence struct {
 	cfg  Config
 	tune tuning
+	log  *slog.Logger
 
 	fsm    *fsm
 	pub    *publisher
@@ -82,10 +84,14 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	p := &Persistence{
 		cfg:     cfg,
 		tune:    cfg.timings(),
+		log:     cfg.Logger,
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
 		started: make(chan struct{}),
 		nudger:  newNudger(),
+	}
+	if p.log == nil {
+		p.log = slog.Default()
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if err := p.open(); err != nil {
@@ -108,12 +114,12 @@ func (p *Persistence) open() error {
 	if err := p.openLog(dir); err != nil {
 		return err
 	}
-	p.pub = newPublisher(p.cfg.Publisher)
+	p.pub = newPublisher(p.cfg.Publisher, p.log)
 	var err error
-	if p.fsm, err = openFSM(dir, p.pub); err != nil {
+	if p.fsm, err = openFSM(dir, p.pub, p.log); err != nil {
 		return err
 	}
-	logger := newLogger()
+	logger := newLogger(p.log)
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(dir, snapshotsRetain, logger)
 	if err != nil {
 		return fmt.Errorf("raft: snapshot store: %w", err)
@@ -166,7 +172,7 @@ func (p *Persistence) listen(logger hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("raft: listen: %w", err)
 	}
-	p.mux = newMux(ln, p.serveForward, p.tune.wrapConn)
+	p.mux = newMux(ln, p.newMuxConfig(logger))
 	p.fwd = newForwarder(p.mux, p.tune.dialTimeout)
 	p.trans = newTransport(p.mux, p.advertise(), logger)
 	return nil
@@ -253,9 +259,49 @@ func (p *Persistence) Ready() <-chan struct{} {
 	return p.ready
 }
 
+// State is a node's Raft role.
+type State uint8
+
+// The roles a node can be in.
+const (
+	// Follower replicates the leader's log (and forwards writes to it).
+	Follower State = iota
+	// Candidate is standing for election.
+	Candidate
+	// Leader commits the cluster's writes.
+	Leader
+	// Shutdown is a closed node.
+	Shutdown
+)
+
+// String returns "Follower", "Candidate", "Leader" or "Shutdown".
+func (s State) String() string {
+	switch s {
+	case Follower:
+		return "Follower"
+	case Candidate:
+		return "Candidate"
+	case Leader:
+		return "Leader"
+	case Shutdown:
+		return "Shutdown"
+	default:
+		return fmt.Sprintf("State(%d)", uint8(s))
+	}
+}
+
 // State reports this node's Raft role; Shutdown after Close.
-func (p *Persistence) State() hraft.RaftState {
-	return p.raft.State()
+func (p *Persistence) State() State {
+	switch p.raft.State() {
+	case hraft.Follower:
+		return Follower
+	case hraft.Candidate:
+		return Candidate
+	case hraft.Leader:
+		return Leader
+	default:
+		return Shutdown
+	}
 }
 
 // Leader reports the current leader as this node knows it; the zero

@@ -12,6 +12,7 @@ import (
 // the state machine.
 type publisher struct {
 	fn     Publisher
+	log    *slog.Logger
 	mu     sync.Mutex
 	cond   *sync.Cond
 	queue  [][]*timebox.Event
@@ -19,11 +20,11 @@ type publisher struct {
 	done   chan struct{}
 }
 
-func newPublisher(fn Publisher) *publisher {
+func newPublisher(fn Publisher, log *slog.Logger) *publisher {
 	if fn == nil {
 		return nil
 	}
-	p := &publisher{fn: fn, done: make(chan struct{})}
+	p := &publisher{fn: fn, log: log, done: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	go p.run()
 	return p
@@ -58,7 +59,7 @@ func (p *publisher) run() {
 func (p *publisher) call(evs []*timebox.Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			slog.Error("raft: Publisher panicked", slog.Any("panic", r))
+			p.log.Error("raft: Publisher panicked", slog.Any("panic", r))
 		}
 	}()
 	p.fn(evs...)

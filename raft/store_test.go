@@ -15,5 +15,8 @@ func TestConformance(t *testing.T) {
 			return s
 		},
 		Archiving: false,
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newSingle(t, Config{})
+		},
 	})
 }

@@ -13,8 +13,11 @@ import (
 // Append runs append.lua: in one atomic step it checks the head, appends
 // the batch and applies the index change, or returns a
 // *timebox.VersionConflictError with the events from the expected sequence
-// on. The script is sent at most once; when its reply is lost the error
-// matches timebox.ErrUnknownOutcome.
+// on. Every key the script may write is named in its KEYS, and it writes
+// nothing until every check has passed, so an error reply means nothing
+// was written. The script is sent at most once; when its reply is lost, or
+// it failed after it began writing, the error matches
+// timebox.ErrUnknownOutcome.
 func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -24,8 +27,7 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	}
 	k := p.keys.aggregate(req.ID)
 	res, err := p.run(ctx, appendScript, true,
-		[]string{k.meta, k.events, p.keys.aggs, k.labels},
-		appendArgs(p.keys.base, k.eid, req)...,
+		p.appendKeys(k, req.Index), appendArgs(k.eid, req)...,
 	)
 	if err != nil {
 		return p.writeError("append", err)
@@ -33,12 +35,28 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	return p.appendResult(req, res)
 }
 
-func appendArgs(base, eid string, req timebox.AppendRequest) []any {
-	op, status, score, member := statusArgs(req.Index)
-	args := make([]any, 0, 9+2*len(req.Index.Labels)+len(req.Events))
+// appendKeys lists the keys append.lua may touch: the index sets only
+// when the batch changes that part of the index, so a store that never
+// indexes never names (nor waits for, while a slot migrates) a set that
+// does not exist.
+func (p *Persistence) appendKeys(k aggregate, ix timebox.IndexChange) []string {
+	ks := make([]string, 3, 6)
+	ks[0], ks[1], ks[2] = k.meta, k.events, p.keys.aggs
+	if ix.Status != nil {
+		ks = append(ks, p.keys.status)
+	}
+	if len(ix.Labels) > 0 {
+		ks = append(ks, p.keys.label, p.keys.values)
+	}
+	return ks
+}
+
+func appendArgs(eid string, req timebox.AppendRequest) []any {
+	op, status, at := statusArgs(req.Index)
+	args := make([]any, 0, 7+2*len(req.Index.Labels)+len(req.Events))
 	args = append(args,
-		base, eid, strconv.FormatInt(req.ExpectedSequence, 10),
-		len(req.Events), op, status, score, member, len(req.Index.Labels),
+		eid, strconv.FormatInt(req.ExpectedSequence, 10),
+		len(req.Events), op, status, at, len(req.Index.Labels),
 	)
 	for l, v := range req.Index.Labels {
 		args = append(args, encodeName(l), encodeName(v))
@@ -49,17 +67,16 @@ func appendArgs(base, eid string, req timebox.AppendRequest) []any {
 	return args
 }
 
-// statusArgs returns the script's status operation, encoded status, score
-// and the time part of the member.
-func statusArgs(ix timebox.IndexChange) (op, status, score, member string) {
+// statusArgs returns the script's status operation, the encoded status and
+// the time part of its member.
+func statusArgs(ix timebox.IndexChange) (op, status, at string) {
 	switch {
 	case ix.Status == nil:
-		return "", "", "", ""
+		return "", "", ""
 	case *ix.Status == "":
-		return "c", "", "", ""
+		return "c", "", ""
 	}
-	member, score = statusMember(ix.StatusTime, "")
-	return "s", encodeName(*ix.Status), score, member
+	return "s", encodeName(*ix.Status), statusTime(ix.StatusTime)
 }
 
 func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {

@@ -1,26 +1,46 @@
 -- append.lua: append a batch at the expected head, with its index change.
 --
 -- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list,
--- KEYS[4] labels hash of the aggregate.
--- ARGV[1] key base, ARGV[2] encoded ID, ARGV[3] expected sequence,
--- ARGV[4] event count n, ARGV[5] status op ('' keep, 'c' clear, 's' set),
--- ARGV[6] encoded status, ARGV[7] status score, ARGV[8] status member
--- time, ARGV[9] label count m, then m pairs (encoded label, encoded value,
--- '' to remove), then n encoded events.
+-- then, only when the batch changes the status, the status set, and only
+-- when it changes labels, the label set and the label-value set.
+-- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] event count n,
+-- ARGV[4] status op ('' keep, 'c' clear, 's' set), ARGV[5] encoded new
+-- status, ARGV[6] its time part (see statusTime), ARGV[7] label count m,
+-- then m pairs (encoded label, encoded value, '' to remove), then n
+-- encoded events.
 --
 -- Returns {1, new head} when written, or {0, head, events from the
--- expected sequence on} on a conflict, when nothing is written. Every
--- check and read comes before the first write, because a Lua error does
--- not undo earlier writes.
-local meta, evkey, aggs, labkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local base, eid = ARGV[1], ARGV[2]
-local expected = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local op = ARGV[5]
-local m = tonumber(ARGV[9])
-if not expected or not n or not m or #ARGV ~= 9 + 2 * m + n
+-- expected sequence on} on a conflict, when nothing is written.
+--
+-- Cluster safety: a Lua error does not undo earlier writes, and while a
+-- slot migrates Redis fails any command on a key the node does not hold.
+-- So every key the script may touch is in KEYS (Redis refuses to start the
+-- script unless the node holds them all), every check and read comes
+-- before the first write, all additions come before all removals, and a
+-- removal that can empty a key is the last command on that key. No key is
+-- ever missing when the script touches it.
+local meta, evkey, aggs = KEYS[1], KEYS[2], KEYS[3]
+local eid = ARGV[1]
+local expected = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local op = ARGV[4]
+local m = tonumber(ARGV[7])
+if not expected or not n or not m or #ARGV ~= 7 + 2 * m + n
     or (op ~= '' and op ~= 'c' and op ~= 's') then
   return redis.error_reply('ERR timebox append: malformed arguments')
+end
+local nkeys = 3
+local stkey, labkey, lvkey
+if op ~= '' then
+  nkeys = nkeys + 1
+  stkey = KEYS[nkeys]
+end
+if m > 0 then
+  labkey, lvkey = KEYS[nkeys + 1], KEYS[nkeys + 2]
+  nkeys = nkeys + 2
+end
+if #KEYS ~= nkeys then
+  return redis.error_reply('ERR timebox append: malformed keys')
 end
 
 local head = tonumber(redis.call('HGET', meta, 'h') or '0')
@@ -34,19 +54,33 @@ if n == 0 then
   return {1, head}
 end
 
-local oldStatus, oldMember = false, false
+-- Reads: the old status member, and each changed label's old value and
+-- whether this aggregate is its last holder.
+local oldMember, newMember = false, false
 if op ~= '' then
-  local s = redis.call('HMGET', meta, 'st', 'sm')
-  oldStatus, oldMember = s[1], s[2]
+  oldMember = redis.call('HGET', meta, 'sm')
+  if op == 's' then
+    newMember = ARGV[5] .. ':' .. ARGV[6] .. eid
+  end
 end
-local oldLabels = {}
+local labels = {}
 for j = 1, m do
-  oldLabels[j] = redis.call('HGET', labkey, ARGV[8 + 2 * j])
+  local l, v = ARGV[6 + 2 * j], ARGV[7 + 2 * j]
+  local old = redis.call('HGET', meta, 'l:' .. l)
+  if old ~= v and (old or v ~= '') then
+    local last = false
+    if old then
+      local p = l .. ':' .. old .. ':'
+      last = #redis.call('ZRANGE', labkey, '[' .. p, '[' .. p .. '\255',
+        'BYLEX', 'LIMIT', 0, 2) < 2
+    end
+    labels[#labels + 1] = {l, v, old, last}
+  end
 end
 
--- Writes start here. Sequences are below 2^53, so Lua numbers hold them
--- exactly and redis.call passes them as integers.
-local first = 9 + 2 * m
+-- Additions. Sequences are below 2^53, so Lua numbers hold them exactly
+-- and redis.call passes them as integers.
+local first = 7 + 2 * m
 if n == 1 then
   redis.call('ZADD', evkey, expected, ARGV[first + 1])
 else
@@ -63,41 +97,53 @@ else
     redis.call('ZADD', evkey, unpack(args))
   end
 end
-redis.call('HSET', meta, 'h', head + n)
+local fields = {'h', head + n}
+if newMember then
+  fields[#fields + 1] = 'st'
+  fields[#fields + 1] = ARGV[5]
+  fields[#fields + 1] = 'sm'
+  fields[#fields + 1] = newMember
+end
+for _, c in ipairs(labels) do
+  if c[2] ~= '' then
+    fields[#fields + 1] = 'l:' .. c[1]
+    fields[#fields + 1] = c[2]
+  end
+end
+redis.call('HSET', meta, unpack(fields))
 if head == 0 then
   redis.call('ZADD', aggs, 0, eid)
 end
-
-if op ~= '' then
-  if oldStatus then
-    redis.call('ZREM', base .. 's:' .. oldStatus, oldMember)
-  end
-  if op == 's' then
-    local member = ARGV[8] .. eid
-    redis.call('ZADD', base .. 's:' .. ARGV[6], ARGV[7], member)
-    redis.call('HSET', meta, 'st', ARGV[6], 'sm', member)
-  else
-    redis.call('HDEL', meta, 'st', 'sm')
+if newMember then
+  redis.call('ZADD', stkey, 0, newMember)
+end
+for _, c in ipairs(labels) do
+  if c[2] ~= '' then
+    redis.call('ZADD', labkey, 0, c[1] .. ':' .. c[2] .. ':' .. eid)
+    redis.call('ZADD', lvkey, 0, c[1] .. ':' .. c[2])
   end
 end
 
-for j = 1, m do
-  local l, v, old = ARGV[8 + 2 * j], ARGV[9 + 2 * j], oldLabels[j]
-  if old ~= v then
-    if old then
-      local k = base .. 'la:' .. l .. ':' .. old
-      redis.call('SREM', k, eid)
-      if redis.call('SCARD', k) == 0 then
-        redis.call('SREM', base .. 'lv:' .. l, old)
-      end
-    end
-    if v == '' then
-      redis.call('HDEL', labkey, l)
-    else
-      redis.call('HSET', labkey, l, v)
-      redis.call('SADD', base .. 'la:' .. l .. ':' .. v, eid)
-      redis.call('SADD', base .. 'lv:' .. l, v)
-    end
+-- Removals, each the last command on its key.
+if oldMember and oldMember ~= newMember then
+  redis.call('ZREM', stkey, oldMember)
+end
+if op == 'c' and oldMember then
+  redis.call('HDEL', meta, 'st', 'sm')
+end
+for _, c in ipairs(labels) do
+  if c[2] == '' then
+    redis.call('HDEL', meta, 'l:' .. c[1])
+  end
+end
+for _, c in ipairs(labels) do
+  if c[3] then
+    redis.call('ZREM', labkey, c[1] .. ':' .. c[3] .. ':' .. eid)
+  end
+end
+for _, c in ipairs(labels) do
+  if c[4] then
+    redis.call('ZREM', lvkey, c[1] .. ':' .. c[3])
   end
 end
 return {1, head + n}

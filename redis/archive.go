@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +39,11 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 	}
 	k := p.keys.aggregate(id)
 	_, err := p.run(ctx, archiveScript, true,
-		[]string{k.meta, k.events, p.keys.aggs, k.labels, p.keys.archive},
-		p.keys.base, k.eid,
+		[]string{
+			k.meta, k.events, p.keys.aggs, p.keys.archive,
+			p.keys.status, p.keys.label, p.keys.values,
+		},
+		k.eid,
 	)
 	if errors.Is(err, redis.Nil) {
 		return nil
@@ -54,9 +58,11 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 // another consumer left pending for longer than Config.MinIdle
 // (XAUTOCLAIM), or the next new entry, blocking until one arrives or ctx
 // is done (ctx's error). A handler error is returned and keeps the entry
-// pending. An entry that cannot be decoded gives an error matching
-// timebox.ErrArchiveRecordMalformed; it is acknowledged, so consumers move
-// on, but left in the stream for inspection.
+// pending. Once the handler has succeeded, the acknowledgement is sent
+// even if ctx is done by then (context.WithoutCancel), so a handled
+// record is not delivered again. An entry that cannot be decoded gives an
+// error matching timebox.ErrArchiveRecordMalformed; it is acknowledged,
+// so consumers move on, but left in the stream for inspection.
 func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -70,12 +76,19 @@ func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.Archiv
 	}
 	rec, err := decodeArchive(msg)
 	if err != nil {
-		_ = p.client.XAck(ctx, p.keys.archive, archiveGroup, msg.ID).Err()
+		ackErr := p.client.XAck(context.WithoutCancel(ctx), p.keys.archive, archiveGroup, msg.ID).Err()
+		p.config.logger().WarnContext(ctx,
+			"redis: malformed archive entry acknowledged and left in the stream",
+			slog.String("stream", p.keys.archive), slog.String("entry", msg.ID),
+			slog.Any("error", err), slog.Any("ack_error", ackErr))
 		return err
 	}
 	if err := handler(ctx, rec); err != nil {
 		return err
 	}
+	// The record is handled: acknowledge it even if ctx ended meanwhile,
+	// or it would be delivered again.
+	ctx = context.WithoutCancel(ctx)
 	pipe := p.client.TxPipeline()
 	pipe.XAck(ctx, p.keys.archive, archiveGroup, msg.ID)
 	pipe.XDel(ctx, p.keys.archive, msg.ID)
@@ -218,10 +231,13 @@ func (p *Persistence) dropConsumer() {
 		Count:    1,
 		Consumer: p.consumer,
 	}).Result()
-	if err != nil || len(pending) > 0 {
-		return
+	if err == nil && len(pending) == 0 {
+		err = p.client.XGroupDelConsumer(ctx, p.keys.archive, archiveGroup, p.consumer).Err()
 	}
-	_ = p.client.XGroupDelConsumer(ctx, p.keys.archive, archiveGroup, p.consumer).Err()
+	if err != nil {
+		p.config.logger().Debug("redis: archive consumer not removed at close",
+			slog.String("consumer", p.consumer), slog.Any("error", err))
+	}
 }
 
 func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {

@@ -1,22 +1,38 @@
 -- archive.lua: move an aggregate into the archive stream.
 --
 -- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list,
--- KEYS[4] labels hash, KEYS[5] archive stream.
--- ARGV[1] key base, ARGV[2] encoded ID.
+-- KEYS[4] archive stream, KEYS[5] status set, KEYS[6] label set,
+-- KEYS[7] label-value set.
+-- ARGV[1] encoded ID.
 --
 -- Adds one stream entry {id, snapshot, sequence, events} (events framed as
 -- "<length>:<bytes>" each) and deletes the live keys and index entries.
--- Returns the entry's ID, or false for an unknown aggregate. All reads come
--- before the first write, the XADD.
-local meta, evkey, aggs, labkey, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local base, eid = ARGV[1], ARGV[2]
+-- Returns the entry's ID, or false for an unknown aggregate. As in
+-- append.lua, every key is in KEYS, all reads come before the first write
+-- (the XADD), and each removal that can empty a key is the last command on
+-- that key, so a slot migrating mid-flight can only stop the script before
+-- it writes.
+local meta, evkey, aggs, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stkey, labkey, lvkey = KEYS[5], KEYS[6], KEYS[7]
+local eid = ARGV[1]
 if redis.call('EXISTS', meta) == 0 then
   return false
 end
-local state = redis.call('HMGET', meta, 'sd', 'ss', 'st', 'sm')
+local state = redis.call('HGETALL', meta)
+local fields = {}
+local labels = {}
+for i = 1, #state, 2 do
+  local f, v = state[i], state[i + 1]
+  fields[f] = v
+  if f:sub(1, 2) == 'l:' then
+    local l = f:sub(3)
+    local p = l .. ':' .. v .. ':'
+    local last = #redis.call('ZRANGE', labkey, '[' .. p, '[' .. p .. '\255',
+      'BYLEX', 'LIMIT', 0, 2) < 2
+    labels[#labels + 1] = {l, v, last}
+  end
+end
 local events = redis.call('ZRANGE', evkey, 0, -1)
-local labels = redis.call('HGETALL', labkey)
-
 local framed = {}
 for i, e in ipairs(events) do
   framed[i] = tostring(#e) .. ':' .. e
@@ -24,20 +40,23 @@ end
 
 -- Writes start here.
 local entry = redis.call('XADD', stream, '*',
-  'id', eid, 'snapshot', state[1] or '', 'sequence', state[2] or '0',
+  'id', eid, 'snapshot', fields['sd'] or '', 'sequence', fields['ss'] or '0',
   'events', table.concat(framed))
 
-if state[3] then
-  redis.call('ZREM', base .. 's:' .. state[3], state[4])
+if fields['sm'] then
+  redis.call('ZREM', stkey, fields['sm'])
 end
-for i = 1, #labels, 2 do
-  local l, v = labels[i], labels[i + 1]
-  local k = base .. 'la:' .. l .. ':' .. v
-  redis.call('SREM', k, eid)
-  if redis.call('SCARD', k) == 0 then
-    redis.call('SREM', base .. 'lv:' .. l, v)
+for _, c in ipairs(labels) do
+  redis.call('ZREM', labkey, c[1] .. ':' .. c[2] .. ':' .. eid)
+end
+for _, c in ipairs(labels) do
+  if c[3] then
+    redis.call('ZREM', lvkey, c[1] .. ':' .. c[2])
   end
 end
-redis.call('DEL', meta, evkey, labkey)
 redis.call('ZREM', aggs, eid)
+redis.call('DEL', meta)
+if #events > 0 then
+  redis.call('DEL', evkey)
+end
 return entry

@@ -167,3 +167,27 @@ func TestArchiveReclaimBehindLiveEntries(t *testing.T) {
 	}))
 	require.Equal(t, last.ID, got.StreamID)
 }
+
+// A ctx cancelled right after the handler succeeded still lets the
+// acknowledgement through: the record is not delivered again.
+func TestArchiveAckAfterCancel(t *testing.T) {
+	p := newPersistence(t, Config{})
+	st, err := p.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	id := timebox.NewAggregateID("order", "9")
+	require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{event("a")}))
+	require.NoError(t, st.Archive(id))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	require.NoError(t, st.ConsumeArchive(ctx, func(context.Context, *timebox.ArchiveRecord) error {
+		cancel()
+		return nil
+	}))
+
+	short, stop := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer stop()
+	require.ErrorIs(t, st.ConsumeArchive(short, noHandler(t)), context.DeadlineExceeded)
+	n, err := p.client.XLen(context.Background(), p.keys.archive).Result()
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

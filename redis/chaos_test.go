@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,7 +35,13 @@ const chaosProcesses = 3
 // and a Store on each; all are closed when t ends.
 func chaosStores(t *testing.T, addr string, n int) []*timebox.Store {
 	t.Helper()
-	cfg := testConfig(t, Config{Addr: addr})
+	return chaosStoresConfig(t, testConfig(t, Config{Addr: addr}), n)
+}
+
+// chaosStoresConfig opens n Persistence values on cfg, and a Store on
+// each; all are closed when t ends.
+func chaosStoresConfig(t *testing.T, cfg Config, n int) []*timebox.Store {
+	t.Helper()
 	stores := make([]*timebox.Store, n)
 	for i := range stores {
 		p, err := NewPersistence(cfg)
@@ -89,61 +94,78 @@ func TestChaosDelay(t *testing.T) {
 }
 
 // An admin client kills the stores' connections on the server with CLIENT
-// KILL: alternately all of them (TYPE normal) and one picked at random (by
-// ID). The scenario runs on a private redis-server, since TYPE normal
-// would kill every other client of a shared one.
+// KILL ID: alternately all of them and one picked at random. The stores
+// carry their own ClientName and only connections of that name are
+// killed, so the scenario runs on the shared server: a bystander client
+// keeps its connection throughout.
 func TestChaosClientKill(t *testing.T) {
 	plan := history.NewPlan()
-	addr := startServer(t, "")
-	stores := chaosStores(t, addr, chaosProcesses)
+	addr := testserver.RedisAddr(t)
+	name := "tb-" + testserver.Prefix(t)
+	cfg := testConfig(t, Config{Addr: addr, ClientName: name})
+	stores := chaosStoresConfig(t, cfg, chaosProcesses)
 	admin := redis.NewClient(&redis.Options{
 		Addr: addr, PoolSize: 1, DisableIdentity: true,
 		MaintNotificationsConfig: noMaintNotifications(),
 	})
 	t.Cleanup(func() { _ = admin.Close() })
+	ctx := context.Background()
+	bystander, err := admin.ClientID(ctx).Result()
+	require.NoError(t, err)
 	var killed atomic.Int64
 	history.RunChaos(t, plan, "redis", "CLIENT KILL", stores, func(ctx context.Context) error {
 		return history.Every(ctx, plan.Window, plan.Pick(80, 300)*time.Millisecond,
 			func(round int) error {
-				n, err := killClients(ctx, admin, round%2 == 0)
+				n, err := killClients(ctx, admin, name, round%2 == 0)
 				killed.Add(n)
 				return err
 			})
 	})
 	require.Positive(t, killed.Load(), "CLIENT KILL killed no connection")
+	after, err := admin.ClientID(ctx).Result()
+	require.NoError(t, err)
+	require.Equal(t, bystander, after, "the bystander's connection was killed")
 }
 
-// killClients kills every normal client but admin's own connection, or,
-// unless all, one of them at random. It returns how many it killed.
-func killClients(ctx context.Context, admin *redis.Client, all bool) (int64, error) {
-	if all {
-		return admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Result()
-	}
-	self, err := admin.ClientID(ctx).Result()
-	if err != nil {
-		return 0, fmt.Errorf("CLIENT ID: %w", err)
-	}
-	list, err := admin.Do(ctx, "CLIENT", "LIST", "TYPE", "normal").Text()
+// killClients kills, by ID, every connection named name, or, unless all,
+// one of them at random. It returns how many it killed.
+func killClients(ctx context.Context, admin *redis.Client, name string, all bool) (int64, error) {
+	list, err := admin.ClientList(ctx).Result()
 	if err != nil {
 		return 0, fmt.Errorf("CLIENT LIST: %w", err)
 	}
-	ids := clientIDs(list, self)
-	if len(ids) == 0 {
-		return 0, nil
+	ids := namedClients(list, name)
+	if !all && len(ids) > 1 {
+		ids = []string{ids[rand.IntN(len(ids))]}
 	}
-	id := ids[rand.IntN(len(ids))]
-	return admin.ClientKillByFilter(ctx, "ID", id).Result()
+	var n int64
+	for _, id := range ids {
+		k, err := admin.ClientKillByFilter(ctx, "ID", id).Result()
+		if err != nil {
+			return n, fmt.Errorf("CLIENT KILL ID %s: %w", id, err)
+		}
+		n += k
+	}
+	return n, nil
 }
 
-// clientIDs returns the ids in a CLIENT LIST reply, but self.
-func clientIDs(list string, self int64) []string {
+// namedClients returns the ids of the connections named name in a CLIENT
+// LIST reply.
+func namedClients(list, name string) []string {
 	var ids []string
 	for line := range strings.Lines(list) {
+		var id string
+		named := false
 		for f := range strings.FieldsSeq(line) {
-			id, ok := strings.CutPrefix(f, "id=")
-			if ok && id != strconv.FormatInt(self, 10) {
-				ids = append(ids, id)
+			if v, ok := strings.CutPrefix(f, "id="); ok {
+				id = v
 			}
+			if f == "name="+name {
+				named = true
+			}
+		}
+		if named && id != "" {
+			ids = append(ids, id)
 		}
 	}
 	return ids

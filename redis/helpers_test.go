@@ -65,10 +65,13 @@ func deleteKeys(t testing.TB, cfg Config) {
 		}
 		return iter.Err()
 	}
+	cfg, err := DefaultConfig().With(cfg).resolve()
+	require.NoError(t, err)
 	addrs := cfg.addrs()
 	if len(addrs) > 1 || cfg.Shard != "" && isCluster(ctx, addrs[0], cfg.Password) {
 		c := redis.NewClusterClient(&redis.ClusterOptions{
-			Addrs: addrs, Password: cfg.Password, DisableIdentity: true,
+			Addrs: addrs, Username: cfg.Username, Password: cfg.Password,
+			TLSConfig: cfg.TLS, DisableIdentity: true,
 			MaintNotificationsConfig: noMaintNotifications(),
 		})
 		defer func() { _ = c.Close() }()
@@ -76,7 +79,8 @@ func deleteKeys(t testing.TB, cfg Config) {
 		return
 	}
 	c := redis.NewClient(&redis.Options{
-		Addr: addrs[0], Password: cfg.Password, DB: cfg.DB, DisableIdentity: true,
+		Addr: addrs[0], Username: cfg.Username, Password: cfg.Password, DB: cfg.DB,
+		TLSConfig: cfg.TLS, DisableIdentity: true,
 		MaintNotificationsConfig: noMaintNotifications(),
 	})
 	defer func() { _ = c.Close() }()

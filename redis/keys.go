@@ -2,9 +2,10 @@ package redis
 
 import (
 	"fmt"
-	"math"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
@@ -13,10 +14,15 @@ import (
 // keys builds the store's key names; see DESIGN.md for the layout. Every
 // key starts with base, which is "<Prefix>:" or "<Prefix>:{<Shard>}:".
 // Encoded IDs, statuses and labels never hold '{', '}' or ':' inside a
-// part, so no name can forge a hash tag or reach another key.
+// part, so no name can forge a hash tag or reach another key. The index
+// lives in three store-wide sorted sets whose names the client knows, so
+// every script can name in KEYS every key it may write.
 type keys struct {
 	base    string
-	aggs    string
+	aggs    string // sorted set of live eids, lexical
+	status  string // sorted set "<status>:<time><eid>", lexical
+	label   string // sorted set "<label>:<value>:<eid>", lexical
+	values  string // sorted set "<label>:<value>" held by some aggregate
 	archive string
 }
 
@@ -25,15 +31,21 @@ func newKeys(cfg Config) keys {
 	if cfg.Shard != "" {
 		base += "{" + cfg.Shard + "}:"
 	}
-	return keys{base: base, aggs: base + "agg", archive: base + "archive"}
+	return keys{
+		base:    base,
+		aggs:    base + "agg",
+		status:  base + "status",
+		label:   base + "label",
+		values:  base + "lv",
+		archive: base + "archive",
+	}
 }
 
 // aggregate holds the names of the per-aggregate keys of one ID.
 type aggregate struct {
 	eid    string // codec.EncodeID of the ID
-	meta   string // hash: head, snapshot, status
+	meta   string // hash: head, snapshot, status, labels
 	events string // sorted set of encoded events scored by sequence
-	labels string // hash: encoded label -> encoded value
 }
 
 func (k keys) aggregate(id timebox.AggregateID) aggregate {
@@ -42,20 +54,13 @@ func (k keys) aggregate(id timebox.AggregateID) aggregate {
 		eid:    eid,
 		meta:   k.base + "m:" + eid,
 		events: k.base + "e:" + eid,
-		labels: k.base + "l:" + eid,
 	}
 }
 
-func (k keys) status(encStatus string) string {
-	return k.base + "s:" + encStatus
-}
-
-func (k keys) labelValues(encLabel string) string {
-	return k.base + "lv:" + encLabel
-}
-
-func (k keys) labelAggregates(encLabel, encValue string) string {
-	return k.base + "la:" + encLabel + ":" + encValue
+// lexRange returns the ZRANGE BYLEX bounds of the members that start with
+// prefix; encoded names are ASCII, so "\xff" sorts after every member.
+func lexRange(prefix string) *redis.ZRangeBy {
+	return &redis.ZRangeBy{Min: "[" + prefix, Max: "[" + prefix + "\xff"}
 }
 
 // encodeName encodes a status, label or label value for a key: "" stays
@@ -81,19 +86,12 @@ func decodeName(s string) (string, error) {
 // statusTimeLen is the length of the time that starts a status member.
 const statusTimeLen = 24
 
-// statusMember returns the sorted-set member and score for an aggregate in
-// a status since t. The score (float seconds) orders members roughly; the
-// member starts with the exact time as fixed-width hex (seconds offset by
-// 2^63, then nanoseconds), so members with equal scores sort exactly by
-// time and then by encoded ID.
-func statusMember(t time.Time, eid string) (member, score string) {
-	sec := uint64(t.Unix()) ^ 1<<63
-	member = fmt.Sprintf("%016x%08x%s", sec, t.Nanosecond(), eid)
-	f := float64(t.Unix()) + float64(t.Nanosecond())/1e9
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		f = 0
-	}
-	return member, strconv.FormatFloat(f, 'g', -1, 64)
+// statusTime returns the time part of a status member: the exact time as
+// fixed-width hex (seconds offset by 2^63, then nanoseconds), so members
+// of one status, all scored 0, sort lexically by time and then by encoded
+// ID.
+func statusTime(t time.Time) string {
+	return fmt.Sprintf("%016x%08x", uint64(t.Unix())^1<<63, t.Nanosecond())
 }
 
 func parseStatusMember(m string) (timebox.StatusEntry, error) {

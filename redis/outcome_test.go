@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sync/atomic"
@@ -78,4 +79,36 @@ func TestLostReplyExecRunsOnce(t *testing.T) {
 	evs, err := st.GetEvents(id, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
+}
+
+// An error raised inside a script after it began writing leaves the write
+// half done, so it is an unknown outcome; the script's own checks fail
+// before any write, so their errors are not.
+func TestScriptErrorClass(t *testing.T) {
+	p := newPersistence(t, Config{})
+	ctx := context.Background()
+	id := timebox.NewAggregateID("class")
+	k := p.keys.aggregate(id)
+	status := "open"
+	req := timebox.AppendRequest{
+		ID: id, Events: []*timebox.Event{event("x")},
+		Index: timebox.IndexChange{Status: &status, StatusTime: time.Now()},
+	}
+
+	// The status set is a string: ZADD fails after the events are written.
+	require.NoError(t, p.client.Set(ctx, p.keys.status, "not a set", 0).Err())
+	err := p.Append(ctx, req)
+	require.ErrorIs(t, err, timebox.ErrUnknownOutcome)
+	require.ErrorContains(t, err, "WRONGTYPE")
+
+	// A malformed head fails the script's check, before any write.
+	require.NoError(t, p.client.Del(ctx, p.keys.status).Err())
+	require.NoError(t, p.client.HSet(ctx, k.meta, "h", "x").Err())
+	req.ExpectedSequence = 1
+	err = p.Append(ctx, req)
+	require.ErrorContains(t, err, "malformed head")
+	require.NotErrorIs(t, err, timebox.ErrUnknownOutcome)
+	n, err := p.client.ZCard(ctx, k.events).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
 }

@@ -1,10 +1,3 @@
-// Package redis is a Timebox backend on Redis 7 or Valkey 7.2+, standalone
-// or Redis Cluster, through github.com/redis/go-redis/v9.
-//
-// Appends, snapshots and archive moves are Lua scripts, so each is one
-// atomic step and one round trip; DESIGN.md describes the key layout, the
-// scripts and what a crash leaves behind. Open one with NewPersistence and
-// make stores with Persistence.NewStore.
 package redis
 
 import (
@@ -49,8 +42,8 @@ var (
 )
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result, then
-// connects, checks the server answers (and accepts the password) and loads
-// the scripts. A cluster is used when Addr lists several addresses or the
+// connects, checks the server answers (and accepts the user and password)
+// and loads the scripts. A cluster is used when Addr lists several addresses or the
 // one server has cluster mode on; a cluster needs Shard (ErrShardRequired)
 // and DB 0 (ErrInvalidDB). It returns the Config's validation error, or an
 // error when the server cannot be reached or refuses the connection.
@@ -59,6 +52,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, _ = cfg.resolve()
+	bridgeLogs(cfg.Logger)
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	client, err := connect(ctx, cfg)
@@ -80,7 +75,8 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	return p, nil
 }
 
-// Config returns the configuration in use, defaults applied.
+// Config returns the configuration in use, defaults applied and a URL in
+// Addr resolved into its fields.
 func (p *Persistence) Config() Config {
 	return p.config
 }
@@ -153,8 +149,15 @@ func probe(ctx context.Context, c *redis.Client, cfg Config) (bool, error) {
 func clientOptions(cfg Config) *redis.Options {
 	return &redis.Options{
 		Addr:                     cfg.Addr,
+		Username:                 cfg.Username,
 		Password:                 cfg.Password,
 		DB:                       cfg.DB,
+		ClientName:               cfg.ClientName,
+		TLSConfig:                cfg.TLS,
+		DialTimeout:              cfg.DialTimeout,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		PoolSize:                 cfg.PoolSize,
 		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
@@ -164,7 +167,14 @@ func clientOptions(cfg Config) *redis.Options {
 func clusterOptions(cfg Config, addrs []string) *redis.ClusterOptions {
 	return &redis.ClusterOptions{
 		Addrs:                    addrs,
+		Username:                 cfg.Username,
 		Password:                 cfg.Password,
+		ClientName:               cfg.ClientName,
+		TLSConfig:                cfg.TLS,
+		DialTimeout:              cfg.DialTimeout,
+		ReadTimeout:              cfg.ReadTimeout,
+		WriteTimeout:             cfg.WriteTimeout,
+		PoolSize:                 cfg.PoolSize,
 		Protocol:                 2,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: noMaintNotifications(),
@@ -199,11 +209,23 @@ func (p *Persistence) readError(op string, err error) error {
 }
 
 // writeError classifies an error from a write that was sent at most once.
-// A server reply, a refused dial or a pool timeout means the write did not
-// happen; the last two are timebox.ErrUnavailable (nothing was sent). Any
-// other failure (a connection lost while waiting for the reply, a context
-// done mid-call) may come after the script ran, so it is
-// timebox.ErrUnknownOutcome, still matching the cause.
+// It is the one place that decides what such an error means:
+//
+//   - a server error reply raised inside the script (Redis appends
+//     "script: <sha>, on @user_script:<line>" to those) may follow the
+//     script's first write, since a Lua error does not undo writes: the
+//     outcome is unknown;
+//   - any other server reply (a routing reply such as MOVED, ASK,
+//     TRYAGAIN or CLUSTERDOWN, NOSCRIPT, an auth or OOM refusal, or the
+//     script's own "ERR timebox ..." replies, all given before its first
+//     write): the write did not happen;
+//   - a refused dial or a pool timeout: nothing was sent, and the error
+//     matches timebox.ErrUnavailable, which the Store retries;
+//   - anything else (a connection lost or timed out while waiting for the
+//     reply, a context done mid-call): the write may have happened.
+//
+// An unknown outcome matches timebox.ErrUnknownOutcome and still wraps
+// the cause; after Close every error matches timebox.ErrClosed.
 func (p *Persistence) writeError(op string, err error) error {
 	var rerr redis.Error
 	var nerr *net.OpError
@@ -212,6 +234,7 @@ func (p *Persistence) writeError(op string, err error) error {
 		return nil
 	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
+	case errors.As(err, &rerr) && inScript(rerr):
 	case errors.As(err, &rerr):
 		return fmt.Errorf("redis: %s: %w", op, err)
 	case errors.Is(err, redis.ErrPoolTimeout),
@@ -219,4 +242,11 @@ func (p *Persistence) writeError(op string, err error) error {
 		return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 	}
 	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
+}
+
+// inScript reports whether a server error was raised while a script ran
+// (by a redis.call or the Lua runtime), rather than before it started or by
+// the script's own redis.error_reply.
+func inScript(err redis.Error) bool {
+	return strings.Contains(err.Error(), "@user_script:")
 }

@@ -1,9 +1,14 @@
 package redis
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"log/slog"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -21,10 +26,30 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, DefaultMinIdle, cfg.MinIdle)
 	require.NoError(t, cfg.Validate())
 
+	require.Equal(t, DefaultClientName, cfg.ClientName)
+	require.NoError(t, cfg.Validate())
+
 	over := cfg.With(Config{Prefix: "p", DB: 3, Shard: "s"})
 	require.Equal(t, Config{
 		Addr: DefaultAddr, Prefix: "p", DB: 3, Shard: "s", MinIdle: DefaultMinIdle,
+		ClientName: DefaultClientName,
 	}, over)
+
+	tc := &tls.Config{MinVersion: tls.VersionTLS13}
+	log := slog.New(slog.DiscardHandler)
+	conn := Config{
+		Username: "u", TLS: tc, ClientName: "n", DialTimeout: 1, ReadTimeout: 2,
+		WriteTimeout: 3, PoolSize: 4, Logger: log,
+	}
+	over = cfg.With(conn)
+	require.Equal(t, "u", over.Username)
+	require.Same(t, tc, over.TLS)
+	require.Equal(t, "n", over.ClientName)
+	require.EqualValues(t, 1, over.DialTimeout)
+	require.EqualValues(t, 2, over.ReadTimeout)
+	require.EqualValues(t, 3, over.WriteTimeout)
+	require.Equal(t, 4, over.PoolSize)
+	require.Same(t, log, over.Logger)
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -38,12 +63,124 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Shard: "a:b"}, ErrInvalidShard},
 		{Config{MinIdle: -1}, ErrInvalidMinIdle},
 		{Config{Addr: "127.0.0.1:6379,"}, ErrInvalidAddr},
+		{Config{Addr: "127.0.0.1"}, ErrInvalidAddr},
+		{Config{Addr: "127.0.0.1:6379,127.0.0.1"}, ErrInvalidAddr},
+		{Config{Addr: "localhost:"}, ErrInvalidAddr},
+		{Config{Addr: "http://127.0.0.1:6379"}, ErrInvalidAddr},
+		{Config{Addr: "redis://127.0.0.1:6379?dial_timeout=1s"}, ErrInvalidAddr},
+		{Config{Addr: "redis://127.0.0.1:6379/x"}, ErrInvalidAddr},
+		{Config{Addr: "redis://a:1,redis://b:2"}, ErrInvalidAddr},
+		{Config{DialTimeout: -1}, ErrInvalidTimeout},
+		{Config{ReadTimeout: -1}, ErrInvalidTimeout},
+		{Config{WriteTimeout: -1}, ErrInvalidTimeout},
+		{Config{PoolSize: -1}, ErrInvalidPoolSize},
+		{Config{ClientName: "a b"}, ErrInvalidClientName},
+		{Config{ClientName: "a\nb"}, ErrInvalidClientName},
 	} {
 		require.ErrorIs(t, DefaultConfig().With(tc.cfg).Validate(), tc.err)
 		p, err := NewPersistence(tc.cfg)
 		require.ErrorIs(t, err, tc.err)
 		require.Nil(t, p)
 	}
+}
+
+// A URL in Addr fills the fields the Config leaves zero.
+func TestConfigURL(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want Config
+		tls  bool
+	}{
+		{
+			Config{Addr: "redis://u:p@example.com:7000/2"},
+			Config{Addr: "example.com:7000", Username: "u", Password: "p", DB: 2}, false,
+		},
+		{
+			Config{Addr: "rediss://example.com"},
+			Config{Addr: "example.com:6379"}, true,
+		},
+		{
+			Config{Addr: "redis://:p@[::1]:7000", Password: "mine", DB: 1},
+			Config{Addr: "[::1]:7000", Password: "mine", DB: 1}, false,
+		},
+	} {
+		cfg := DefaultConfig().With(tc.cfg)
+		require.NoError(t, cfg.Validate(), tc.cfg.Addr)
+		got, err := cfg.resolve()
+		require.NoError(t, err)
+		require.Equal(t, tc.want.Addr, got.Addr)
+		require.Equal(t, tc.want.Username, got.Username)
+		require.Equal(t, tc.want.Password, got.Password)
+		require.Equal(t, tc.want.DB, got.DB)
+		require.Equal(t, tc.tls, got.TLS != nil, tc.cfg.Addr)
+		if tc.tls {
+			require.Equal(t, "example.com", got.TLS.ServerName)
+		}
+	}
+}
+
+// A URL in Addr connects like the fields it stands for.
+func TestOpenURL(t *testing.T) {
+	addr := startServer(t, "s3cret")
+	p := newPersistence(t, Config{Addr: "redis://:s3cret@" + addr + "/3"})
+	require.Equal(t, addr, p.Config().Addr)
+	require.Equal(t, 3, p.Config().DB)
+	ctx := context.Background()
+	id := timebox.NewAggregateID("url")
+	require.NoError(t, p.Append(ctx, timebox.AppendRequest{
+		ID: id, Events: []*timebox.Event{event("x")},
+	}))
+	n, err := p.client.ZCard(ctx, p.keys.aggregate(id).events).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	info, err := p.client.ClientInfo(ctx).Result()
+	require.NoError(t, err)
+	require.Equal(t, 3, info.DB)
+	require.Equal(t, DefaultClientName, info.Name)
+}
+
+// An address without a port is refused by Validate at once, not after
+// go-redis has spent its dial retries on it.
+func TestAddrWithoutPort(t *testing.T) {
+	start := time.Now()
+	p, err := NewPersistence(Config{Addr: "127.0.0.1"})
+	require.ErrorIs(t, err, ErrInvalidAddr)
+	require.ErrorContains(t, err, "port")
+	require.Nil(t, p)
+	require.Less(t, time.Since(start), time.Second)
+}
+
+// go-redis's own lines ("failed to dial ...") go to the Config.Logger at
+// debug level, not to stderr.
+func TestGoRedisLogsToSlog(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	port := freePort(t)
+	p, err := NewPersistence(Config{Addr: "127.0.0.1:" + itoa(port), Logger: log})
+	require.Error(t, err)
+	require.Nil(t, p)
+	out := buf.String()
+	require.Contains(t, out, "failed to dial")
+	require.Contains(t, out, "level=DEBUG")
+	require.Contains(t, out, "source=go-redis")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestOpenUnreachable(t *testing.T) {

@@ -29,7 +29,7 @@ func (p *Persistence) GetAggregateStatus(
 }
 
 // ListAggregatesByStatus returns the aggregates in status with the exact
-// time each entered it, from one ZRANGE of the status's sorted set.
+// time each entered it, from one ZRANGE BYLEX of the status set.
 func (p *Persistence) ListAggregatesByStatus(
 	ctx context.Context, status string,
 ) ([]timebox.StatusEntry, error) {
@@ -39,40 +39,44 @@ func (p *Persistence) ListAggregatesByStatus(
 	if status == "" {
 		return nil, nil
 	}
-	members, err := p.client.ZRange(ctx, p.keys.status(encodeName(status)), 0, -1).Result()
+	prefix := encodeName(status) + ":"
+	members, err := p.client.ZRangeByLex(ctx, p.keys.status, lexRange(prefix)).Result()
 	if err != nil {
 		return nil, p.readError("list by status", err)
 	}
 	res := make([]timebox.StatusEntry, len(members))
 	for i, m := range members {
-		if res[i], err = parseStatusMember(m); err != nil {
+		if res[i], err = parseStatusMember(m[len(prefix):]); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
 
-// ListLabelValues returns the values label currently has on any aggregate.
+// ListLabelValues returns the values label currently has on any aggregate,
+// from one ZRANGE BYLEX of the label-value set.
 func (p *Persistence) ListLabelValues(
 	ctx context.Context, label string,
 ) ([]string, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	members, err := p.client.SMembers(ctx, p.keys.labelValues(encodeName(label))).Result()
+	prefix := encodeName(label) + ":"
+	members, err := p.client.ZRangeByLex(ctx, p.keys.values, lexRange(prefix)).Result()
 	if err != nil {
 		return nil, p.readError("list label values", err)
 	}
 	res := make([]string, len(members))
 	for i, m := range members {
-		if res[i], err = decodeName(m); err != nil {
+		if res[i], err = decodeName(m[len(prefix):]); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
 
-// ListAggregatesByLabel returns the aggregates whose label has value.
+// ListAggregatesByLabel returns the aggregates whose label has value, from
+// one ZRANGE BYLEX of the label set.
 func (p *Persistence) ListAggregatesByLabel(
 	ctx context.Context, label, value string,
 ) ([]timebox.AggregateID, error) {
@@ -82,10 +86,13 @@ func (p *Persistence) ListAggregatesByLabel(
 	if value == "" {
 		return nil, nil
 	}
-	key := p.keys.labelAggregates(encodeName(label), encodeName(value))
-	members, err := p.client.SMembers(ctx, key).Result()
+	prefix := encodeName(label) + ":" + encodeName(value) + ":"
+	members, err := p.client.ZRangeByLex(ctx, p.keys.label, lexRange(prefix)).Result()
 	if err != nil {
 		return nil, p.readError("list by label", err)
+	}
+	for i, m := range members {
+		members[i] = m[len(prefix):]
 	}
 	return decodeIDs(members)
 }
@@ -93,6 +100,8 @@ func (p *Persistence) ListAggregatesByLabel(
 // ListAggregates returns the live aggregates whose ID starts with the
 // whole parts of prefix: the ID itself (ZSCORE) and the lexical range of
 // the encoded IDs under it (ZRANGE BYLEX), in one pipelined round trip.
+// Each command's error is checked on its own: only the ZSCORE may answer
+// redis.Nil (the prefix is not itself an aggregate).
 func (p *Persistence) ListAggregates(
 	ctx context.Context, prefix timebox.AggregateID,
 ) ([]timebox.AggregateID, error) {
@@ -113,12 +122,16 @@ func (p *Persistence) ListAggregates(
 		Min: "[" + under,
 		Max: "[" + under + "\xff",
 	})
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	_, _ = pipe.Exec(ctx) // each command's own error is checked below
+	members, err := rng.Result()
+	if err != nil {
 		return nil, p.readError("list aggregates", err)
 	}
-	members := rng.Val()
-	if self.Err() == nil {
+	switch _, err := self.Result(); {
+	case err == nil:
 		members = append(members, eid)
+	case !errors.Is(err, redis.Nil):
+		return nil, p.readError("list aggregates", err)
 	}
 	return decodeIDs(members)
 }

@@ -5,8 +5,10 @@ import (
 	"crypto/sha1"
 	_ "embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -59,17 +61,54 @@ func (noRetryCmd) NoRetry() bool {
 	return true
 }
 
+// Backoff bounds for resending a write the cluster refused to start.
+const (
+	retryFirst = 5 * time.Millisecond
+	retryLast  = 640 * time.Millisecond
+)
+
 // run runs s with keys and args. A write (write true) is sent at most
-// once: go-redis does not retry it, and a network error after it may have
-// been sent is returned as is, for writeError to classify.
+// once per attempt: go-redis does not retry it, and a network error after
+// it may have been sent is returned as is, for writeError to classify. A
+// write the cluster refused to start (TRYAGAIN while its slot migrates,
+// CLUSTERDOWN) did not run, so run sends it again with a backoff, for
+// about a second at most and never past ctx.
 func (p *Persistence) run(
 	ctx context.Context, s *script, write bool, keys []string, args ...any,
+) (any, error) {
+	for wait := retryFirst; ; wait *= 2 {
+		res, err := p.runOnce(ctx, s, write, keys, args)
+		if !write || !refused(err) || wait > retryLast {
+			return res, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, err
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Persistence) runOnce(
+	ctx context.Context, s *script, write bool, keys []string, args []any,
 ) (any, error) {
 	res, err := p.eval(ctx, "evalsha", s.sha, write, keys, args)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		res, err = p.eval(ctx, "eval", s.src, write, keys, args)
 	}
 	return res, err
+}
+
+// refused reports whether err is a cluster's refusal to start a script:
+// the script did not run, and may run once the cluster settles.
+func refused(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || inScript(rerr) {
+		return false
+	}
+	return redis.HasErrorPrefix(err, "TRYAGAIN") || redis.HasErrorPrefix(err, "CLUSTERDOWN")
 }
 
 func (p *Persistence) eval(

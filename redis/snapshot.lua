@@ -3,12 +3,16 @@
 -- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list.
 -- ARGV[1] encoded ID, ARGV[2] sequence, ARGV[3] snapshot data,
 -- ARGV[4] '1' to remove the events below the sequence, else '0'.
+-- ARGV[5] '1' to store only if the aggregate is live (its meta hash
+-- exists) and its head is exactly the sequence (IfHead), else '0'.
 --
--- Returns 1 when stored, 0 when an older snapshot was ignored. A snapshot
--- beyond the head moves the head to it.
+-- Returns 1 when stored, 0 when an older snapshot was ignored or the
+-- IfHead condition failed. A snapshot beyond the head moves the head to
+-- it.
 local meta, evkey, aggs = KEYS[1], KEYS[2], KEYS[3]
 local seq = tonumber(ARGV[2])
-if not seq or (ARGV[4] ~= '0' and ARGV[4] ~= '1') then
+if not seq or (ARGV[4] ~= '0' and ARGV[4] ~= '1')
+    or (ARGV[5] ~= '0' and ARGV[5] ~= '1') then
   return redis.error_reply('ERR timebox snapshot: malformed arguments')
 end
 
@@ -18,6 +22,9 @@ if not cur or not head then
   return redis.error_reply('ERR timebox snapshot: malformed state')
 end
 if cur > seq then
+  return 0
+end
+if ARGV[5] == '1' and (redis.call('EXISTS', meta) == 0 or head ~= seq) then
   return 0
 end
 

@@ -17,7 +17,10 @@ func TestConformance(t *testing.T) {
 			return newStore(t, Config{}, cfg)
 		},
 		Archiving: true,
-		Server:    func(t *testing.T) string { return testserver.RedisAddr(t) },
+		NewBackend: func(t *testing.T) timebox.Backend {
+			return newPersistence(t, Config{})
+		},
+		Server: func(t *testing.T) string { return testserver.RedisAddr(t) },
 		Faulty: func(
 			t *testing.T, px *faultproxy.Proxy, cfg timebox.Config, n int,
 		) []*timebox.Store {

@@ -46,6 +46,11 @@ type Suite struct {
 	// Shared opens stores that share one namespace; with it set and
 	// ContentionEnv in the environment, the Contention/ cases run.
 	Shared Shared
+	// NewBackend, when set, returns a fresh, empty backend of the kind New
+	// opens stores on, closed by its own t.Cleanup. The cases that call
+	// the Backend seam directly (conditional snapshots, which no Store
+	// method requests) run only when it is set.
+	NewBackend func(t *testing.T) timebox.Backend
 }
 
 // testCase is one conformance case; it makes its own stores through s.
@@ -60,8 +65,9 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Index/, List/, Archive/,
-// Lifecycle/, BadInput/, Concurrency/, Ident/ and Faults/.
+// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
+// Archive/, Lifecycle/, BadInput/, Concurrency/, Ident/, Faults/ and
+// Contention/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -69,6 +75,8 @@ func Run(t *testing.T, s Suite) {
 		{"Load", loadCases},
 		{"Snapshot", snapshotCases},
 		{"Executor", executorCases},
+		{"Strict", strictCases},
+		{"IfHead", ifHeadCases(s)},
 		{"Index", indexCases},
 		{"List", listCases},
 		{"Archive", archiveCases(s.Archiving)},

@@ -39,6 +39,8 @@ type Report struct {
 	// Recovery how long after.
 	Recovered bool
 	Recovery  time.Duration
+	// Waited is how long the run went on after the fault ended.
+	Waited time.Duration
 	// Elapsed is the length of the run.
 	Elapsed time.Duration
 	// FaultErr is the fault function's error, if any.
@@ -125,7 +127,9 @@ func Require(t testing.TB, r Report) {
 	require.Zero(t, r.Phantom, "phantom events")
 	require.Zero(t, r.Misplaced, "misplaced batches")
 	require.NotEqual(t, porcupine.Illegal, r.Linearizable, "linearizability")
-	require.True(t, r.Recovered, "no write acknowledged after the fault")
+	require.True(t, r.Recovered,
+		"no write acknowledged in the %s the run went on after the fault ended",
+		r.Waited.Round(time.Millisecond))
 	if r.Linearizable == porcupine.Unknown {
 		t.Log("linearizability check timed out without finding a violation")
 	}

@@ -23,6 +23,7 @@ const (
 	DefaultPace         = time.Millisecond
 	DefaultOpTimeout    = 5 * time.Second
 	DefaultCheckTimeout = 30 * time.Second
+	DefaultRecoverWait  = 30 * time.Second
 )
 
 // Workload describes a run of Run: Workers goroutines per store write
@@ -39,8 +40,14 @@ type Workload struct {
 	// Workers is the number of goroutines per store.
 	Workers int
 	// Duration is the length of the run without a fault. With one, the run
-	// lasts until at least Duration/3 after the fault ends.
+	// lasts until at least Duration/3 after the fault ends, and on until a
+	// write started after the fault is acknowledged or RecoverWait has
+	// passed since the fault ended, whichever comes first: a loaded machine
+	// may take longer than Duration/3 to reconnect.
 	Duration time.Duration
+	// RecoverWait bounds how long the run waits after the fault for a write
+	// to be acknowledged (see Duration).
+	RecoverWait time.Duration
 	// UseExec writes through one Executor per store (commands that raise a
 	// batch); otherwise through AppendEvents at the head each worker last
 	// saw, so conflicts happen.
@@ -89,6 +96,7 @@ func (w Workload) withDefaults() Workload {
 	defDur(&w.Pace, DefaultPace)
 	defDur(&w.OpTimeout, DefaultOpTimeout)
 	defDur(&w.CheckTimeout, DefaultCheckTimeout)
+	defDur(&w.RecoverWait, DefaultRecoverWait)
 	defDur(&w.FaultAt, w.Duration/3)
 	if w.Audit == nil && len(w.Stores) > 0 {
 		w.Audit = w.Stores[0]
@@ -110,6 +118,10 @@ type run struct {
 	// is lowered from its initial infinity.
 	faultStart, faultEnd time.Duration
 	faultErr             error
+	// ended is faultEnd once the fault is over, 0 before; recovered is set
+	// once a write started after it is acknowledged.
+	ended     atomic.Int64
+	recovered atomic.Bool
 }
 
 // Run runs w and returns its Report: the counts of operations by outcome,
@@ -161,7 +173,20 @@ func (r *run) fault(ctx context.Context) {
 	r.faultStart = r.rec.Now()
 	r.faultErr = r.Fault(ctx)
 	r.faultEnd = r.rec.Now()
+	r.ended.Store(int64(r.faultEnd))
 	r.stop.Store(int64(max(r.Duration, r.faultEnd+r.Duration/3)))
+}
+
+// running says whether workers should start another operation: before
+// stop, and after it while no write has recovered and RecoverWait has not
+// passed since the fault ended.
+func (r *run) running() bool {
+	now := int64(r.rec.Now())
+	if now < r.stop.Load() {
+		return true
+	}
+	end := r.ended.Load()
+	return end > 0 && !r.recovered.Load() && now < end+int64(r.RecoverWait)
 }
 
 // head is a worker's view of an aggregate's head.
@@ -181,7 +206,7 @@ func (r *run) worker(
 ) {
 	rng := rand.New(rand.NewPCG(r.Seed, uint64(client)))
 	heads := make([]head, len(r.aggs))
-	for ctx.Err() == nil && int64(r.rec.Now()) < r.stop.Load() {
+	for ctx.Err() == nil && r.running() {
 		a := rng.IntN(len(r.aggs))
 		pause := r.Pace
 		if o := r.op(ctx, rng, client, st, ex, a, &heads[a]); o == Failed || o == Ambiguous {
@@ -212,10 +237,13 @@ func (r *run) op(
 		return Classify(err)
 	}
 	b := r.rec.NewBatch(1 + rng.IntN(r.MaxBatch))
+	// A write started after the fault ended returns after it too.
+	afterFault := r.ended.Load() > 0
 	if ex != nil {
 		at, err := r.rec.Exec(ctx, ex, client, id, b)
 		if err == nil {
 			h.at = max(h.at, at+int64(b.Size))
+			r.markRecovered(afterFault)
 		}
 		return Classify(err)
 	}
@@ -224,12 +252,21 @@ func (r *run) op(
 	switch {
 	case err == nil:
 		h.at += int64(b.Size)
+		r.markRecovered(afterFault)
 	case errors.As(err, &vc):
 		h.at = vc.ActualSequence
 	default:
 		h.stale = true
 	}
 	return Classify(err)
+}
+
+// markRecovered records an acknowledged write that started after the fault
+// ended, if afterFault.
+func (r *run) markRecovered(afterFault bool) {
+	if afterFault {
+		r.recovered.Store(true)
+	}
 }
 
 // report summarizes the run.
@@ -244,6 +281,9 @@ func (r *run) report(ctx context.Context) (Report, error) {
 	rep.Elapsed = elapsed
 	rep.FaultErr = r.faultErr
 	rep.Fault = r.Fault != nil
+	if rep.Fault {
+		rep.Waited = elapsed - r.faultEnd
+	}
 	r.throughput(&rep, ops)
 	return rep, nil
 }

@@ -36,8 +36,8 @@ CREATE TABLE IF NOT EXISTS timebox_events (
     PRIMARY KEY (ns, aggregate, seq)
 );
 
--- Schema 2: the event's ID and its metadata (codec.AppendMetadata; NULL
--- when it has none). Events written under schema 1 have neither.
+-- Schema 3: the event's ID and its metadata (codec.AppendMetadata; NULL
+-- when it has none). Events written before schema 3 have neither.
 ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS id bytea;
 ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS metadata bytea;
 
@@ -69,11 +69,9 @@ CREATE OR REPLACE FUNCTION timebox_save_snapshot(
 DECLARE
     stored bigint;
 BEGIN
-    -- A snapshot is an optimisation: a crash may lose the latest ones, but
-    -- never with only part of this transaction (the trim is in it), and a
-    -- later synchronous commit makes it durable too. So this commit does
-    -- not wait for the WAL flush.
-    PERFORM set_config('synchronous_commit', 'off', true);
+    -- This commits durably, like an append: a snapshot beyond the head
+    -- is the only record of a seeded aggregate, and a trim has deleted
+    -- the events it covers.
     INSERT INTO timebox_snapshot AS s (ns, aggregate, head, seq, data)
     VALUES (p_ns, p_aggregate, p_seq, p_seq, p_data)
     ON CONFLICT (ns, aggregate) DO UPDATE
@@ -92,5 +90,8 @@ END;
 $$;
 
 -- The version marker NewPersistence checks before migrating: when it
--- matches, the schema is current and no lock is taken.
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 2';
+-- matches, the schema is current and no lock is taken; when it is newer
+-- than the code's, NewPersistence refuses to open rather than rewrite it.
+-- Version 2: snapshots commit durably (1 saved them with
+-- synchronous_commit off). Version 3: timebox_events.id and .metadata.
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 3';

@@ -1,0 +1,122 @@
+package timebox
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// joined is the context of a batch's load and append: it carries the first
+// call's values and is done only once every call's context is done, so one
+// caller giving up does not abort the work the others wait for. Its Err is
+// then the error of the context that finished last, so a deadline stays
+// context.DeadlineExceeded and a cancellation context.Canceled.
+type joined struct {
+	context.Context // values only: never done
+	deadline        time.Time
+	hasDeadline     bool
+	done            chan struct{}
+	stops           []func() bool
+
+	mu     sync.Mutex
+	err    error
+	left   int
+	afters map[*func()]struct{}
+}
+
+// joinContexts returns the batch context of ctxs (see joined) and a release
+// function to call once the batch is over.
+func joinContexts(ctxs []context.Context) (context.Context, func()) {
+	for _, ctx := range ctxs {
+		if ctx.Done() == nil {
+			return ctx, func() {} // never done, so neither is the join
+		}
+	}
+	if len(ctxs) == 1 {
+		return ctxs[0], func() {}
+	}
+	j := &joined{
+		Context:     context.WithoutCancel(ctxs[0]),
+		done:        make(chan struct{}),
+		left:        len(ctxs),
+		hasDeadline: true,
+	}
+	for _, ctx := range ctxs {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			j.hasDeadline = false
+		} else if dl.After(j.deadline) {
+			j.deadline = dl
+		}
+	}
+	if !j.hasDeadline {
+		j.deadline = time.Time{}
+	}
+	j.stops = make([]func() bool, len(ctxs))
+	for i, ctx := range ctxs {
+		j.stops[i] = context.AfterFunc(ctx, func() { j.finish(ctx.Err()) })
+	}
+	return j, j.release
+}
+
+func (j *joined) finish(err error) {
+	j.mu.Lock()
+	j.left--
+	if j.left > 0 {
+		j.mu.Unlock()
+		return
+	}
+	j.err = err
+	afters := j.afters
+	j.afters = nil
+	close(j.done)
+	j.mu.Unlock()
+	for f := range afters {
+		go (*f)()
+	}
+}
+
+func (j *joined) release() {
+	for _, stop := range j.stops {
+		stop()
+	}
+}
+
+// Deadline is the latest of the calls' deadlines, none if one has none.
+func (j *joined) Deadline() (time.Time, bool) {
+	return j.deadline, j.hasDeadline
+}
+
+// Done is closed once every call's context is done.
+func (j *joined) Done() <-chan struct{} {
+	return j.done
+}
+
+// Err is nil until Done is closed, then the last call's context error.
+func (j *joined) Err() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// AfterFunc lets context.AfterFunc and contexts derived from j wait on it
+// without a goroutine each.
+func (j *joined) AfterFunc(f func()) func() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	if j.afters == nil {
+		j.afters = map[*func()]struct{}{}
+	}
+	j.afters[&f] = struct{}{}
+	return func() bool {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		_, ok := j.afters[&f]
+		delete(j.afters, &f)
+		return ok
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !amd64 && !arm64
+
+package goroutine
+
+func token() uintptr {
+	return uintptr(ID())
+}

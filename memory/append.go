@@ -1,0 +1,48 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/kode4food/timebox"
+)
+
+// Append writes req's events and index change if the aggregate's head is
+// req.ExpectedSequence, or returns a *timebox.VersionConflictError.
+// A ctx already done fails it with ctx's error, writing nothing.
+func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return p.write(func() error {
+		k := key(req.ID)
+		a := p.aggs[k]
+		var head int64
+		if a != nil {
+			head = a.head
+		}
+		if head != req.ExpectedSequence {
+			conflict := &timebox.VersionConflictError{
+				ExpectedSequence: req.ExpectedSequence,
+				ActualSequence:   head,
+				NewEvents:        []*timebox.Event{},
+			}
+			if a != nil && req.ExpectedSequence < head {
+				conflict.NewEvents = a.eventsFrom(req.ExpectedSequence)
+			}
+			return conflict
+		}
+		if len(req.Events) == 0 {
+			return nil
+		}
+		if a == nil {
+			a = &aggregate{id: req.ID.Clone()}
+			p.aggs[k] = a
+		}
+		for _, ev := range req.Events {
+			a.events = append(a.events, copyEvent(ev, a.id))
+		}
+		a.head += int64(len(req.Events))
+		p.index(k, a, req.Index)
+		return nil
+	})
+}

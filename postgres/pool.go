@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultConnectTimeout bounds connecting when URL sets no
+// connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
+const (
+	// cancelDeadline is how long a query whose context is done may take
+	// to stop after the cancel request was sent, before its connection is
+	// cut.
+	cancelDeadline = 2 * time.Second
+
+	// maxConnecting is how many connections a pool establishes at once.
+	maxConnecting = 2
+
+	// keepAlive is the TCP keep-alive idle time and probe interval; three
+	// unanswered probes end a connection.
+	keepAlive = 5 * time.Second
+)
+
+// poolConfig returns the pool configuration for cfg, guarded by g.
+func poolConfig(cfg Config, g *poolGuard) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+	}
+	pc.MaxConns = int32(cfg.MaxConns)
+	if pc.MinConns > pc.MaxConns {
+		pc.MinConns = pc.MaxConns
+	}
+	// Every statement of this package has an index for its predicate. A
+	// prepared statement may keep a generic plan made when a table was
+	// small, a sequential scan, long after the table grew, until the next
+	// ANALYZE, which may be never (autovacuum can be off). Planned afresh
+	// on each run, a statement is planned for the table as it is now. This
+	// changes no plan's shape, only whether plans of prepared statements
+	// are reused; planning a statement costs tens of microseconds.
+	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	// A peer that vanishes without closing the connection (a partition, a
+	// crashed host) is noticed within about 20 s, not Go's 2.5 minutes.
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepAlive, Interval: keepAlive, Count: 3,
+	}}
+	pc.ConnConfig.DialFunc = dialer.DialContext
+	// A done context sends the server a cancel request, so the query
+	// stops there too, rather than only cutting the socket.
+	pc.ConnConfig.BuildContextWatcherHandler = func(
+		c *pgconn.PgConn,
+	) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{
+			Conn:          c,
+			DeadlineDelay: cancelDeadline,
+		}
+	}
+	g.install(pc)
+	return pc, nil
+}
+
+// poolGuard speeds a pool's recovery from a network fault (a server
+// restart, a proxy or firewall cutting connections), which usually kills
+// every pooled connection at once:
+//
+//   - After any connection broke, an idle connection last used before the
+//     break is pinged before it is handed out, and replaced if dead.
+//     Otherwise each dead one would be handed to a caller in turn, and a
+//     write sent on it would end with an unknown outcome instead of going
+//     out on a live connection. The ping costs one round trip, and only
+//     after a break; otherwise only connections idle for over a second are
+//     pinged (pgx's default).
+//   - The pool establishes at most a few connections at a time. After a
+//     fault every waiting caller asks for a connection at once; the server
+//     starts a process for each and they share its CPU, so the first is
+//     ready only when nearly all are. Taking turns, the first is ready
+//     after one start-up and serves callers while the rest follow
+//     (measured on a loaded 2-core machine: 15 ms to the first write after
+//     connection cuts, against 130 ms all at once).
+type poolGuard struct {
+	// broke is the time (UnixNano) the last broken connection was closed.
+	broke atomic.Int64
+	// gate holds a token per connection being established.
+	gate chan struct{}
+}
+
+func newPoolGuard(connecting int) *poolGuard {
+	return &poolGuard{gate: make(chan struct{}, connecting)}
+}
+
+func (g *poolGuard) install(pc *pgxpool.Config) {
+	pc.BeforeClose = func(c *pgx.Conn) {
+		if c.IsClosed() {
+			g.broke.Store(time.Now().UnixNano())
+		}
+	}
+	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		idleSince := time.Now().Add(-p.IdleDuration).UnixNano()
+		return p.IdleDuration > time.Second || idleSince <= g.broke.Load()
+	}
+	pc.BeforeConnect = func(_ context.Context, cc *pgx.ConnConfig) error {
+		g.gateConnect(cc)
+		return nil
+	}
+}
+
+// gateConnect makes the connection cc describes hold a place in the gate
+// from its dial until its session is ready or the dialled connection is
+// closed. cc is the pool's copy for this one connection; later dials on
+// it (cancel requests) hold a place until they close.
+func (g *poolGuard) gateConnect(cc *pgx.ConnConfig) {
+	var last atomic.Pointer[gatedConn]
+	dial := cc.DialFunc
+	cc.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		select {
+		case g.gate <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			<-g.gate
+			return nil, err
+		}
+		gc := &gatedConn{Conn: c, gate: g.gate}
+		last.Store(gc)
+		return gc, nil
+	}
+	after := cc.AfterConnect
+	cc.AfterConnect = func(ctx context.Context, c *pgconn.PgConn) error {
+		if gc := last.Load(); gc != nil {
+			gc.pass()
+		}
+		if after != nil {
+			return after(ctx, c)
+		}
+		return nil
+	}
+}
+
+// gatedConn holds a place in a connect gate until it passes: when its
+// session is ready, or when it is closed.
+type gatedConn struct {
+	net.Conn
+	gate chan struct{}
+	once sync.Once
+}
+
+func (c *gatedConn) pass() {
+	c.once.Do(func() { <-c.gate })
+}
+
+// Close passes the gate and closes the connection.
+func (c *gatedConn) Close() error {
+	c.pass()
+	return c.Conn.Close()
+}

@@ -1,0 +1,122 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox/postgres"
+)
+
+// privateSchema returns a Config whose tables live in a schema of their
+// own, dropped when t ends, and an admin session on it.
+func privateSchema(t *testing.T) (postgres.Config, *pgx.Conn) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.URL = withSchema(t, cfg.URL, cfg.Prefix)
+	return cfg, adminConn(t, cfg.URL)
+}
+
+func tableComment(t *testing.T, admin *pgx.Conn) string {
+	t.Helper()
+	var c string
+	err := admin.QueryRow(context.Background(),
+		"SELECT coalesce(obj_description('timebox_snapshot'::regclass, 'pg_class'), '')",
+	).Scan(&c)
+	require.NoError(t, err)
+	return c
+}
+
+// A table of the schema's name with other columns (another program's, or
+// another version's) fails the open with ErrSchemaMismatch naming the
+// table and the column, and nothing is created beside it.
+func TestSchemaMismatch(t *testing.T) {
+	for _, tc := range []struct {
+		name, ddl, msg string
+	}{
+		{
+			"foreign events table",
+			"CREATE TABLE timebox_events (id serial PRIMARY KEY, body text)",
+			"table timebox_events has no column aggregate",
+		},
+		{
+			"index table missing a column",
+			`CREATE TABLE timebox_index (ns text, aggregate text, kind smallint,
+				name bytea, value bytea, sec bigint)`,
+			"table timebox_index has no column nsec",
+		},
+		{
+			"head of another type",
+			`CREATE TABLE timebox_snapshot (ns text, aggregate text, head text,
+				seq bigint, data bytea)`,
+			"column timebox_snapshot.head is text, want bigint",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, admin := privateSchema(t)
+			ctx := context.Background()
+			_, err := admin.Exec(ctx, tc.ddl)
+			require.NoError(t, err)
+
+			p, err := postgres.NewPersistence(cfg)
+			require.Nil(t, p)
+			require.ErrorIs(t, err, postgres.ErrSchemaMismatch)
+			require.ErrorContains(t, err, tc.msg)
+			tables, err := listTables(t, cfg.URL, cfg.Prefix)
+			require.NoError(t, err)
+			require.Len(t, tables, 1, "open created tables: %v", tables)
+		})
+	}
+}
+
+// A schema migrated by a newer version is refused with ErrSchemaTooNew
+// and left as it is; an older one is migrated; a comment that is no
+// version is a mismatch.
+func TestSchemaVersions(t *testing.T) {
+	cfg, admin := privateSchema(t)
+	ctx := context.Background()
+	newPersistence(t, cfg)
+	current := tableComment(t, admin)
+	require.Regexp(t, `^timebox schema \d+$`, current)
+
+	_, err := admin.Exec(ctx, "COMMENT ON TABLE timebox_snapshot IS 'timebox schema 999'")
+	require.NoError(t, err)
+	p, err := postgres.NewPersistence(cfg)
+	require.Nil(t, p)
+	require.ErrorIs(t, err, postgres.ErrSchemaTooNew)
+	require.ErrorContains(t, err, "version 999")
+	require.Equal(t, "timebox schema 999", tableComment(t, admin))
+
+	_, err = admin.Exec(ctx, "COMMENT ON TABLE timebox_snapshot IS 'timebox schema 1'")
+	require.NoError(t, err)
+	newPersistence(t, cfg)
+	require.Equal(t, current, tableComment(t, admin))
+
+	_, err = admin.Exec(ctx, "COMMENT ON TABLE timebox_snapshot IS 'orders by day'")
+	require.NoError(t, err)
+	p, err = postgres.NewPersistence(cfg)
+	require.Nil(t, p)
+	require.ErrorIs(t, err, postgres.ErrSchemaMismatch)
+	require.ErrorContains(t, err, "orders by day")
+}
+
+// A snapshot commits durably: saving one does not turn synchronous_commit
+// off for its transaction.
+func TestSnapshotCommitsDurably(t *testing.T) {
+	cfg, admin := privateSchema(t)
+	newPersistence(t, cfg)
+	ctx := context.Background()
+	tx, err := admin.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SET LOCAL synchronous_commit = on")
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SELECT timebox_save_snapshot($1, 'a', 3, 'x', true)",
+		cfg.Prefix)
+	require.NoError(t, err)
+	var setting string
+	require.NoError(t, tx.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting))
+	require.Equal(t, "on", setting)
+}

@@ -1,0 +1,18 @@
+-- An Executor's conditional snapshot (SnapshotRequest.IfHead): store it
+-- only if the aggregate is live (its head row exists) and its head is
+-- exactly the snapshot's sequence, and no newer snapshot is stored;
+-- otherwise change nothing. One statement: the UPDATE locks the head row,
+-- which every append to the aggregate updates, so the head cannot move
+-- between the check and the write; with $5 the events below the snapshot
+-- are deleted in the same statement. It never moves a head, and it
+-- commits with the session's (durable) synchronous_commit.
+WITH s AS (
+    UPDATE timebox_snapshot
+    SET seq = $3, data = $4
+    WHERE ns = $1 AND aggregate = $2 AND head = $3
+      AND (seq IS NULL OR seq <= $3)
+    RETURNING seq
+)
+DELETE FROM timebox_events e
+USING s
+WHERE $5::boolean AND e.ns = $1 AND e.aggregate = $2 AND e.seq < s.seq
