@@ -50,6 +50,11 @@ type Config struct {
 	// too. Zero means DefaultRetryTimeout; a negative value turns the
 	// retries off.
 	RetryTimeout time.Duration
+
+	// CommandWindow is how many recent command IDs (WithCommandID) per
+	// aggregate an Executor remembers to recognise a repeated command.
+	// Zero means DefaultCommandWindow.
+	CommandWindow int
 }
 
 // Defaults for Config.
@@ -110,6 +115,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.RetryTimeout != 0 {
 		c.RetryTimeout = other.RetryTimeout
+	}
+	if other.CommandWindow != 0 {
+		c.CommandWindow = other.CommandWindow
 	}
 	return c
 }

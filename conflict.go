@@ -50,7 +50,10 @@ func (e *Executor[T]) afterConflict(
 	if err != nil {
 		return nil, err
 	}
-	res := &projection[T]{value: value, next: evs[len(evs)-1].Sequence + 1}
+	res := &projection[T]{
+		value: value, next: evs[len(evs)-1].Sequence + 1,
+		cmds: p.cmds.record(evs, e.store.config.commandLimit()),
+	}
 	e.remember(key, res)
 	return res, nil
 }

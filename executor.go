@@ -40,10 +40,12 @@ type (
 		queues map[string]*queue[T]
 	}
 
-	// projection is an aggregate's state as of the sequence next.
+	// projection is an aggregate's state as of the sequence next, and the
+	// IDs of the last commands that raised its events (see WithCommandID).
 	projection[T any] struct {
 		value T
 		next  int64
+		cmds  commandWindow
 	}
 
 	// call is one Exec waiting in an aggregate's queue.
@@ -54,6 +56,9 @@ type (
 		events  []*Event
 		actions []SuccessAction[T]
 		err     error
+		// repeated is set when the call's command ID was already among
+		// the aggregate's commands: its command was not run.
+		repeated bool
 		// started is set, under the Executor's mu, once the call is taken
 		// into a batch or handed the queue; it can no longer withdraw.
 		started bool
@@ -166,7 +171,9 @@ func (e *Executor[T]) ExecContext(
 	if c.err != nil {
 		return zero, c.err
 	}
-	e.succeed(id, c)
+	if !c.repeated {
+		e.succeed(id, c)
+	}
 	return c.value, nil
 }
 
@@ -197,7 +204,7 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 		return err
 	}
 	e.remember(id.key(), p)
-	return e.store.putSnapshot(ctx, id, p.value, p.next, true)
+	return e.store.putSnapshot(ctx, id, snapshotValue(p), p.next, true)
 }
 
 // run executes a batch of calls on id and commits their events in one
@@ -272,7 +279,13 @@ func (e *Executor[T]) runCommands(
 	ok := calls[:0]
 	var evs []*Event
 	cur := *p
+	limit := e.store.config.commandLimit()
 	for _, c := range calls {
+		if c.repeated = cur.cmds.has(CommandIDFrom(c.ctx)); c.repeated {
+			c.value, c.events, c.actions, c.err = cur.value, nil, nil, nil
+			ok = append(ok, c)
+			continue
+		}
 		ag := &Aggregator[T]{
 			ctx:   c.ctx,
 			id:    id,
@@ -285,7 +298,9 @@ func (e *Executor[T]) runCommands(
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
 		evs = append(evs, ag.events...)
-		cur = projection[T]{value: ag.value, next: ag.next}
+		cur = projection[T]{
+			value: ag.value, next: ag.next, cmds: cur.cmds.record(ag.events, limit),
+		}
 		ok = append(ok, c)
 	}
 	return ok, evs, &cur
@@ -333,7 +348,10 @@ func (e *Executor[T]) catchUp(
 	if err != nil {
 		return nil, err
 	}
-	return &projection[T]{value: value, next: vc.ActualSequence}, nil
+	return &projection[T]{
+		value: value, next: vc.ActualSequence,
+		cmds: p.cmds.record(vc.NewEvents, e.store.config.commandLimit()),
+	}, nil
 }
 
 // load returns id's state from the cache or, failing that, from its
@@ -352,7 +370,7 @@ func (e *Executor[T]) load(
 		return nil, err
 	}
 	if e.wantsSnapshot(res) {
-		err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
+		err := e.store.putSnapshot(ctx, id, snapshotValue(p), p.next, true)
 		if err != nil {
 			slog.Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
@@ -368,11 +386,15 @@ func (e *Executor[T]) loadStored(
 	ctx context.Context, id AggregateID,
 ) (*projection[T], *SnapshotResult, error) {
 	value := e.construct()
-	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	target := &snapshotTarget[T]{value: &value}
+	res, err := e.store.GetSnapshotContext(ctx, id, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &projection[T]{value: value, next: res.NextSequence}
+	p := &projection[T]{
+		value: value, next: res.NextSequence,
+		cmds: target.cmds.record(res.AdditionalEvents, e.store.config.commandLimit()),
+	}
 	if n := len(res.AdditionalEvents); n > 0 {
 		p.next = res.AdditionalEvents[n-1].Sequence + 1
 	}

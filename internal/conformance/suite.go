@@ -66,8 +66,8 @@ type group struct {
 
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
-// Archive/, Lifecycle/, BadInput/, Concurrency/, Ident/, Faults/ and
-// Contention/.
+// Archive/, Lifecycle/, BadInput/, Concurrency/, Ident/, Commands/,
+// Faults/ and Contention/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -84,6 +84,7 @@ func Run(t *testing.T, s Suite) {
 		{"BadInput", badInputCases},
 		{"Concurrency", concurrencyCases},
 		{"Ident", identCases(s.Archiving)},
+		{"Commands", commandCases},
 		{"Faults", faultCases(s)},
 		{"Contention", contentionCases(s)},
 	}
