@@ -26,8 +26,16 @@ type commandIDKey struct{}
 //
 // A command ID is recorded only by the events its command raises: a
 // command that raised nothing, or failed, leaves no trace and runs again.
-// Success actions do not run for a repeated command. An empty id is no
-// command ID.
+// Success actions do not run for a repeated command. An Executor whose
+// cached state predates the first run may run the command function on
+// that old state; the append's conflict then reveals the repeat and what
+// it raised is dropped, never written. An empty id is no command ID.
+//
+// The window lives in the Executor's state of the aggregate, rebuilt from
+// the events' metadata on load and on every catch-up; when the window is
+// not empty the Executor's snapshots store it beside the state (as
+// {"timebox.state": ..., "timebox.commands": [...]}), so it survives
+// snapshots and trimming.
 func WithCommandID(ctx context.Context, id string) context.Context {
 	if id == "" {
 		return ctx

@@ -121,3 +121,26 @@ func ExampleWithMetadata() {
 	// req-81 alice
 	// ID set: true
 }
+
+func ExampleWithCommandID() {
+	store, _ := memory.NewPersistence().NewStore(timebox.Config{})
+	defer func() { _ = store.Close() }()
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+	id := timebox.NewAggregateID("account", "9")
+
+	// A client sends the same request twice (say, it timed out waiting
+	// for the first reply); both carry its idempotency key.
+	for range 2 {
+		ctx := timebox.WithCommandID(context.Background(), "deposit-req-1")
+		acct, err := accounts.ExecContext(ctx, id, deposit(10))
+		fmt.Println("balance:", acct.Balance, "error:", err)
+	}
+	evs, _ := store.GetEvents(id, 0)
+	fmt.Println("events:", len(evs))
+	// Output:
+	// balance: 10 error: <nil>
+	// balance: 10 error: <nil>
+	// events: 1
+}

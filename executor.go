@@ -139,6 +139,14 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // go on), ErrApplierPanicked, ErrConstructorPanicked or ErrIndexerPanicked
 // (the batch fails). Nothing is written and the aggregate stays usable.
 //
+// The Store re-sends an append whose reply was lost and retries one the
+// backend could not take (see Store.AppendEventsContext), so an Exec sees
+// ErrUnknownOutcome only when the backend stayed unreachable until ctx
+// ended (or Config.RetryTimeout passed). A conflict with writers in other
+// processes is retried at once, and from the second in a row after a
+// jittered backoff of a few append round trips, growing, then a fresh
+// read. With WithCommandID, a repeated command is not run again.
+//
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
 // command is not run again), ctx's error (context.Canceled or
