@@ -19,6 +19,15 @@
 // one aggregate through one Executor queue up and are committed together, so
 // they never fight each other.
 //
+// # Event identity and metadata
+//
+// Every stored event has an [Event.ID] (the caller's, or a new UUIDv7 from
+// [NewEventID]) and optional [Event.Metadata]; [WithMetadata] puts metadata
+// on every event a call raises or appends. An append is idempotent by its
+// events' IDs at its sequence, so the Store re-sends one whose reply was
+// lost. [WithCommandID] names a command so that a repeat of it on the same
+// aggregate is not run again ([Config.CommandWindow]).
+//
 // # Indexes
 //
 // An [Indexer] in the Config turns each appended batch into status and label
