@@ -17,7 +17,13 @@ var lastStamp atomic.Uint64
 // across a clock step back), and 62 random bits. IDs sort by creation time
 // as strings, and two processes practically never make the same one.
 func NewEventID() string {
-	now := uint64(time.Now().UnixMilli()) << 12
+	return newEventIDAt(time.Now())
+}
+
+// newEventIDAt is NewEventID with the clock read by the caller, so a batch
+// reads it once.
+func newEventIDAt(t time.Time) string {
+	now := uint64(t.UnixMilli()) << 12
 	var stamp uint64
 	for {
 		last := lastStamp.Load()

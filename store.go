@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+	"time"
 )
 
 // Store is an event store on a Backend. It validates every call, assigns
@@ -127,9 +128,13 @@ func (s *Store) append(ctx context.Context, req AppendRequest) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	var now time.Time
 	for _, ev := range req.Events {
 		if ev.ID == "" {
-			ev.ID = NewEventID()
+			if now.IsZero() {
+				now = time.Now()
+			}
+			ev.ID = newEventIDAt(now)
 		}
 	}
 	if len(req.Events) > 0 && s.config.Indexer != nil {
