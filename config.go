@@ -1,6 +1,9 @@
 package timebox
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config tunes a Store and the Executors built on it. A zero field means
 // "use the default"; see DefaultConfig.
@@ -46,6 +49,18 @@ type Config struct {
 	// (see Hooks; the otel subpackage implements it). Nil observes
 	// nothing, at no cost.
 	Hooks Hooks
+
+	// RetryTimeout bounds how long the Store keeps retrying a call that
+	// met a transient error (ErrUnavailable, or ErrUnknownOutcome for an
+	// append), counted from the first failure; the call's ctx bounds it
+	// too. Zero means DefaultRetryTimeout; a negative value turns the
+	// retries off.
+	RetryTimeout time.Duration
+
+	// CommandWindow is how many recent command IDs (WithCommandID) per
+	// aggregate an Executor remembers to recognise a repeated command.
+	// Zero means DefaultCommandWindow.
+	CommandWindow int
 }
 
 // Defaults for Config.
@@ -54,6 +69,7 @@ const (
 	DefaultSnapshotRatio = 1.0
 	DefaultMaxRetries    = 16
 	DefaultCacheSize     = 128
+	DefaultRetryTimeout  = 10 * time.Second
 )
 
 // DefaultConfig returns the Config with every default applied.
@@ -105,6 +121,12 @@ func (c Config) With(other Config) Config {
 	}
 	if other.Hooks != nil {
 		c.Hooks = other.Hooks
+	}
+	if other.RetryTimeout != 0 {
+		c.RetryTimeout = other.RetryTimeout
+	}
+	if other.CommandWindow != 0 {
+		c.CommandWindow = other.CommandWindow
 	}
 	return c
 }

@@ -30,6 +30,15 @@
 // [Config.RequireAppliers], raising a type no Applier handles fails with
 // [ErrNoApplier].
 //
+// # Event identity and metadata
+//
+// Every stored event has an [Event.ID] (the caller's, or a new UUIDv7 from
+// [NewEventID]) and optional [Event.Metadata]; [WithMetadata] puts metadata
+// on every event a call raises or appends. An append is idempotent by its
+// events' IDs at its sequence, so the Store re-sends one whose reply was
+// lost. [WithCommandID] names a command so that a repeat of it on the same
+// aggregate is not run again ([Config.CommandWindow]).
+//
 // # Indexes
 //
 // An [Indexer] in the Config turns each appended batch into status and label
@@ -66,4 +75,8 @@
 // Every error says whether a call is safe to retry ([ErrClosed] aside):
 // a conflict ([ErrVersionConflict]) wrote nothing; an unknown outcome
 // ([ErrUnknownOutcome]) may have written, so read before writing again.
+// The Store itself retries what is safe: [ErrUnavailable] (nothing sent)
+// and, since appends are idempotent by their events' IDs ([Event.ID]), an
+// append whose reply was lost, within the call's ctx and
+// [Config.RetryTimeout].
 package timebox

@@ -50,10 +50,21 @@ var (
 
 	// ErrUnknownOutcome means a write was sent but its result was lost (a
 	// connection dropped after sending, or Raft leadership was lost while
-	// the entry was being committed). The write may or may not have
-	// happened: read the aggregate before deciding to write again. The
-	// Executor never retries such a write blindly.
+	// the entry was being committed), and stayed unknown: the Store
+	// re-sends an append whose outcome is unknown (the re-send is
+	// idempotent, see Store.AppendEventsContext) until it learns the
+	// outcome, so a caller sees this error only when the backend stayed
+	// unreachable until ctx ended or Config.RetryTimeout passed. The write
+	// may or may not have happened: read the aggregate, looking for the
+	// events' IDs, before deciding to write again.
 	ErrUnknownOutcome = errors.New("outcome of write unknown")
+
+	// ErrUnavailable means the backend could not be reached and the call
+	// was not sent (a refused or failed connection, no leader to forward
+	// to). Safe to retry: nothing was written. The Store retries such
+	// errors itself until ctx ends or Config.RetryTimeout passes, so a
+	// caller sees it only for an outage that outlasts both.
+	ErrUnavailable = errors.New("backend unavailable")
 
 	// ErrArchivingDisabled is returned by Archive and ConsumeArchive when the
 	// backend does not support archiving. Retrying does not help.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -42,10 +43,12 @@ type (
 		queues map[string]*queue[T]
 	}
 
-	// projection is an aggregate's state as of the sequence next.
+	// projection is an aggregate's state as of the sequence next, and the
+	// IDs of the last commands that raised its events (see WithCommandID).
 	projection[T any] struct {
 		value T
 		next  int64
+		cmds  commandWindow
 	}
 
 	// call is one Exec waiting in an aggregate's queue.
@@ -58,6 +61,9 @@ type (
 		err     error
 		// attempts and batch are counted for Hooks (see attempted).
 		attempts, batch int
+		// repeated is set when the call's command ID was already among
+		// the aggregate's commands: its command was not run.
+		repeated bool
 		// started is set, under the Executor's mu, once the call is taken
 		// into a batch or handed the queue; it can no longer withdraw.
 		started bool
@@ -143,6 +149,14 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // go on), ErrApplierPanicked, ErrConstructorPanicked or ErrIndexerPanicked
 // (the batch fails). Nothing is written and the aggregate stays usable.
 //
+// The Store re-sends an append whose reply was lost and retries one the
+// backend could not take (see Store.AppendEventsContext), so an Exec sees
+// ErrUnknownOutcome only when the backend stayed unreachable until ctx
+// ended (or Config.RetryTimeout passed). A conflict with writers in other
+// processes is retried at once, and from the second in a row after a
+// jittered backoff of a few append round trips, growing, then a fresh
+// read. With WithCommandID, a repeated command is not run again.
+//
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
 // command is not run again), ErrInvalidEvent (a stored event its Applier
@@ -181,7 +195,9 @@ func (e *Executor[T]) ExecContext(
 	if c.err != nil {
 		return zero, c.err
 	}
-	e.succeed(id, c)
+	if !c.repeated {
+		e.succeed(id, c)
+	}
 	return c.value, nil
 }
 
@@ -288,7 +304,7 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 		return err
 	}
 	e.remember(id.key(), p)
-	_, err = e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
+	_, err = e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
 	return err
 }
 
@@ -336,6 +352,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			return
 		}
 		e.attempted(live)
+		sent := time.Now()
 		err = e.store.appendObserved(ctx, AppendRequest{
 			ID: id, ExpectedSequence: p.next, Events: evs,
 		})
@@ -354,7 +371,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			err = fmt.Errorf("%w: %d attempts: %w", ErrMaxRetriesExceeded, attempt, err)
 			break
 		}
-		p, err = e.catchUp(ctx, key, id, p, vc)
+		p, err = e.afterConflict(ctx, key, id, p, vc, attempt, time.Since(sent))
 	}
 	fail(live, err)
 }
@@ -369,7 +386,13 @@ func (e *Executor[T]) runCommands(
 	ok := calls[:0]
 	var evs []*Event
 	cur := *p
+	limit := e.store.config.commandLimit()
 	for _, c := range calls {
+		if c.repeated = cur.cmds.has(CommandIDFrom(c.ctx)); c.repeated {
+			c.value, c.events, c.actions, c.err = cur.value, nil, nil, nil
+			ok = append(ok, c)
+			continue
+		}
 		ag := &Aggregator[T]{
 			ctx:   c.ctx,
 			id:    id,
@@ -382,7 +405,9 @@ func (e *Executor[T]) runCommands(
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
 		evs = append(evs, ag.events...)
-		cur = projection[T]{value: ag.value, next: ag.next}
+		cur = projection[T]{
+			value: ag.value, next: ag.next, cmds: cur.cmds.record(ag.events, limit),
+		}
 		ok = append(ok, c)
 	}
 	return ok, evs, &cur
@@ -429,7 +454,10 @@ func (e *Executor[T]) catchUp(
 	if err != nil {
 		return nil, err
 	}
-	return &projection[T]{value: value, next: vc.ActualSequence}, nil
+	return &projection[T]{
+		value: value, next: vc.ActualSequence,
+		cmds: p.cmds.record(vc.NewEvents, e.store.config.commandLimit()),
+	}, nil
 }
 
 // load returns id's state from the cache or, failing that, from its
@@ -449,7 +477,7 @@ func (e *Executor[T]) load(
 	}
 	stat := &snapStat{snapSize: res.SnapshotSize, eventsSize: res.EventsSize}
 	if e.wantsSnapshot(res) {
-		n, err := e.store.putSnapshotObserved(ctx, id, p.value, p.next, true)
+		n, err := e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
 		if err != nil {
 			e.logger().Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
@@ -468,11 +496,15 @@ func (e *Executor[T]) loadStored(
 	ctx context.Context, id AggregateID,
 ) (*projection[T], *SnapshotResult, error) {
 	value := e.construct()
-	res, err := e.store.getSnapshotObserved(ctx, id, &value)
+	target := &snapshotTarget[T]{value: &value}
+	res, err := e.store.getSnapshotObserved(ctx, id, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &projection[T]{value: value, next: res.NextSequence}
+	p := &projection[T]{
+		value: value, next: res.NextSequence,
+		cmds: target.cmds.record(res.AdditionalEvents, e.store.config.commandLimit()),
+	}
 	if n := len(res.AdditionalEvents); n > 0 {
 		p.next = res.AdditionalEvents[n-1].Sequence + 1
 	}

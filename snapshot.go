@@ -37,7 +37,11 @@ func (s *Store) GetSnapshotContext(
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
+	var rec *SnapshotRecord
+	err := s.retry(ctx, false, func() (err error) {
+		rec, err = s.backend.LoadSnapshot(ctx, id.Clone())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +213,12 @@ func (e *Executor[T]) saveBusy(
 			p = c
 		}
 
-		var value any = p.value
+		var value any = snapshotValue(p)
 		if e.snapSizeUnknown(st) {
 			// No snapshot to weigh the events against: weigh them against
 			// the snapshot this state would make, and write only if they
 			// outweigh it.
-			data, err := json.Marshal(p.value)
+			data, err := json.Marshal(value)
 			if err == nil && !e.outweighs(len(data), covered) {
 				e.snapMu.Lock()
 				st.snapSize, st.saving = len(data), false

@@ -108,10 +108,13 @@ func (p *Persistence) claimArchive(ctx context.Context) (*leasedRecord, error) {
 		nsecs     []int32
 		types     [][]byte
 		datas     [][]byte
+		ids       [][]byte // NULL for records archived before schema 4
+		metas     [][]byte
 		leaseMsec = p.lease.Milliseconds()
 	)
 	err := p.pool.QueryRow(ctx, archiveClaimSQL, p.ns, leaseMsec).Scan(
 		&l.id, &l.lease, &key, &snapSeq, &snap, &seqs, &secs, &nsecs, &types, &datas,
+		&ids, &metas,
 	)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -121,8 +124,14 @@ func (p *Persistence) claimArchive(ctx context.Context) (*leasedRecord, error) {
 	}
 	id, err := codec.DecodeID(key)
 	n := len(seqs)
+	if ids == nil {
+		ids = make([][]byte, n)
+	}
+	if metas == nil {
+		metas = make([][]byte, n)
+	}
 	if err != nil || len(secs) != n || len(nsecs) != n || len(types) != n ||
-		len(datas) != n {
+		len(datas) != n || len(ids) != n || len(metas) != n {
 		l.err = fmt.Errorf("postgres: archive record %d of %q: %w",
 			l.id, key, timebox.ErrArchiveRecordMalformed)
 		return &l, nil
@@ -135,7 +144,13 @@ func (p *Persistence) claimArchive(ctx context.Context) (*leasedRecord, error) {
 		Events:           make([]*timebox.Event, n),
 	}
 	for i := range n {
-		l.rec.Events[i] = newEvent(id, seqs[i], secs[i], nsecs[i], types[i], datas[i])
+		ev, err := newEvent(id, seqs[i], secs[i], nsecs[i], types[i], datas[i], ids[i], metas[i])
+		if err != nil {
+			l.rec, l.err = nil, fmt.Errorf("postgres: archive record %d of %q: %w: %w",
+				l.id, key, timebox.ErrArchiveRecordMalformed, err)
+			return &l, nil
+		}
+		l.rec.Events[i] = ev
 	}
 	return &l, nil
 }

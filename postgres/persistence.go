@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -120,9 +124,6 @@ func (p *Persistence) checkOpen() error {
 	return nil
 }
 
-// fail wraps an error met during op: ErrClosed when p was closed under the
-// call, and ctx's error alongside the driver's when ctx is done, so
-// errors.Is finds both.
 // writeFailed classifies a failed write: a server error means it was
 // rolled back, and an error pgx marks safe to retry means it was never
 // sent; anything else leaves the outcome unknown.
@@ -134,6 +135,11 @@ func (p *Persistence) writeFailed(ctx context.Context, op string, err error) err
 	return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
 }
 
+// fail wraps an error met during op, which wrote nothing: ErrClosed when p
+// was closed under the call, ctx's error alongside the driver's when ctx
+// is done, so errors.Is finds both, and timebox.ErrUnavailable when the
+// connection failed or the server could not serve the statement (see
+// unavailable).
 func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 	if p.closed.Load() {
 		return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrClosed, err)
@@ -141,5 +147,31 @@ func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, cerr, err)
 	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnavailable, err)
+	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// unavailable reports whether err, from a call that wrote nothing, is
+// worth retrying: a failed connect, a connection lost, or a server error
+// of class 08 (connection exception), 53 (insufficient resources), 57P
+// (operator intervention: shutdown, restart) or 40 (transaction rollback:
+// serialization failure, deadlock).
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") ||
+			strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "40")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || pgconn.SafeToRetry(err) ||
+		errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED)
 }

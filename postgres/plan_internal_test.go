@@ -106,9 +106,10 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 // than a generic plan takes to be chosen, fills the tables, and fails t if
 // a statement's plan then reads a table by a sequential scan.
 func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
-	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1`
+	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
 	many := `'plans', 'order:1', 20, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
-		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2`
+		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2,
+		ARRAY['i', 'j']::bytea[], ARRAY[NULL, NULL]::bytea[]`
 	index := `, 's'::bytea, 0, 0, ARRAY['l']::bytea[], ARRAY['v']::bytea[]`
 	stmts := map[string]struct{ sql, args string }{
 		"load_events":     {loadEventsSQL, `'plans', 'order:1', 0`},

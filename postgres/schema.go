@@ -19,7 +19,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -38,6 +38,13 @@ var (
 	ErrSchemaTooNew = errors.New("postgres: schema is newer than this version of timebox")
 )
 
+// addedColumns are the columns a migration adds to an existing table: an
+// older table may lack them until it is migrated.
+var addedColumns = map[string]bool{
+	"timebox_events.id": true, "timebox_events.metadata": true, // version 4
+	"timebox_archive.ids": true, "timebox_archive.metas": true, // version 4
+}
+
 // schemaColumns lists, per table of schema.sql, each column and its type
 // as format_type prints it.
 var schemaColumns = map[string]map[string]string{
@@ -48,6 +55,7 @@ var schemaColumns = map[string]map[string]string{
 	"timebox_events": {
 		"ns": "text", "aggregate": "text", "seq": "bigint", "sec": "bigint",
 		"nsec": "integer", "type": "bytea", "data": "bytea",
+		"id": "bytea", "metadata": "bytea",
 	},
 	"timebox_index": {
 		"ns": "text", "aggregate": "text", "kind": "smallint", "name": "bytea",
@@ -58,7 +66,7 @@ var schemaColumns = map[string]map[string]string{
 		"snapshot_seq": "bigint", "snapshot": "bytea", "seqs": "bigint[]",
 		"secs": "bigint[]", "nsecs": "integer[]", "types": "bytea[]",
 		"datas": "bytea[]", "leased_until": "timestamp with time zone",
-		"lease": "bigint",
+		"lease": "bigint", "ids": "bytea[]", "metas": "bytea[]",
 	},
 }
 
@@ -237,6 +245,7 @@ func checkColumns(ctx context.Context, q querier) error {
 		for _, name := range slices.Sorted(maps.Keys(schemaColumns[table])) {
 			want := schemaColumns[table][name]
 			switch got, ok := cols[name]; {
+			case !ok && addedColumns[table+"."+name]:
 			case !ok:
 				return fmt.Errorf("%w: table %s has no column %s",
 					ErrSchemaMismatch, table, name)

@@ -5,9 +5,10 @@ here whole and rendered at init in each of its eight shapes (appendShape):
 batch of more than one event, .Index when the batch changes the index.
 
 Parameters: $1 ns, $2 aggregate, $3 expected head, $4..$7 the events'
-seconds, nanoseconds, types and data (scalars for one event, arrays for
-.Many), $8 the batch size (at least 1); with .Index, $9 the status (NULL:
-unchanged, '': cleared) entered at $10 s + $11 ns, and $12/$13 the label
+seconds, nanoseconds, types and data, $8 the batch size (at least 1), $9
+and $10 the events' IDs and encoded metadata (NULL: none) (scalars for
+one event, arrays for .Many); with .Index, $11 the status (NULL:
+unchanged, '': cleared) entered at $12 s + $13 ns, and $14/$15 the label
 names and values ('': removed).
 
 The head row is advanced only if it is at $3. Under READ COMMITTED a
@@ -41,39 +42,43 @@ WITH advanced AS (
 ), appended AS (
 {{- if .Many}}
     -- The batch at sequences $3, $3+1, ...
-    INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
-    SELECT $1, $2, $3 + b.i - 1, b.sec, b.nsec, b.type, b.data
-    FROM unnest($4::bigint[], $5::integer[], $6::bytea[], $7::bytea[])
-         WITH ORDINALITY AS b(sec, nsec, type, data, i)
+    INSERT INTO timebox_events
+        (ns, aggregate, seq, sec, nsec, type, data, id, metadata)
+    SELECT $1, $2, $3 + b.i - 1, b.sec, b.nsec, b.type, b.data, b.id, b.metadata
+    FROM unnest($4::bigint[], $5::integer[], $6::bytea[], $7::bytea[],
+                $9::bytea[], $10::bytea[])
+         WITH ORDINALITY AS b(sec, nsec, type, data, id, metadata, i)
     WHERE EXISTS (SELECT 1 FROM advanced)
 {{- else}}
     -- One event at $3: the common case, with scalar parameters, since
     -- unnest of arrays costs the server more than the rest of the append.
-    INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
-    SELECT $1, $2, $3, $4::bigint, $5::integer, $6::bytea, $7::bytea
+    INSERT INTO timebox_events
+        (ns, aggregate, seq, sec, nsec, type, data, id, metadata)
+    SELECT $1, $2, $3, $4::bigint, $5::integer, $6::bytea, $7::bytea,
+           $9::bytea, $10::bytea
     WHERE EXISTS (SELECT 1 FROM advanced)
 {{- end}}
 )
 {{- if .Index}}
 , status_cleared AS (
     DELETE FROM timebox_index AS x
-    WHERE $9::bytea = '' AND EXISTS (SELECT 1 FROM advanced)
+    WHERE $11::bytea = '' AND EXISTS (SELECT 1 FROM advanced)
       AND x.ns = $1 AND x.aggregate = $2 AND x.kind = 0 AND x.name = ''
 ), status_set AS (
     INSERT INTO timebox_index AS x (ns, aggregate, kind, name, value, sec, nsec)
-    SELECT $1, $2, 0, '', $9::bytea, $10::bigint, $11::integer
-    WHERE $9::bytea <> '' AND EXISTS (SELECT 1 FROM advanced)
+    SELECT $1, $2, 0, '', $11::bytea, $12::bigint, $13::integer
+    WHERE $11::bytea <> '' AND EXISTS (SELECT 1 FROM advanced)
     ON CONFLICT (ns, aggregate, kind, name) DO UPDATE
     SET value = excluded.value, sec = excluded.sec, nsec = excluded.nsec
 ), labels_removed AS (
     DELETE FROM timebox_index AS x
-    USING unnest($12::bytea[], $13::bytea[]) AS l(name, value)
+    USING unnest($14::bytea[], $15::bytea[]) AS l(name, value)
     WHERE l.value = '' AND EXISTS (SELECT 1 FROM advanced)
       AND x.ns = $1 AND x.aggregate = $2 AND x.kind = 1 AND x.name = l.name
 ), labels_set AS (
     INSERT INTO timebox_index AS x (ns, aggregate, kind, name, value, sec, nsec)
     SELECT $1, $2, 1, l.name, l.value, 0, 0
-    FROM unnest($12::bytea[], $13::bytea[]) AS l(name, value)
+    FROM unnest($14::bytea[], $15::bytea[]) AS l(name, value)
     WHERE l.value <> '' AND EXISTS (SELECT 1 FROM advanced)
     ON CONFLICT (ns, aggregate, kind, name) DO UPDATE SET value = excluded.value
 )
@@ -87,7 +92,7 @@ WITH advanced AS (
     SELECT coalesce((SELECT head FROM current), 0) AS head
     WHERE NOT EXISTS (SELECT 1 FROM advanced)
 )
-SELECT c.head, e.seq, e.sec, e.nsec, e.type, e.data
+SELECT c.head, e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
 FROM conflict AS c
 LEFT JOIN timebox_events AS e
        ON e.ns = $1 AND e.aggregate = $2 AND e.seq >= $3 AND e.seq < c.head

@@ -14,4 +14,4 @@ WHERE a.ns = $1 AND a.id = (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING a.id, a.lease, a.aggregate, a.snapshot_seq, a.snapshot,
-          a.seqs, a.secs, a.nsecs, a.types, a.datas
+          a.seqs, a.secs, a.nsecs, a.types, a.datas, a.ids, a.metas

@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS timebox_events (
     PRIMARY KEY (ns, aggregate, seq)
 );
 
+-- Schema 4: the event's ID and its metadata (codec.AppendMetadata; NULL
+-- when it has none). Events written before schema 4 have neither.
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS id bytea;
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS metadata bytea;
+
 -- Status (kind 0, name '') and labels (kind 1, name = label). sec and nsec
 -- hold the time the aggregate entered its status; 0 for labels.
 CREATE TABLE IF NOT EXISTS timebox_index (
@@ -105,6 +110,11 @@ CREATE TABLE IF NOT EXISTS timebox_archive (
     PRIMARY KEY (ns, id)
 );
 
+-- Schema 4: the archived events' IDs and encoded metadata, in sequence
+-- order like the other arrays; NULL for records archived before.
+ALTER TABLE timebox_archive ADD COLUMN IF NOT EXISTS ids bytea[];
+ALTER TABLE timebox_archive ADD COLUMN IF NOT EXISTS metas bytea[];
+
 -- timebox_archive_aggregate moves an aggregate's snapshot, events and
 -- index rows into one timebox_archive record, in one transaction, and
 -- wakes the consumers listening on channel timebox_archive (payload: the
@@ -128,16 +138,19 @@ BEGIN
     WITH evs AS (
         DELETE FROM timebox_events e
         WHERE e.ns = p_ns AND e.aggregate = p_aggregate
-        RETURNING e.seq, e.sec, e.nsec, e.type, e.data
+        RETURNING e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
     )
     INSERT INTO timebox_archive
-        (ns, aggregate, snapshot_seq, snapshot, seqs, secs, nsecs, types, datas)
+        (ns, aggregate, snapshot_seq, snapshot, seqs, secs, nsecs, types, datas,
+         ids, metas)
     SELECT p_ns, p_aggregate, coalesce(snap_seq, 0), coalesce(snap_data, ''),
            coalesce(array_agg(evs.seq ORDER BY evs.seq), '{}'),
            coalesce(array_agg(evs.sec ORDER BY evs.seq), '{}'),
            coalesce(array_agg(evs.nsec ORDER BY evs.seq), '{}'),
            coalesce(array_agg(evs.type ORDER BY evs.seq), '{}'),
-           coalesce(array_agg(evs.data ORDER BY evs.seq), '{}')
+           coalesce(array_agg(evs.data ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.id ORDER BY evs.seq), '{}'),
+           coalesce(array_agg(evs.metadata ORDER BY evs.seq), '{}')
     FROM evs;
     DELETE FROM timebox_index x WHERE x.ns = p_ns AND x.aggregate = p_aggregate;
     DELETE FROM timebox_snapshot s WHERE s.ns = p_ns AND s.aggregate = p_aggregate;
@@ -151,4 +164,6 @@ $$;
 -- than the code's, NewPersistence refuses to open rather than rewrite it.
 -- Version 2: snapshots commit durably (1 saved them with
 -- synchronous_commit off). Version 3: archiving (timebox_archive).
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 3';
+-- Version 4: timebox_events.id and .metadata, and the archive's ids and
+-- metas.
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 4';
