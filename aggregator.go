@@ -57,9 +57,10 @@ func MakeApplier[T, D any](fn func(T, *Event, D) T) Applier[T] {
 	}
 }
 
-// Raise marshals value as the data of a new event of type typ, queues the
-// event for the command's append, and applies it to the aggregator's value
-// at once, so later logic in the same command sees it. The event is
+// Raise marshals value as the data of a new event of type typ, with the
+// metadata of the command's context (WithMetadata), queues the event for
+// the command's append, and applies it to the aggregator's value at once,
+// so later logic in the same command sees it. The event is
 // applied as it is stored: its Applier decodes the marshalled bytes, never
 // the caller's value, so the state equals the one any other process
 // rebuilds from the log (fields tagged json:"-", a custom MarshalJSON, and
@@ -86,6 +87,7 @@ func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
 		Type:        typ,
 		AggregateID: ag.id,
 		Data:        data,
+		Metadata:    ag.metadata(),
 	}
 	applied, err := ag.apps.apply(ag.value, ev)
 	if err != nil {
@@ -95,6 +97,14 @@ func Raise[T, V any](ag *Aggregator[T], typ EventType, value V) error {
 	ag.events = append(ag.events, ev)
 	ag.next++
 	return nil
+}
+
+// metadata returns the metadata the command's context carries.
+func (a *Aggregator[T]) metadata() Metadata {
+	if a.ctx == nil {
+		return nil
+	}
+	return MetadataFrom(a.ctx)
 }
 
 // ID returns the aggregate's ID.

@@ -1,6 +1,9 @@
 package timebox
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // Config tunes a Store and the Executors built on it. A zero field means
 // "use the default"; see DefaultConfig.
@@ -9,8 +12,9 @@ type Config struct {
 	// live storage. State is still rebuilt from the snapshot.
 	TrimEvents bool
 
-	// SnapshotRatio is the size of the events read after the snapshot,
-	// relative to the snapshot, past which a load saves a new snapshot.
+	// SnapshotRatio is the size of the events after the snapshot, relative
+	// to the snapshot, past which an Executor saves a new snapshot: on a
+	// load that read them, or in the background after a commit.
 	SnapshotRatio float64
 
 	// MaxRetries is how many attempts (not retries after the first) an
@@ -40,6 +44,23 @@ type Config struct {
 	// Executor has no Applier for fails with ErrNoApplier instead of
 	// storing an event no state will ever see.
 	RequireAppliers bool
+
+	// Hooks observes commands, appends, conflicts, loads and snapshots
+	// (see Hooks; the otel subpackage implements it). Nil observes
+	// nothing, at no cost.
+	Hooks Hooks
+
+	// RetryTimeout bounds how long the Store keeps retrying a call that
+	// met a transient error (ErrUnavailable, or ErrUnknownOutcome for an
+	// append), counted from the first failure; the call's ctx bounds it
+	// too. Zero means DefaultRetryTimeout; a negative value turns the
+	// retries off.
+	RetryTimeout time.Duration
+
+	// CommandWindow is how many recent command IDs (WithCommandID) per
+	// aggregate an Executor remembers to recognise a repeated command.
+	// Zero means DefaultCommandWindow.
+	CommandWindow int
 }
 
 // Defaults for Config.
@@ -48,6 +69,7 @@ const (
 	DefaultSnapshotRatio = 1.0
 	DefaultMaxRetries    = 16
 	DefaultCacheSize     = 128
+	DefaultRetryTimeout  = 10 * time.Second
 )
 
 // DefaultConfig returns the Config with every default applied.
@@ -96,6 +118,15 @@ func (c Config) With(other Config) Config {
 	}
 	if other.RequireAppliers {
 		c.RequireAppliers = true
+	}
+	if other.Hooks != nil {
+		c.Hooks = other.Hooks
+	}
+	if other.RetryTimeout != 0 {
+		c.RetryTimeout = other.RetryTimeout
+	}
+	if other.CommandWindow != 0 {
+		c.CommandWindow = other.CommandWindow
 	}
 	return c
 }

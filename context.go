@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -9,10 +10,13 @@ import (
 // joined is the context of a batch's load and append: it carries the first
 // call's values and is done only once every call's context is done, so one
 // caller giving up does not abort the work the others wait for. Its Err is
-// then the error of the context that finished last, so a deadline stays
-// context.DeadlineExceeded and a cancellation context.Canceled.
+// then context.DeadlineExceeded when a call's deadline passed, else
+// context.Canceled, so errors.Is tells a deadline from a cancellation. Err
+// looks at the calls' contexts itself, so a backend checking Err before
+// it sends never misses a batch whose callers have all given up.
 type joined struct {
 	context.Context // values only: never done
+	ctxs            []context.Context
 	deadline        time.Time
 	hasDeadline     bool
 	done            chan struct{}
@@ -20,7 +24,6 @@ type joined struct {
 
 	mu     sync.Mutex
 	err    error
-	left   int
 	afters map[*func()]struct{}
 }
 
@@ -37,15 +40,14 @@ func joinContexts(ctxs []context.Context) (context.Context, func()) {
 	}
 	j := &joined{
 		Context:     context.WithoutCancel(ctxs[0]),
+		ctxs:        ctxs,
 		done:        make(chan struct{}),
-		left:        len(ctxs),
 		hasDeadline: true,
 	}
 	for _, ctx := range ctxs {
 		dl, ok := ctx.Deadline()
-		if !ok {
-			j.hasDeadline = false
-		} else if dl.After(j.deadline) {
+		j.hasDeadline = j.hasDeadline && ok
+		if ok && dl.After(j.deadline) {
 			j.deadline = dl
 		}
 	}
@@ -54,26 +56,9 @@ func joinContexts(ctxs []context.Context) (context.Context, func()) {
 	}
 	j.stops = make([]func() bool, len(ctxs))
 	for i, ctx := range ctxs {
-		j.stops[i] = context.AfterFunc(ctx, func() { j.finish(ctx.Err()) })
+		j.stops[i] = context.AfterFunc(ctx, func() { _ = j.Err() })
 	}
 	return j, j.release
-}
-
-func (j *joined) finish(err error) {
-	j.mu.Lock()
-	j.left--
-	if j.left > 0 {
-		j.mu.Unlock()
-		return
-	}
-	j.err = err
-	afters := j.afters
-	j.afters = nil
-	close(j.done)
-	j.mu.Unlock()
-	for f := range afters {
-		go (*f)()
-	}
 }
 
 func (j *joined) release() {
@@ -92,19 +77,46 @@ func (j *joined) Done() <-chan struct{} {
 	return j.done
 }
 
-// Err is nil until Done is closed, then the last call's context error.
+// Err is nil until every call's context is done; then it closes Done, if
+// not yet closed, and returns context.DeadlineExceeded when one of them
+// passed its deadline, else context.Canceled.
 func (j *joined) Err() error {
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.err
+	if j.err != nil {
+		defer j.mu.Unlock()
+		return j.err
+	}
+	err := context.Canceled
+	for _, ctx := range j.ctxs {
+		switch cerr := ctx.Err(); {
+		case cerr == nil:
+			j.mu.Unlock()
+			return nil
+		case errors.Is(cerr, context.DeadlineExceeded):
+			err = context.DeadlineExceeded
+		}
+	}
+	j.err = err
+	afters := j.afters
+	j.afters = nil
+	close(j.done)
+	j.mu.Unlock()
+	for f := range afters {
+		go (*f)()
+	}
+	return err
 }
 
 // AfterFunc lets context.AfterFunc and contexts derived from j wait on it
 // without a goroutine each.
 func (j *joined) AfterFunc(f func()) func() bool {
+	if j.Err() != nil {
+		go f()
+		return func() bool { return false }
+	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err != nil {
+	if j.err != nil { // done meanwhile; Err ran the others
 		go f()
 		return func() bool { return false }
 	}

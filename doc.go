@@ -17,7 +17,27 @@
 // instead of interleaving. On a conflict the executor folds in the new events
 // and runs the command again, up to [Config.MaxRetries] attempts. Commands on
 // one aggregate through one Executor queue up and are committed together, so
-// they never fight each other.
+// they never fight each other; a queued call honours its context (see
+// [Executor.ExecContext]). [Executor.Get] reads a state without a command.
+//
+// # Strictness
+//
+// [Raise] applies each event as it is stored (its [Applier] decodes the
+// marshalled bytes), so the writer's state equals what any other process
+// rebuilds. An event whose payload a [MakeApplier] Applier cannot decode
+// fails the load or command with an error wrapping [ErrInvalidEvent],
+// unless [Config.SkipUndecodable] asks for the lenient skip; with
+// [Config.RequireAppliers], raising a type no Applier handles fails with
+// [ErrNoApplier].
+//
+// # Event identity and metadata
+//
+// Every stored event has an [Event.ID] (the caller's, or a new UUIDv7 from
+// [NewEventID]) and optional [Event.Metadata]; [WithMetadata] puts metadata
+// on every event a call raises or appends. An append is idempotent by its
+// events' IDs at its sequence, so the Store re-sends one whose reply was
+// lost. [WithCommandID] names a command so that a repeat of it on the same
+// aggregate is not run again ([Config.CommandWindow]).
 //
 // # Indexes
 //
@@ -26,14 +46,27 @@
 // Store reads them with [Store.GetAggregateStatus],
 // [Store.ListAggregatesByStatus], [Store.ListLabelValues] and
 // [Store.ListAggregatesByLabel]; [Store.ListAggregates] lists aggregates by
-// ID prefix.
+// ID prefix. Their paged forms ([Store.ListAggregatesByStatusPage],
+// [Store.ListAggregatesByLabelPage], [Store.ListAggregatesPage]) take a
+// limit and a [Cursor] and read one index range per page on backends that
+// implement [PagedQueries].
+//
+// # Tracing and metrics
+//
+// [Config.Hooks] takes a [Hooks], told of every command, append, conflict,
+// load and snapshot; the otel subpackage implements it with OpenTelemetry
+// spans and metrics. With no Hooks the cost is a nil check.
 //
 // # Snapshots and archiving
 //
 // A snapshot is the JSON of a state at a sequence ([Store.PutSnapshot],
 // [Executor.SaveSnapshot]); executors also save one when the events after
-// the last outweigh it ([Config.SnapshotRatio]). With [Config.TrimEvents],
-// events a snapshot covers leave live storage. Backends that implement
+// the last outweigh it ([Config.SnapshotRatio]), on a load or in the
+// background after a commit. An executor's snapshot is conditional
+// ([SnapshotRequest.IfHead]): stored only while the aggregate is live and
+// its head is the sequence the state was folded to, so it never resurrects
+// or corrupts an aggregate. With [Config.TrimEvents], events a snapshot
+// covers leave live storage. Backends that implement
 // [Archiver] move whole aggregates into an archive stream
 // ([Store.Archive]) for a consumer to process ([Store.ConsumeArchive]).
 //
@@ -42,4 +75,8 @@
 // Every error says whether a call is safe to retry ([ErrClosed] aside):
 // a conflict ([ErrVersionConflict]) wrote nothing; an unknown outcome
 // ([ErrUnknownOutcome]) may have written, so read before writing again.
+// The Store itself retries what is safe: [ErrUnavailable] (nothing sent)
+// and, since appends are idempotent by their events' IDs ([Event.ID]), an
+// append whose reply was lost, within the call's ctx and
+// [Config.RetryTimeout].
 package timebox

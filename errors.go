@@ -50,10 +50,21 @@ var (
 
 	// ErrUnknownOutcome means a write was sent but its result was lost (a
 	// connection dropped after sending, or Raft leadership was lost while
-	// the entry was being committed). The write may or may not have
-	// happened: read the aggregate before deciding to write again. The
-	// Executor never retries such a write blindly.
+	// the entry was being committed), and stayed unknown: the Store
+	// re-sends an append whose outcome is unknown (the re-send is
+	// idempotent, see Store.AppendEventsContext) until it learns the
+	// outcome, so a caller sees this error only when the backend stayed
+	// unreachable until ctx ended or Config.RetryTimeout passed. The write
+	// may or may not have happened: read the aggregate, looking for the
+	// events' IDs, before deciding to write again.
 	ErrUnknownOutcome = errors.New("outcome of write unknown")
+
+	// ErrUnavailable means the backend could not be reached and the call
+	// was not sent (a refused or failed connection, no leader to forward
+	// to). Safe to retry: nothing was written. The Store retries such
+	// errors itself until ctx ends or Config.RetryTimeout passes, so a
+	// caller sees it only for an outage that outlasts both.
+	ErrUnavailable = errors.New("backend unavailable")
 
 	// ErrArchivingDisabled is returned by Archive and ConsumeArchive when the
 	// backend does not support archiving. Retrying does not help.
@@ -79,15 +90,18 @@ var (
 	// ErrInvalidCacheSize means Config.CacheSize is zero or negative.
 	ErrInvalidCacheSize = errors.New("cache size must be positive")
 
-	// ErrReentrantExec means a command called Exec, or Get, on its own
-	// aggregate through the Executor running it; that call would wait for
-	// the command itself. Nothing was written for the inner call, and the
-	// outer command goes on. Run the logic inside the command instead.
+	// ErrReentrantExec means a command called Exec on its own aggregate
+	// through the Executor running it, from the goroutine running it; that
+	// call would wait for the command itself. Nothing was written for the
+	// inner call, and the outer command goes on. Raise the events in the
+	// command itself instead (Get from a command is fine).
 	ErrReentrantExec = errors.New("command executes on its own aggregate")
 
 	// ErrCommandPanicked is matched by the *PanicError of a command that
-	// panicked (or called runtime.Goexit). Nothing of the command was
-	// written; the aggregate stays usable.
+	// panicked: nothing of the command was written, the others of its batch
+	// go on, and the aggregate stays usable. It is also matched by the error
+	// of the calls batched with a command that called runtime.Goexit, for
+	// which nothing was written.
 	ErrCommandPanicked = errors.New("command panicked")
 
 	// ErrApplierPanicked is matched by the *PanicError of an Applier that
@@ -133,7 +147,8 @@ func (e *VersionConflictError) Is(target error) bool {
 // ErrIndexerPanicked or ErrConstructorPanicked) and errors.Is matches it;
 // when the panic value is an error, errors.Is and errors.As reach it too.
 // Stack is the panicking goroutine's stack, also logged once at ERROR
-// through Config.Logger. Nothing was written by the failed call.
+// through Config.Logger (empty for the calls batched with a command that
+// called runtime.Goexit). Nothing was written by the failed call.
 type PanicError struct {
 	Kind  error
 	Value any

@@ -12,14 +12,26 @@ type (
 	EventType string
 
 	// Event is one fact in an aggregate's history. The store assigns
-	// Sequence and AggregateID when the event is appended; Data is stored
-	// and returned byte for byte, and Timestamp to the nanosecond in UTC.
+	// Sequence and AggregateID when the event is appended, and an ID when
+	// the event has none; Data, ID and Metadata are stored and returned
+	// byte for byte, and Timestamp to the nanosecond in UTC.
 	Event struct {
 		Timestamp   time.Time       `json:"timestamp"`
 		Sequence    int64           `json:"sequence"`
 		Type        EventType       `json:"type"`
 		AggregateID AggregateID     `json:"aggregate_id"`
 		Data        json.RawMessage `json:"data"`
+
+		// ID identifies the event: a UUIDv7 (NewEventID) unless the
+		// caller set its own. The IDs of a batch identify the append, so
+		// that sending the same batch again at the same sequence is not a
+		// second write (see Store.AppendEventsContext).
+		ID string `json:"id,omitempty"`
+
+		// Metadata is optional; the context's metadata (WithMetadata) is
+		// merged into it on append. Treat it as read-only: events of one
+		// call may share the map.
+		Metadata Metadata `json:"metadata,omitempty"`
 
 		decoded atomic.Value // holds *decodedValue
 	}
@@ -63,13 +75,16 @@ func (e *Event) validate() error {
 }
 
 // stamped returns the copy of e that is stored: at sequence seq of id, with
-// its time in UTC and without a monotonic reading.
-func (e *Event) stamped(id AggregateID, seq int64) *Event {
+// its time in UTC and without a monotonic reading, and md merged under its
+// own metadata. The Store gives it an ID if it has none.
+func (e *Event) stamped(id AggregateID, seq int64, md Metadata) *Event {
 	return &Event{
 		Timestamp:   e.Timestamp.Round(0).UTC(),
 		Sequence:    seq,
 		Type:        e.Type,
 		AggregateID: id,
 		Data:        e.Data,
+		ID:          e.ID,
+		Metadata:    mergeMetadata(e.Metadata, md),
 	}
 }

@@ -1,6 +1,7 @@
 package timebox_test
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/kode4food/timebox"
@@ -96,4 +97,50 @@ func ExampleStore_ListAggregatesByStatus() {
 	// funded: 2
 	// currencies: [EUR]
 	// accounts: [["account","1"] ["account","2"]]
+}
+
+func ExampleWithMetadata() {
+	store, _ := memory.NewPersistence().NewStore(timebox.Config{})
+	defer func() { _ = store.Close() }()
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+	id := timebox.NewAggregateID("account", "7")
+
+	// Say, in an HTTP handler: every event this request raises carries
+	// its correlation ID and actor.
+	ctx := timebox.WithMetadata(context.Background(), timebox.Metadata{
+		"correlation": "req-81", "actor": "alice",
+	})
+	_, _ = accounts.ExecContext(ctx, id, deposit(5))
+
+	evs, _ := store.GetEvents(id, 0)
+	fmt.Println(evs[0].Metadata["correlation"], evs[0].Metadata["actor"])
+	fmt.Println("ID set:", evs[0].ID != "")
+	// Output:
+	// req-81 alice
+	// ID set: true
+}
+
+func ExampleWithCommandID() {
+	store, _ := memory.NewPersistence().NewStore(timebox.Config{})
+	defer func() { _ = store.Close() }()
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+	id := timebox.NewAggregateID("account", "9")
+
+	// A client sends the same request twice (say, it timed out waiting
+	// for the first reply); both carry its idempotency key.
+	for range 2 {
+		ctx := timebox.WithCommandID(context.Background(), "deposit-req-1")
+		acct, err := accounts.ExecContext(ctx, id, deposit(10))
+		fmt.Println("balance:", acct.Balance, "error:", err)
+	}
+	evs, _ := store.GetEvents(id, 0)
+	fmt.Println("events:", len(evs))
+	// Output:
+	// balance: 10 error: <nil>
+	// balance: 10 error: <nil>
+	// events: 1
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
@@ -35,14 +36,19 @@ type (
 		onSuccess []SuccessAction[T]
 		cache     *lru.Cache[string, *projection[T]]
 
+		snapMu sync.Mutex
+		snaps  *lru.Cache[string, *snapStat]
+
 		mu     sync.Mutex
 		queues map[string]*queue[T]
 	}
 
-	// projection is an aggregate's state as of the sequence next.
+	// projection is an aggregate's state as of the sequence next, and the
+	// IDs of the last commands that raised its events (see WithCommandID).
 	projection[T any] struct {
 		value T
 		next  int64
+		cmds  commandWindow
 	}
 
 	// call is one Exec waiting in an aggregate's queue.
@@ -53,6 +59,11 @@ type (
 		events  []*Event
 		actions []SuccessAction[T]
 		err     error
+		// attempts and batch are counted for Hooks (see attempted).
+		attempts, batch int
+		// repeated is set when the call's command ID was already among
+		// the aggregate's commands: its command was not run.
+		repeated bool
 		// started is set, under the Executor's mu, once the call is taken
 		// into a batch or handed the queue; it can no longer withdraw.
 		started bool
@@ -62,7 +73,10 @@ type (
 	}
 )
 
-var errNoStore = errors.New("executor has no store")
+var (
+	errNoStore    = errors.New("executor has no store")
+	errNilContext = errors.New("context is required")
+)
 
 // NewExecutor returns an Executor on store. construct makes the state of an
 // aggregate with no history; apps fold events into it; onSuccess actions
@@ -76,6 +90,7 @@ func NewExecutor[T any](
 		cfg = store.config
 	}
 	cache, _ := lru.New[string, *projection[T]](max(cfg.CacheSize, 1))
+	snaps, _ := lru.New[string, *snapStat](max(cfg.CacheSize, 1))
 	return &Executor[T]{
 		store: store,
 		construct: func() T {
@@ -85,6 +100,7 @@ func NewExecutor[T any](
 		apps:      newAppliers(apps, cfg),
 		onSuccess: onSuccess,
 		cache:     cache,
+		snaps:     snaps,
 		queues:    map[string]*queue[T]{},
 	}
 }
@@ -133,9 +149,18 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // go on), ErrApplierPanicked, ErrConstructorPanicked or ErrIndexerPanicked
 // (the batch fails). Nothing is written and the aggregate stays usable.
 //
+// The Store re-sends an append whose reply was lost and retries one the
+// backend could not take (see Store.AppendEventsContext), so an Exec sees
+// ErrUnknownOutcome only when the backend stayed unreachable until ctx
+// ended (or Config.RetryTimeout passed). A conflict with writers in other
+// processes is retried at once, and from the second in a row after a
+// jittered backoff of a few append round trips, growing, then a fresh
+// read. With WithCommandID, a repeated command is not run again.
+//
 // Errors: the command's own error (nothing written), ErrMaxRetriesExceeded,
 // ErrUnknownOutcome (the events may or may not have been appended; the
-// command is not run again), ctx's error (context.Canceled or
+// command is not run again), ErrInvalidEvent (a stored event its Applier
+// cannot decode; see Config.SkipUndecodable), ctx's error (context.Canceled or
 // context.DeadlineExceeded, nothing written unless wrapped in
 // ErrUnknownOutcome), ErrReentrantExec, a *PanicError,
 // ErrInvalidAggregateID, ErrClosed, or the backend's error.
@@ -152,12 +177,17 @@ func (e *Executor[T]) ExecContext(
 	if cmd == nil {
 		return zero, errors.New("command is required")
 	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
 	id = id.Clone() // the executor's own: its events and the backend keep it
 	c := &call[T]{ctx: ctx, cmd: cmd, done: make(chan bool, 1)}
+	defer e.observe(id, c)()
 	key := id.key()
 	lead, err := e.enqueue(key, c)
 	if err != nil {
-		return zero, fmt.Errorf("%w: %s", err, id)
+		c.err = fmt.Errorf("%w: %s", err, id)
+		return zero, c.err
 	}
 	if lead || e.await(key, c) {
 		e.lead(key, id, c)
@@ -165,8 +195,86 @@ func (e *Executor[T]) ExecContext(
 	if c.err != nil {
 		return zero, c.err
 	}
-	e.succeed(id, c)
+	if !c.repeated {
+		e.succeed(id, c)
+	}
 	return c.value, nil
+}
+
+// Get is GetContext with context.Background().
+func (e *Executor[T]) Get(id AggregateID) (T, error) {
+	return e.GetContext(context.Background(), id)
+}
+
+// GetContext returns id's state without running a command or appending:
+// from the executor's cache when it holds the aggregate, else loaded from
+// the store (latest snapshot and the events after it) and cached. An
+// aggregate with no history gives the constructor's state.
+//
+// Freshness: a cached state holds every command this Executor committed,
+// but may lag writes made through other Executors or processes until the
+// next Exec on the aggregate; GetLatest reads the head first. Like the
+// state Exec returns, the value may share memory with the cache: treat it
+// as read-only.
+//
+// Errors: ErrInvalidAggregateID, ErrClosed, ctx's error, a *PanicError
+// (ErrConstructorPanicked or ErrApplierPanicked), or the backend's error.
+func (e *Executor[T]) GetContext(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, false)
+}
+
+// GetLatest is GetContext as of the aggregate's head in the store: it
+// checks the cached (or loaded) state against the head, as a command that
+// raises nothing would, and folds in any events written elsewhere, leaving
+// the cache caught up. It costs one round trip to the backend (on raft, a
+// read confirmed by the leader) and appends nothing.
+//
+// Errors: those of GetContext.
+func (e *Executor[T]) GetLatest(ctx context.Context, id AggregateID) (T, error) {
+	return e.get(ctx, id, true)
+}
+
+func (e *Executor[T]) get(
+	ctx context.Context, id AggregateID, latest bool,
+) (res T, err error) {
+	var zero T
+	if e.store == nil {
+		return zero, errNoStore
+	}
+	if err := e.store.check(id); err != nil {
+		return zero, err
+	}
+	if ctx == nil {
+		return zero, errNilContext
+	}
+	id = id.Clone()
+	key := id.key()
+	defer func() {
+		if r := recover(); r != nil {
+			e.cache.Remove(key)
+			res, err = zero, recovered(e.logger(), errPanicked, r, id)
+		}
+	}()
+	p, err := e.load(ctx, key, id)
+	if err != nil {
+		return zero, err
+	}
+	if !latest {
+		return p.value, nil
+	}
+	err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
+	var vc *VersionConflictError
+	switch {
+	case err == nil:
+		return p.value, nil
+	case !errors.As(err, &vc):
+		return zero, err
+	}
+	if p, err = e.catchUp(ctx, key, id, p, vc); err != nil {
+		return zero, err
+	}
+	e.remember(key, p)
+	return p.value, nil
 }
 
 // SaveSnapshot is SaveSnapshotContext with context.Background().
@@ -196,7 +304,8 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 		return err
 	}
 	e.remember(id.key(), p)
-	return e.store.putSnapshot(ctx, id, p.value, p.next, true)
+	_, err = e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
+	return err
 }
 
 // run executes a batch of calls on id and commits their events in one
@@ -204,15 +313,18 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 // A call whose ctx is done before the append is dropped with ctx's error,
 // and the rest run again without it.
 func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
-	live := dropDone(calls)
+	live := dropDone(make([]*call[T], 0, len(calls)), calls)
 	if len(live) == 0 {
 		return
 	}
-	ctxs := make([]context.Context, len(live))
-	for i, c := range live {
-		ctxs[i] = c.ctx
+	ctx, release := live[0].ctx, func() {}
+	if len(live) > 1 {
+		ctxs := make([]context.Context, len(live))
+		for i, c := range live {
+			ctxs[i] = c.ctx
+		}
+		ctx, release = joinContexts(ctxs)
 	}
-	ctx, release := joinContexts(ctxs)
 	defer release()
 	defer func() {
 		if r := recover(); r != nil {
@@ -230,7 +342,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		live, evs, end = e.runCommands(id, p, live)
 		e.setRunner(key, 0)
 		if n := len(live); n > 0 {
-			if live = dropDone(live); len(live) < n {
+			if live = dropDone(live[:0], live); len(live) < n {
 				// Later commands saw the dropped ones' events: run again.
 				attempt--
 				continue
@@ -239,11 +351,14 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
-		err = e.store.append(ctx, AppendRequest{
+		e.attempted(live)
+		sent := time.Now()
+		err = e.store.appendObserved(ctx, AppendRequest{
 			ID: id, ExpectedSequence: p.next, Events: evs,
 		})
 		if err == nil {
 			e.remember(key, end)
+			e.committed(key, id, evs, end)
 			return
 		}
 		var vc *VersionConflictError
@@ -251,11 +366,12 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			e.cache.Remove(key)
 			break
 		}
+		e.store.observeConflict(ctx, id, attempt, vc)
 		if attempt >= e.store.config.MaxRetries {
 			err = fmt.Errorf("%w: %d attempts: %w", ErrMaxRetriesExceeded, attempt, err)
 			break
 		}
-		p, err = e.catchUp(ctx, key, id, p, vc)
+		p, err = e.afterConflict(ctx, key, id, p, vc, attempt, time.Since(sent))
 	}
 	fail(live, err)
 }
@@ -270,7 +386,13 @@ func (e *Executor[T]) runCommands(
 	ok := calls[:0]
 	var evs []*Event
 	cur := *p
+	limit := e.store.config.commandLimit()
 	for _, c := range calls {
+		if c.repeated = cur.cmds.has(CommandIDFrom(c.ctx)); c.repeated {
+			c.value, c.events, c.actions, c.err = cur.value, nil, nil, nil
+			ok = append(ok, c)
+			continue
+		}
 		ag := &Aggregator[T]{
 			ctx:   c.ctx,
 			id:    id,
@@ -283,7 +405,9 @@ func (e *Executor[T]) runCommands(
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
 		evs = append(evs, ag.events...)
-		cur = projection[T]{value: ag.value, next: ag.next}
+		cur = projection[T]{
+			value: ag.value, next: ag.next, cmds: cur.cmds.record(ag.events, limit),
+		}
 		ok = append(ok, c)
 	}
 	return ok, evs, &cur
@@ -301,15 +425,14 @@ func (e *Executor[T]) runCommand(cmd Command[T], ag *Aggregator[T]) (err error) 
 }
 
 // dropDone finishes the calls whose context is done with its error and
-// returns the others.
-func dropDone[T any](calls []*call[T]) []*call[T] {
-	live := make([]*call[T], 0, len(calls))
+// appends the others to dst (which may be calls[:0]).
+func dropDone[T any](dst, calls []*call[T]) []*call[T] {
 	for _, c := range calls {
 		if c.err = c.ctx.Err(); c.err == nil {
-			live = append(live, c)
+			dst = append(dst, c)
 		}
 	}
-	return live
+	return dst
 }
 
 func (e *Executor[T]) logger() *slog.Logger {
@@ -331,7 +454,10 @@ func (e *Executor[T]) catchUp(
 	if err != nil {
 		return nil, err
 	}
-	return &projection[T]{value: value, next: vc.ActualSequence}, nil
+	return &projection[T]{
+		value: value, next: vc.ActualSequence,
+		cmds: p.cmds.record(vc.NewEvents, e.store.config.commandLimit()),
+	}, nil
 }
 
 // load returns id's state from the cache or, failing that, from its
@@ -349,13 +475,17 @@ func (e *Executor[T]) load(
 	if err != nil {
 		return nil, err
 	}
+	stat := &snapStat{snapSize: res.SnapshotSize, eventsSize: res.EventsSize}
 	if e.wantsSnapshot(res) {
-		err := e.store.putSnapshot(ctx, id, p.value, p.next, true)
+		n, err := e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
 		if err != nil {
-			slog.Warn("timebox: opportunistic snapshot failed",
+			e.logger().Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
+		} else {
+			stat = &snapStat{snapSize: n}
 		}
 	}
+	e.noteLoad(key, stat)
 	e.remember(key, p)
 	return p, nil
 }
@@ -366,11 +496,15 @@ func (e *Executor[T]) loadStored(
 	ctx context.Context, id AggregateID,
 ) (*projection[T], *SnapshotResult, error) {
 	value := e.construct()
-	res, err := e.store.GetSnapshotContext(ctx, id, &value)
+	target := &snapshotTarget[T]{value: &value}
+	res, err := e.store.getSnapshotObserved(ctx, id, target)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &projection[T]{value: value, next: res.NextSequence}
+	p := &projection[T]{
+		value: value, next: res.NextSequence,
+		cmds: target.cmds.record(res.AdditionalEvents, e.store.config.commandLimit()),
+	}
 	if n := len(res.AdditionalEvents); n > 0 {
 		p.next = res.AdditionalEvents[n-1].Sequence + 1
 	}
@@ -381,14 +515,20 @@ func (e *Executor[T]) loadStored(
 }
 
 func (e *Executor[T]) wantsSnapshot(res *SnapshotResult) bool {
-	if len(res.AdditionalEvents) == 0 {
+	return len(res.AdditionalEvents) > 0 &&
+		e.outweighs(res.SnapshotSize, res.EventsSize)
+}
+
+// outweighs reports whether eventsSize bytes of events after a snapshot of
+// snapSize bytes (0 for none) call for a new snapshot.
+func (e *Executor[T]) outweighs(snapSize, eventsSize int) bool {
+	if eventsSize == 0 {
 		return false
 	}
-	if res.SnapshotSize == 0 {
+	if snapSize == 0 {
 		return true
 	}
-	ratio := float64(res.EventsSize) / float64(res.SnapshotSize)
-	return ratio > e.store.config.SnapshotRatio
+	return float64(eventsSize)/float64(snapSize) > e.store.config.SnapshotRatio
 }
 
 // remember caches p unless the cache holds a later state of the aggregate.

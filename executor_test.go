@@ -111,6 +111,65 @@ func TestCancelledCallerDoesNotAbortOthers(t *testing.T) {
 	assert.Len(t, evs, 2)
 }
 
+// A call whose command ran and whose batch's append is under way gets the
+// append's outcome, even when its ctx ends meanwhile: the batch's append
+// goes on for the callers still waiting.
+func TestInFlightCallerGetsAppendOutcome(t *testing.T) {
+	indexing, proceed := make(chan struct{}), make(chan struct{})
+	store, err := memory.NewPersistence().NewStore(timebox.Config{
+		Indexer: func(evs []*timebox.Event) []*timebox.Index {
+			if len(evs) > 1 { // the batch of both queued calls
+				close(indexing)
+				<-proceed
+			}
+			return nil
+		},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers,
+	)
+	id := timebox.NewAggregateID("account", "inflight")
+	release, started := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, err := accounts.Exec(id, func(_ Account, ag *timebox.Aggregator[Account]) error {
+			close(started)
+			<-release
+			return timebox.Raise(ag, "deposited", 1)
+		})
+		assert.NoError(t, err)
+	})
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	wg.Go(func() {
+		_, err := accounts.ExecContext(ctx, id, deposit(10))
+		errs <- err
+	})
+	waitFor(t, func() bool { return accounts.Pending(id) == 1 })
+	wg.Go(func() {
+		_, err := accounts.Exec(id, deposit(100))
+		errs <- err
+	})
+	waitFor(t, func() bool { return accounts.Pending(id) == 2 })
+	close(release)
+	<-indexing
+	cancel()
+	close(proceed)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	acct, err := accounts.Get(id)
+	require.NoError(t, err)
+	assert.Equal(t, 111, acct.Balance)
+	evs, _ := store.GetEvents(id, 0)
+	assert.Len(t, evs, 3)
+}
+
 func TestCommandPanicIsAnError(t *testing.T) {
 	_, accounts := newAccounts(t)
 	id := timebox.NewAggregateID("account", "panic")
@@ -118,6 +177,7 @@ func TestCommandPanicIsAnError(t *testing.T) {
 		panic("boom")
 	})
 	assert.ErrorContains(t, err, "boom")
+	assert.ErrorIs(t, err, timebox.ErrCommandPanicked)
 	acct, err := accounts.Exec(id, deposit(3))
 	require.NoError(t, err)
 	assert.Equal(t, 3, acct.Balance)
@@ -132,6 +192,12 @@ func TestExecutorWithoutStoreOrCommand(t *testing.T) {
 	_, accounts := newAccounts(t)
 	_, err = accounts.Exec(timebox.NewAggregateID("a"), nil)
 	assert.Error(t, err)
+
+	var noCtx context.Context
+	_, err = accounts.ExecContext(noCtx, timebox.NewAggregateID("a"), deposit(1))
+	assert.ErrorContains(t, err, "context is required")
+	_, err = accounts.GetContext(noCtx, timebox.NewAggregateID("a"))
+	assert.ErrorContains(t, err, "context is required")
 }
 
 func waitFor(t *testing.T, cond func() bool) {

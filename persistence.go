@@ -94,7 +94,9 @@ type (
 		// returns nil. Such a snapshot never moves a head, so a state
 		// folded before the aggregate moved on (a stale cache, an archive
 		// and a new history) is never stored. Executor snapshots set it;
-		// Store.PutSnapshot does not.
+		// Store.PutSnapshot does not. (The head is the only witness: a
+		// history archived and rebuilt to exactly the same head between
+		// the load and the save is not told apart.)
 		IfHead bool
 	}
 

@@ -1,7 +1,6 @@
 package timebox
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/kode4food/timebox/internal/goroutine"
@@ -20,10 +19,10 @@ type queue[T any] struct {
 
 // errGoexit fails the calls of a batch one of whose commands called
 // runtime.Goexit (as t.FailNow does): nothing of the batch was written.
-var errGoexit = fmt.Errorf(
-	"%w: runtime.Goexit called in a command of the batch; nothing written",
-	ErrCommandPanicked,
-)
+var errGoexit = &PanicError{
+	Kind:  ErrCommandPanicked,
+	Value: "runtime.Goexit called in a command of the batch; nothing written",
+}
 
 // enqueue adds c to key's queue. It reports whether c must lead the queue
 // because no one else does, or returns ErrReentrantExec when the caller is

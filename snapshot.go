@@ -3,6 +3,7 @@ package timebox
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -36,7 +37,11 @@ func (s *Store) GetSnapshotContext(
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rec, err := s.backend.LoadSnapshot(ctx, id.Clone())
+	var rec *SnapshotRecord
+	err := s.retry(ctx, false, func() (err error) {
+		rec, err = s.backend.LoadSnapshot(ctx, id.Clone())
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -73,27 +78,179 @@ func (s *Store) PutSnapshotContext(
 	if err := s.check(id); err != nil {
 		return err
 	}
-	return s.putSnapshot(ctx, id, value, sequence, false)
+	_, err := s.putSnapshotObserved(ctx, id, value, sequence, false)
+	return err
 }
 
 // putSnapshot stores value as id's snapshot at sequence; with ifHead only
 // if id is live and its head is exactly sequence (see
 // SnapshotRequest.IfHead). id has been checked.
+// It returns the snapshot's size in bytes.
 func (s *Store) putSnapshot(
 	ctx context.Context, id AggregateID, value any, sequence int64, ifHead bool,
-) error {
+) (int, error) {
 	if sequence < 0 {
-		return fmt.Errorf("%w: snapshot at %d", ErrInvalidSequence, sequence)
+		return 0, fmt.Errorf("%w: snapshot at %d", ErrInvalidSequence, sequence)
 	}
 	data, err := json.Marshal(value)
 	if err != nil {
-		return fmt.Errorf("encode snapshot of %s: %w", id, err)
+		return 0, fmt.Errorf("encode snapshot of %s: %w", id, err)
 	}
-	return s.backend.SaveSnapshot(ctx, SnapshotRequest{
+	return len(data), s.backend.SaveSnapshot(ctx, SnapshotRequest{
 		ID:       id.Clone(),
 		Data:     data,
 		Sequence: sequence,
 		Trim:     s.config.TrimEvents,
 		IfHead:   ifHead,
 	})
+}
+
+// background runs fn in a goroutine that Close waits for, with a context
+// that Close cancels. It reports false, running nothing, once the store is
+// closed.
+func (s *Store) background(fn func(context.Context)) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed.Load() {
+		return false
+	}
+	if s.bgCtx == nil {
+		s.bgCtx, s.bgStop = context.WithCancel(context.Background())
+	}
+	ctx := s.bgCtx
+	s.bg.Go(func() { fn(ctx) })
+	return true
+}
+
+// stopBackground cancels the background work and waits for it to end;
+// s.closed is set, so no more starts.
+func (s *Store) stopBackground() {
+	s.bgMu.Lock()
+	if s.bgStop != nil {
+		s.bgStop()
+	}
+	s.bgMu.Unlock()
+	s.bg.Wait()
+}
+
+// snapStat is what an Executor knows of a cached aggregate's snapshot: its
+// size and the size of the event data committed after it. An
+// Executor guards its snapStats with snapMu.
+type snapStat struct {
+	snapSize   int
+	eventsSize int
+	saving     bool // a background snapshot is in flight
+}
+
+// noteLoad records what a cold load of key found.
+func (e *Executor[T]) noteLoad(key string, st *snapStat) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	e.snaps.Add(key, st)
+}
+
+// busyTries bounds how many times in a row a background snapshot is tried
+// again at once when a commit may have overtaken it. A try is overtaken
+// only while commits keep landing, and then the next commit starts again,
+// so the bound only caps the work one burst of commits can cause.
+const busyTries = 64
+
+// committed runs after evs were appended to id, leaving it at p. When the
+// event data committed since the aggregate's last snapshot outweighs it
+// (Config.SnapshotRatio), it saves a snapshot in the background, off the
+// command's latency path: one at a time per aggregate, conditional on the
+// head (IfHead), and a failure is logged, never returned. Close cancels
+// and waits for it.
+func (e *Executor[T]) committed(
+	key string, id AggregateID, evs []*Event, p *projection[T],
+) {
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.Data)
+	}
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	st, ok := e.snaps.Get(key)
+	if !ok || size == 0 {
+		return
+	}
+	st.eventsSize += size
+	if st.saving || !e.outweighs(st.snapSize, st.eventsSize) {
+		return
+	}
+	st.saving = true
+	if !e.store.background(func(ctx context.Context) {
+		e.saveBusy(ctx, key, id, st, p)
+	}) {
+		st.saving = false
+	}
+}
+
+// saveBusy saves the latest cached state of id (p or later) as a snapshot
+// at its head. A commit of this Executor that lands while the snapshot is
+// on its way makes IfHead store nothing; then it tries again at once with
+// the newer state, so the last state of a burst of commits is snapshotted
+// when the burst ends (up to busyTries times; then the next commit starts
+// again).
+// snapSizeUnknown reports whether st has no snapshot size to weigh events
+// against.
+func (e *Executor[T]) snapSizeUnknown(st *snapStat) bool {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return st.snapSize == 0
+}
+
+func (e *Executor[T]) saveBusy(
+	ctx context.Context, key string, id AggregateID, st *snapStat, p *projection[T],
+) {
+	for try := 1; ; try++ {
+		// Read the count before the state: a commit counted after this
+		// read was cached after it too, so it shows as overtaking.
+		e.snapMu.Lock()
+		covered := st.eventsSize
+		e.snapMu.Unlock()
+		if c, ok := e.cache.Peek(key); ok && c.next > p.next {
+			p = c
+		}
+
+		var value any = snapshotValue(p)
+		if e.snapSizeUnknown(st) {
+			// No snapshot to weigh the events against: weigh them against
+			// the snapshot this state would make, and write only if they
+			// outweigh it.
+			data, err := json.Marshal(value)
+			if err == nil && !e.outweighs(len(data), covered) {
+				e.snapMu.Lock()
+				st.snapSize, st.saving = len(data), false
+				e.snapMu.Unlock()
+				return
+			}
+			if err == nil {
+				value = json.RawMessage(data)
+			}
+		}
+
+		n, err := e.store.putSnapshotObserved(ctx, id, value, p.next, true)
+		e.snapMu.Lock()
+		if err != nil {
+			st.saving = false
+			e.snapMu.Unlock()
+			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+				e.logger().Warn("timebox: background snapshot failed",
+					"aggregate", id.String(), "sequence", p.next, "error", err)
+			}
+			return
+		}
+		st.snapSize = n
+		overtaken := st.eventsSize != covered
+		if !overtaken {
+			st.eventsSize = 0
+		}
+		if !overtaken || try == busyTries {
+			st.saving = false
+			e.snapMu.Unlock()
+			return
+		}
+		e.snapMu.Unlock()
+	}
 }

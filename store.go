@@ -2,9 +2,12 @@ package timebox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Store is an event store on a Backend. It validates every call, assigns
@@ -14,6 +17,13 @@ type Store struct {
 	backend Backend
 	config  Config
 	closed  atomic.Bool
+
+	// Background work (Executors' snapshots after commits), which Close
+	// cancels and waits for; see Store.background.
+	bgMu   sync.Mutex
+	bg     sync.WaitGroup
+	bgCtx  context.Context
+	bgStop context.CancelFunc
 }
 
 // NewStore returns a Store on b, with cfg laid over DefaultConfig. It
@@ -54,12 +64,14 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Close closes the store and its backend. Later calls return an error
-// matching ErrClosed; a second Close returns nil.
+// Close closes the store and its backend. It first cancels the background
+// snapshots Executors may be saving and waits for them to end. Later calls
+// return an error matching ErrClosed; a second Close returns nil.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.stopBackground()
 	return s.backend.Close()
 }
 
@@ -75,12 +87,23 @@ func (s *Store) AppendEvents(id AggregateID, atSeq int64, evs []*Event) error {
 // *VersionConflictError. An empty batch writes nothing but is still checked
 // against the head.
 //
+// The stored events get ctx's metadata (WithMetadata) under their own, and
+// a new ID (NewEventID) each when they have none. The append is
+// idempotent: when the events stored from atSeq on have the batch's IDs,
+// in order, the batch is already there and the call succeeds without
+// writing again. So an append whose outcome was unknown can be sent again
+// with the same event IDs, and the Store itself re-sends one when the
+// backend loses its reply, or retries one the backend could not take
+// (ErrUnavailable), with jittered backoff until ctx ends or
+// Config.RetryTimeout passes.
+//
 // Errors: ErrInvalidAggregateID, ErrInvalidSequence, ErrInvalidEvent
-// (nothing written), *VersionConflictError, ErrUnknownOutcome (the append
-// may or may not have happened), ctx's error (context.DeadlineExceeded or
-// context.Canceled; nothing written when ctx was done before the call),
-// a *PanicError matching ErrIndexerPanicked, ErrClosed, or the backend's
-// error.
+// (nothing written), *VersionConflictError, ErrUnknownOutcome (the
+// backend stayed unreachable after the append was sent: it may or may not
+// have happened), ErrUnavailable (nothing was sent), ctx's error
+// (context.DeadlineExceeded or context.Canceled; nothing written when ctx
+// was done before the call), a *PanicError matching ErrIndexerPanicked,
+// ErrClosed, or the backend's error.
 func (s *Store) AppendEventsContext(
 	ctx context.Context, id AggregateID, atSeq int64, evs []*Event,
 ) error {
@@ -95,22 +118,34 @@ func (s *Store) AppendEventsContext(
 		ExpectedSequence: atSeq,
 		Events:           make([]*Event, len(evs)),
 	}
+	md := MetadataFrom(ctx)
 	for i, ev := range evs {
 		if err := ev.validate(); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
-		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i))
+		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i), md)
 	}
-	return s.append(ctx, req)
+	return s.appendObserved(ctx, req)
 }
 
-// append runs the Indexer over req's events, which are valid and stamped
-// already, and hands req to the backend.
-// A ctx already done fails the call with its error before anything is
-// sent; an Indexer panic fails it with a *PanicError (ErrIndexerPanicked).
+// append gives req's events, which are valid, stamped and the Store's to
+// change, an ID each when they have none, runs the Indexer over them, and
+// hands req to the backend, retrying transient errors (see retry). A
+// conflict that shows req's events already stored is a success. A ctx
+// already done fails the call with its error before anything is sent; an
+// Indexer panic fails it with a *PanicError (ErrIndexerPanicked).
 func (s *Store) append(ctx context.Context, req AppendRequest) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	var now time.Time
+	for _, ev := range req.Events {
+		if ev.ID == "" {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			ev.ID = newEventIDAt(now)
+		}
 	}
 	if len(req.Events) > 0 && s.config.Indexer != nil {
 		ix, err := s.index(req)
@@ -119,7 +154,28 @@ func (s *Store) append(ctx context.Context, req AppendRequest) error {
 		}
 		req.Index = ix
 	}
-	return s.backend.Append(ctx, req)
+	return s.retry(ctx, true, func() error {
+		return settle(req, s.backend.Append(ctx, req))
+	})
+}
+
+// settle returns nil for a conflict whose stored events from the expected
+// sequence on start with req's events, by ID: req was appended already (a
+// re-send after a lost reply). Any other err is returned as is.
+func settle(req AppendRequest, err error) error {
+	var vc *VersionConflictError
+	if len(req.Events) == 0 || !errors.As(err, &vc) ||
+		vc.ExpectedSequence != req.ExpectedSequence ||
+		len(vc.NewEvents) < len(req.Events) {
+		return err
+	}
+	for i, ev := range req.Events {
+		got := vc.NewEvents[i]
+		if got.ID != ev.ID || got.Sequence != ev.Sequence {
+			return err
+		}
+	}
+	return nil
 }
 
 // index runs the Indexer over req's events, recovering a panic.
@@ -140,7 +196,7 @@ func (s *Store) GetEvents(id AggregateID, fromSeq int64) ([]*Event, error) {
 // GetEventsContext returns the stored events of id with sequence at least
 // fromSeq, ascending. It returns an empty slice for an unknown aggregate or
 // a fromSeq at or past the head. A stored event that cannot be decoded is
-// an error.
+// an error. ErrUnavailable is retried as by AppendEventsContext.
 func (s *Store) GetEventsContext(
 	ctx context.Context, id AggregateID, fromSeq int64,
 ) ([]*Event, error) {
@@ -150,7 +206,11 @@ func (s *Store) GetEventsContext(
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	evs, err := s.backend.LoadEvents(ctx, id.Clone(), max(fromSeq, 0))
+	var evs []*Event
+	err := s.retry(ctx, false, func() (err error) {
+		evs, err = s.backend.LoadEvents(ctx, id.Clone(), max(fromSeq, 0))
+		return err
+	})
 	if err != nil || evs == nil {
 		return []*Event{}, err
 	}

@@ -31,11 +31,27 @@ func openStore(backend string, cfg timebox.Config) (*timebox.Store, error) {
 	}
 }
 
-// openRedis opens a store on the Redis or Valkey server named by
-// TIMEBOX_REDIS_ADDR (default 127.0.0.1:6379).
+// redisAddr is the server -backend redis uses.
+var redisAddr = flag.String("redis-addr", os.Getenv("TIMEBOX_REDIS_ADDR"),
+	"Redis address (host:port, or a redis:// or rediss:// URL) for -backend redis\n"+
+		"(default $TIMEBOX_REDIS_ADDR, else "+redis.DefaultAddr+")")
+
+func init() {
+	flag.Usage = func() {
+		out := flag.CommandLine.Output()
+		fmt.Fprintf(out, "Usage: go run ./examples [flags]\n\n"+
+			"Runs the order lifecycle example on one backend.\n\nFlags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintf(out, "\nEnvironment (the flags override them):\n"+
+			"  TIMEBOX_REDIS_ADDR     default of -redis-addr\n"+
+			"  TIMEBOX_POSTGRES_URL   default of -postgres-url\n")
+	}
+}
+
+// openRedis opens a store on the Redis server named by -redis-addr.
 func openRedis(cfg timebox.Config) (*timebox.Store, error) {
 	p, err := redis.NewPersistence(redis.Config{
-		Addr:   os.Getenv("TIMEBOX_REDIS_ADDR"),
+		Addr:   *redisAddr,
 		Prefix: "timebox-example",
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -131,5 +132,7 @@ func copyEvent(ev *timebox.Event, id timebox.AggregateID) *timebox.Event {
 		Type:        ev.Type,
 		AggregateID: id,
 		Data:        append([]byte(nil), ev.Data...),
+		ID:          ev.ID,
+		Metadata:    maps.Clone(ev.Metadata),
 	}
 }

@@ -29,5 +29,16 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = p.Close() })
 			return p
 		},
+		// One store in memory; each executor still stands for a process.
+		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
+			s, err := memory.NewPersistence().NewStore(cfg)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				res[i] = s
+			}
+			return res
+		},
 	})
 }

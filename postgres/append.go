@@ -16,7 +16,7 @@ import (
 // uniqueViolation is the SQLSTATE of a unique-key violation.
 const uniqueViolation = "23505"
 
-// Append writes req with one statement (see sql/append_head_next.sql),
+// Append writes req with one statement (see sql/append.sql),
 // so in one round trip: the head check, the events, the status and the
 // labels commit together or not at all. On conflict the same statement
 // returns the events from the expected sequence on; only when it had to
@@ -73,18 +73,17 @@ func (p *Persistence) appendFailed(
 }
 
 // appendQuery returns the statement for req and its arguments: a head
-// check for an empty batch, else the append statement for a new or an
-// existing aggregate, one event or several, with or without an index
-// change (see sql/append_head_next.sql).
+// check for an empty batch, else the append statement in the shape of
+// req: for a new or an existing aggregate, one event or several, with or
+// without an index change (see sql/append.sql).
 func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	n := len(req.Events)
 	if n == 0 {
 		return checkHeadSQL, []any{ns, key, req.ExpectedSequence}
 	}
-	args := append(
-		[]any{ns, key, req.ExpectedSequence}, eventArgs(req.Events)...,
-	)
-	args = append(args, int64(n))
+	evs := eventArgs(req.Events)
+	args := append([]any{ns, key, req.ExpectedSequence}, evs[:4]...)
+	args = append(args, int64(n), evs[4], evs[5])
 	sql := appendSQL[boolIndex(req.ExpectedSequence == 0)][boolIndex(n > 1)]
 	if req.Index.IsZero() {
 		return sql[0], args
@@ -92,27 +91,41 @@ func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	return sql[1], append(args, indexArgs(req.Index)...)
 }
 
-// eventArgs returns the seconds, nanoseconds, types and data of evs, as
-// scalars for one event and as arrays for more.
+// eventArgs returns the seconds, nanoseconds, types, data, IDs and
+// encoded metadata of evs, as scalars for one event and as arrays for more.
 func eventArgs(evs []*timebox.Event) []any {
 	if len(evs) == 1 {
 		ev := evs[0]
 		return []any{
 			ev.Timestamp.Unix(), int32(ev.Timestamp.Nanosecond()),
 			[]byte(ev.Type), []byte(ev.Data),
+			[]byte(ev.ID), encodeMetadata(ev.Metadata),
 		}
 	}
 	secs := make([]int64, len(evs))
 	nsecs := make([]int32, len(evs))
 	types := make([][]byte, len(evs))
 	data := make([][]byte, len(evs))
+	ids := make([][]byte, len(evs))
+	mds := make([][]byte, len(evs))
 	for i, ev := range evs {
 		secs[i] = ev.Timestamp.Unix()
 		nsecs[i] = int32(ev.Timestamp.Nanosecond())
 		types[i] = []byte(ev.Type)
 		data[i] = ev.Data
+		ids[i] = []byte(ev.ID)
+		mds[i] = encodeMetadata(ev.Metadata)
 	}
-	return []any{secs, nsecs, types, data}
+	return []any{secs, nsecs, types, data, ids, mds}
+}
+
+// encodeMetadata returns md as the metadata column holds it: NULL (nil)
+// when empty, else codec.AppendMetadata.
+func encodeMetadata(md timebox.Metadata) []byte {
+	if len(md) == 0 {
+		return nil
+	}
+	return codec.AppendMetadata(nil, md)
 }
 
 func boolIndex(b bool) int {
@@ -152,8 +165,9 @@ func scanConflict(
 		var head int64
 		var seq, sec *int64
 		var nsec *int32
-		var typ, data []byte
-		if err := rows.Scan(&head, &seq, &sec, &nsec, &typ, &data); err != nil {
+		var typ, data, eid, md []byte
+		err := rows.Scan(&head, &seq, &sec, &nsec, &typ, &data, &eid, &md)
+		if err != nil {
 			return nil, err
 		}
 		if res == nil {
@@ -166,9 +180,11 @@ func scanConflict(
 		if seq == nil {
 			continue
 		}
-		res.NewEvents = append(res.NewEvents,
-			newEvent(slices.Clone(req.ID), *seq, *sec, *nsec, typ, data),
-		)
+		ev, err := newEvent(slices.Clone(req.ID), *seq, *sec, *nsec, typ, data, eid, md)
+		if err != nil {
+			return nil, err
+		}
+		res.NewEvents = append(res.NewEvents, ev)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

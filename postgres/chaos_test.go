@@ -31,11 +31,20 @@ import (
 // chaosProcesses is the number of Persistence values per scenario.
 const chaosProcesses = 3
 
+// chaosLease is the stores' ArchiveLease, and archiveDrain how long the
+// archive load's final drain waits for a redelivery: a consumer whose
+// acknowledgement was lost in the fault leaves its record leased.
+const (
+	chaosLease   = time.Second
+	archiveDrain = 2 * chaosLease
+)
+
 // chaosStores opens n Persistence values on cfg, and a Store on each; all
 // are closed when t ends.
 func chaosStores(t *testing.T, cfg postgres.Config, n int) []*timebox.Store {
 	t.Helper()
 	stores := make([]*timebox.Store, n)
+	cfg.ArchiveLease = chaosLease
 	for i := range stores {
 		st, err := newPersistence(t, cfg).NewStore(timebox.Config{})
 		require.NoError(t, err)
@@ -91,7 +100,7 @@ func TestChaosCutConnections(t *testing.T) {
 	cfg, px := proxied(t, testConfig(t))
 	stores := chaosStores(t, cfg, chaosProcesses)
 	history.RunChaos(t, plan, "postgres", "proxy cuts all connections", stores,
-		history.CutConnections(plan, px))
+		history.CutConnections(plan, px), history.WithArchive(archiveDrain))
 	require.Greater(t, px.Accepted(), int64(chaosProcesses),
 		"stores opened no new connections after the cuts")
 }
@@ -105,7 +114,7 @@ func TestChaosDropReplies(t *testing.T) {
 	cfg, px := proxied(t, testConfig(t))
 	stores := chaosStores(t, cfg, chaosProcesses)
 	history.RunChaos(t, plan, "postgres", "proxy drops replies", stores,
-		history.DropReplies(plan, px))
+		history.DropReplies(plan, px), history.WithArchive(archiveDrain))
 	require.Positive(t, px.Dropped(), "no reply was dropped")
 }
 
@@ -121,7 +130,8 @@ func TestChaosDelay(t *testing.T) {
 	cfg, px := proxied(t, testConfig(t))
 	stores := chaosStores(t, cfg, chaosProcesses)
 	history.RunChaos(t, plan, "postgres", "proxy delays traffic", stores,
-		history.Delay(plan, px, 5*time.Millisecond, 50*time.Millisecond, 4*time.Second))
+		history.Delay(plan, px, 5*time.Millisecond, 50*time.Millisecond, 4*time.Second),
+		history.WithArchive(archiveDrain))
 }
 
 // terminateSQL ends up to $2 (all when NULL) sessions named $1, picked at
@@ -160,7 +170,7 @@ func TestChaosTerminateBackend(t *testing.T) {
 					killed.Add(n)
 					return nil
 				})
-		})
+		}, history.WithArchive(archiveDrain))
 	require.Positive(t, killed.Load(), "pg_terminate_backend ended no session")
 }
 
@@ -198,7 +208,7 @@ func TestChaosLockedHead(t *testing.T) {
 					locked.Add(n)
 					return err
 				})
-		})
+		}, history.WithArchive(archiveDrain))
 	require.Positive(t, locked.Load(), "no head row was locked")
 }
 

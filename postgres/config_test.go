@@ -1,9 +1,12 @@
 package postgres_test
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox/postgres"
@@ -12,9 +15,10 @@ import (
 func TestConfigDefaults(t *testing.T) {
 	cfg := postgres.DefaultConfig()
 	require.Equal(t, postgres.Config{
-		URL:      postgres.DefaultURL,
-		Prefix:   postgres.DefaultPrefix,
-		MaxConns: postgres.DefaultMaxConns,
+		URL:          postgres.DefaultURL,
+		Prefix:       postgres.DefaultPrefix,
+		MaxConns:     postgres.DefaultMaxConns,
+		ArchiveLease: postgres.DefaultArchiveLease,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }
@@ -25,9 +29,11 @@ func TestConfigWith(t *testing.T) {
 	require.Equal(t, "p", cfg.Prefix)
 	require.Equal(t, postgres.DefaultMaxConns, cfg.MaxConns)
 
-	cfg = cfg.With(postgres.Config{URL: "postgres://x/y", MaxConns: 3})
+	cfg = cfg.With(postgres.Config{
+		URL: "postgres://x/y", MaxConns: 3, ArchiveLease: time.Second,
+	})
 	require.Equal(t, postgres.Config{
-		URL: "postgres://x/y", Prefix: "p", MaxConns: 3,
+		URL: "postgres://x/y", Prefix: "p", MaxConns: 3, ArchiveLease: time.Second,
 	}, cfg)
 }
 
@@ -47,6 +53,9 @@ func TestConfigValidate(t *testing.T) {
 		{"NegativeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: -1}, postgres.ErrInvalidMaxConns},
 		{"HugeConns", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: 1 << 40}, postgres.ErrInvalidMaxConns},
 		{"URLFirst", postgres.Config{}, postgres.ErrURLRequired},
+		{"NoLease", postgres.Config{URL: ok.URL, Prefix: "p", MaxConns: 1}, postgres.ErrInvalidArchiveLease},
+		{"NegativeLease", ok.With(postgres.Config{ArchiveLease: -time.Second}), postgres.ErrInvalidArchiveLease},
+		{"SubMillisecondLease", ok.With(postgres.Config{ArchiveLease: time.Microsecond}), postgres.ErrInvalidArchiveLease},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.ErrorIs(t, tc.cfg.Validate(), tc.err)
@@ -70,4 +79,21 @@ func TestNewPersistenceBadURL(t *testing.T) {
 		require.ErrorIs(t, err, postgres.ErrInvalidURL, url)
 		require.Nil(t, p)
 	}
+}
+
+func TestConfigPoolAndLogger(t *testing.T) {
+	pool := &pgxpool.Pool{}
+	log := slog.New(slog.DiscardHandler)
+	cfg := postgres.DefaultConfig().With(postgres.Config{Pool: pool, Logger: log})
+	require.Same(t, pool, cfg.Pool)
+	require.Same(t, log, cfg.Logger)
+	cfg = cfg.With(postgres.Config{Prefix: "p"})
+	require.Same(t, pool, cfg.Pool)
+	require.Same(t, log, cfg.Logger)
+
+	// A Pool stands in for URL and MaxConns.
+	require.NoError(t, postgres.Config{
+		Pool: pool, Prefix: "p", ArchiveLease: time.Second,
+	}.Validate())
+	require.ErrorIs(t, postgres.Config{Pool: pool}.Validate(), postgres.ErrPrefixRequired)
 }

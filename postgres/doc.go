@@ -12,12 +12,19 @@
 //	}
 //	store, err := p.NewStore(timebox.Config{})
 //
-// Every store lives in three shared tables, timebox_events,
-// timebox_snapshot and timebox_index, under its Prefix; [NewPersistence]
-// creates them when they are missing, safely when many processes open at
-// once. Each append is one statement and one round trip; conflicts come
-// back as *timebox.VersionConflictError with the events the caller
-// missed. Archiving is not supported: the Store returns
-// timebox.ErrArchivingDisabled. DESIGN.md describes the schema, the
-// append and what a crash leaves behind.
+// Every store lives in four shared tables, timebox_events,
+// timebox_snapshot, timebox_index and timebox_archive, under its Prefix;
+// [NewPersistence] creates them when they are missing, safely when many
+// processes open at once, and refuses tables it cannot use
+// ([ErrSchemaMismatch]) or a schema migrated by a newer version
+// ([ErrSchemaTooNew]). Each append is one statement and one round trip;
+// conflicts come back as *timebox.VersionConflictError with the events the
+// caller missed. [Config.Pool] takes an existing pgx pool instead of a
+// URL.
+//
+// Archiving moves an aggregate into timebox_archive in one transaction;
+// [Persistence.ConsumeArchive] leases records to consumers across
+// processes ([Config.ArchiveLease]) and is woken by LISTEN/NOTIFY.
+// DESIGN.md describes the schema, the append, recovery from network
+// faults, archiving and what a crash leaves behind.
 package postgres

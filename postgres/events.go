@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -33,25 +35,43 @@ func scanEvents(rows pgx.Rows, id timebox.AggregateID) ([]*timebox.Event, error)
 	for rows.Next() {
 		var seq, sec int64
 		var nsec int32
-		var typ, data []byte
-		if err := rows.Scan(&seq, &sec, &nsec, &typ, &data); err != nil {
+		var typ, data, eid, md []byte
+		if err := rows.Scan(&seq, &sec, &nsec, &typ, &data, &eid, &md); err != nil {
 			return nil, err
 		}
-		evs = append(evs, newEvent(id, seq, sec, nsec, typ, data))
+		ev, err := newEvent(id, seq, sec, nsec, typ, data, eid, md)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
 	}
 	return evs, rows.Err()
 }
 
+// errMalformedMetadata reports a metadata column that
+// codec.AppendMetadata cannot have written.
+var errMalformedMetadata = errors.New("postgres: malformed event metadata")
+
+// newEvent builds an event of id from its columns; eid and md are NULL
+// (nil) for an event written before schema 2, or without metadata.
 func newEvent(
-	id timebox.AggregateID, seq, sec int64, nsec int32, typ, data []byte,
-) *timebox.Event {
-	return &timebox.Event{
+	id timebox.AggregateID, seq, sec int64, nsec int32, typ, data, eid, md []byte,
+) (*timebox.Event, error) {
+	ev := &timebox.Event{
 		Timestamp:   unixTime(sec, nsec),
 		Sequence:    seq,
 		Type:        timebox.EventType(typ),
 		AggregateID: id,
 		Data:        data,
+		ID:          string(eid),
 	}
+	if md != nil {
+		r := codec.NewReader(md)
+		if ev.Metadata = r.Metadata(); r.Bad() || r.Len() != 0 {
+			return nil, fmt.Errorf("%w at %d", errMalformedMetadata, seq)
+		}
+	}
+	return ev, nil
 }
 
 func unixTime(sec int64, nsec int32) time.Time {

@@ -4,8 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
 	"sync/atomic"
+	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kode4food/timebox"
@@ -16,10 +23,15 @@ import (
 // or many, may share a database and a Prefix.
 type Persistence struct {
 	pool   *pgxpool.Pool
+	owned  bool // pool was opened here, and is closed by Close
 	guard  *poolGuard
+	log    *slog.Logger
 	ns     string
+	lease  time.Duration
 	ready  chan struct{}
+	done   chan struct{} // closed by Close
 	closed atomic.Bool
+	listen archiveListener
 }
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
@@ -28,41 +40,53 @@ var ErrInvalidURL = errors.New("postgres: invalid URL")
 var _ timebox.Backend = (*Persistence)(nil)
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result,
-// connects, checks the server answers and migrates the schema (see
-// schema.sql). It returns the Config's validation error, ErrInvalidURL, or
-// the error met connecting or migrating; a server that cannot be reached
-// is an error here, not later.
+// connects (or takes Config.Pool), checks the server answers and migrates
+// the schema (see schema.sql). It returns the Config's validation error,
+// ErrInvalidURL, ErrSchemaMismatch or ErrSchemaTooNew when the database
+// holds tables it cannot use, or the error met connecting or migrating; a
+// server that cannot be reached is an error here, not later.
 func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	cfg := timebox.Configure(DefaultConfig(), cfgs...)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	guard := newPoolGuard(maxConnecting)
-	pc, err := poolConfig(cfg, guard)
-	if err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open pool: %w", err)
-	}
-	if err := open(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
 	p := &Persistence{
-		pool: pool, guard: guard, ns: cfg.Prefix, ready: make(chan struct{}),
+		pool: cfg.Pool, ns: cfg.Prefix, log: cfg.Logger,
+		lease: cfg.ArchiveLease,
+		ready: make(chan struct{}), done: make(chan struct{}),
+	}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.log = p.log.With("backend", "postgres", "prefix", cfg.Prefix)
+	ctx := context.Background()
+	if p.pool == nil {
+		p.guard = newPoolGuard(maxConnecting, p.log)
+		pc, err := poolConfig(cfg, p.guard)
+		if err != nil {
+			return nil, err
+		}
+		p.pool, err = pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: open pool: %w", err)
+		}
+		p.owned = true
+	}
+	if err := p.open(ctx); err != nil {
+		if p.owned {
+			p.pool.Close()
+		}
+		return nil, err
 	}
 	close(p.ready)
 	return p, nil
 }
 
-func open(ctx context.Context, pool *pgxpool.Pool) error {
-	if err := pool.Ping(ctx); err != nil {
+func (p *Persistence) open(ctx context.Context) error {
+	if err := p.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
-	return migrate(ctx, pool)
+	return migrate(ctx, p.pool, p.log)
 }
 
 // NewStore returns a timebox.Store on p with cfg laid over the defaults.
@@ -78,13 +102,18 @@ func (p *Persistence) Ready() <-chan struct{} {
 }
 
 // Close closes the pool, waiting for calls in flight to release their
-// connections. Later calls return an error matching timebox.ErrClosed; a
-// second Close returns nil.
+// connections, unless it is Config.Pool, which the caller closes. Later
+// calls return an error matching timebox.ErrClosed; a second Close
+// returns nil.
 func (p *Persistence) Close() error {
 	if p.closed.Swap(true) {
 		return nil
 	}
-	p.pool.Close()
+	close(p.done)
+	p.stopListener()
+	if p.owned {
+		p.pool.Close()
+	}
 	return nil
 }
 
@@ -95,9 +124,22 @@ func (p *Persistence) checkOpen() error {
 	return nil
 }
 
-// fail wraps an error met during op: ErrClosed when p was closed under the
-// call, and ctx's error alongside the driver's when ctx is done, so
-// errors.Is finds both.
+// writeFailed classifies a failed write: a server error means it was
+// rolled back, and an error pgx marks safe to retry means it was never
+// sent; anything else leaves the outcome unknown.
+func (p *Persistence) writeFailed(ctx context.Context, op string, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || p.closed.Load() {
+		return p.fail(ctx, op, err)
+	}
+	return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
+}
+
+// fail wraps an error met during op, which wrote nothing: ErrClosed when p
+// was closed under the call, ctx's error alongside the driver's when ctx
+// is done, so errors.Is finds both, and timebox.ErrUnavailable when the
+// connection failed or the server could not serve the statement (see
+// unavailable).
 func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 	if p.closed.Load() {
 		return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrClosed, err)
@@ -105,5 +147,31 @@ func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("postgres: %s: %w: %w", op, cerr, err)
 	}
+	if unavailable(err) {
+		return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnavailable, err)
+	}
 	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// unavailable reports whether err, from a call that wrote nothing, is
+// worth retrying: a failed connect, a connection lost, or a server error
+// of class 08 (connection exception), 53 (insufficient resources), 57P
+// (operator intervention: shutdown, restart) or 40 (transaction rollback:
+// serialization failure, deadlock).
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") ||
+			strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "40")
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || pgconn.SafeToRetry(err) ||
+		errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED)
 }

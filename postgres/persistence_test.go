@@ -77,7 +77,7 @@ func TestConcurrentMigration(t *testing.T) {
 	ids, err := listTables(t, cfg.URL, cfg.Prefix)
 	require.NoError(t, err)
 	require.Equal(t, []string{
-		"timebox_events", "timebox_index", "timebox_snapshot",
+		"timebox_archive", "timebox_events", "timebox_index", "timebox_snapshot",
 	}, ids)
 }
 

@@ -52,7 +52,7 @@ func TestPlansUseIndexes(t *testing.T) {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
-	const tables = "timebox_events, timebox_snapshot, timebox_index"
+	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive"
 
 	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn) })
 	exec("TRUNCATE " + tables)
@@ -73,7 +73,8 @@ func fill(t *testing.T, conn *pgx.Conn) {
 }
 
 // fillRows writes n aggregates of 20 events each, with one of 100
-// statuses and a label of 100 values, under the prefix "plans".
+// statuses and a label of 100 values, and n leased archive records, under
+// the prefix "plans".
 func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 	t.Helper()
 	for _, sql := range []string{
@@ -89,6 +90,12 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 		        ((CASE k WHEN 0 THEN 's' ELSE '' END) || (i % 100))::bytea, 0, 0
 		 FROM generate_series(1, $1) i, generate_series(0, 1) k
 		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_archive
+		     (ns, aggregate, snapshot_seq, snapshot, seqs, secs, nsecs, types, datas,
+		      leased_until)
+		 SELECT 'plans', 'archived:' || i, 0, '', '{}', '{}', '{}', '{}', '{}',
+		        now() + interval '1 hour'
+		 FROM generate_series(1, $1) i`,
 	} {
 		_, err := conn.Exec(context.Background(), sql, n)
 		require.NoError(t, err)
@@ -99,9 +106,10 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 // than a generic plan takes to be chosen, fills the tables, and fails t if
 // a statement's plan then reads a table by a sequential scan.
 func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
-	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1`
+	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
 	many := `'plans', 'order:1', 20, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
-		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2`
+		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2,
+		ARRAY['i', 'j']::bytea[], ARRAY[NULL, NULL]::bytea[]`
 	index := `, 's'::bytea, 0, 0, ARRAY['l']::bytea[], ARRAY['v']::bytea[]`
 	stmts := map[string]struct{ sql, args string }{
 		"load_events":     {loadEventsSQL, `'plans', 'order:1', 0`},
@@ -113,6 +121,10 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"label_values":    {labelValuesSQL, `'plans', 'l'::bytea`},
 		"list_label":      {listLabelSQL, `'plans', 'l'::bytea, '3'::bytea`},
 		"list_aggregates": {listAggregatesSQL, `'plans', 'order:1', 'order:1:', 'order:1;'`},
+		"save_if_head":    {saveSnapshotIfHeadSQL, `'plans', 'order:1', 20, 'x'::bytea, true`},
+		"archive_claim":   {archiveClaimSQL, `'plans', 1000`},
+		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
+		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
 	}
 	for h, head := range []string{"next", "new"} {
 		for e, evs := range []string{one, many} {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -98,16 +99,18 @@ type poolGuard struct {
 	broke atomic.Int64
 	// gate holds a token per connection being established.
 	gate chan struct{}
+	log  *slog.Logger
 }
 
-func newPoolGuard(connecting int) *poolGuard {
-	return &poolGuard{gate: make(chan struct{}, connecting)}
+func newPoolGuard(connecting int, log *slog.Logger) *poolGuard {
+	return &poolGuard{gate: make(chan struct{}, connecting), log: log}
 }
 
 func (g *poolGuard) install(pc *pgxpool.Config) {
 	pc.BeforeClose = func(c *pgx.Conn) {
 		if c.IsClosed() {
 			g.broke.Store(time.Now().UnixNano())
+			g.log.Debug("connection broke; idle connections are checked before use")
 		}
 	}
 	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {

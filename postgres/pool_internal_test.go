@@ -42,7 +42,7 @@ func proxiedPersistence(t *testing.T, maxConns int) (*Persistence, *faultproxy.P
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, table := range []string{"timebox_events", "timebox_snapshot", "timebox_index"} {
+		for _, table := range []string{"timebox_events", "timebox_snapshot", "timebox_index", "timebox_archive"} {
 			_, _ = p.pool.Exec(ctx, "DELETE FROM "+table+" WHERE ns = $1", prefix)
 		}
 		_ = p.Close()

@@ -5,10 +5,12 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"text/template"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,7 +19,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 2
+const schemaVersion = 4
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -36,6 +38,13 @@ var (
 	ErrSchemaTooNew = errors.New("postgres: schema is newer than this version of timebox")
 )
 
+// addedColumns are the columns a migration adds to an existing table: an
+// older table may lack them until it is migrated.
+var addedColumns = map[string]bool{
+	"timebox_events.id": true, "timebox_events.metadata": true, // version 4
+	"timebox_archive.ids": true, "timebox_archive.metas": true, // version 4
+}
+
 // schemaColumns lists, per table of schema.sql, each column and its type
 // as format_type prints it.
 var schemaColumns = map[string]map[string]string{
@@ -46,10 +55,18 @@ var schemaColumns = map[string]map[string]string{
 	"timebox_events": {
 		"ns": "text", "aggregate": "text", "seq": "bigint", "sec": "bigint",
 		"nsec": "integer", "type": "bytea", "data": "bytea",
+		"id": "bytea", "metadata": "bytea",
 	},
 	"timebox_index": {
 		"ns": "text", "aggregate": "text", "kind": "smallint", "name": "bytea",
 		"value": "bytea", "sec": "bigint", "nsec": "integer",
+	},
+	"timebox_archive": {
+		"ns": "text", "id": "bigint", "aggregate": "text",
+		"snapshot_seq": "bigint", "snapshot": "bytea", "seqs": "bigint[]",
+		"secs": "bigint[]", "nsecs": "integer[]", "types": "bytea[]",
+		"datas": "bytea[]", "leased_until": "timestamp with time zone",
+		"lease": "bigint", "ids": "bytea[]", "metas": "bytea[]",
 	},
 }
 
@@ -64,18 +81,8 @@ var (
 	versionSQL string
 	//go:embed sql/columns.sql
 	columnsSQL string
-	//go:embed sql/append_head_next.sql
-	appendHeadNextSQL string
-	//go:embed sql/append_head_new.sql
-	appendHeadNewSQL string
-	//go:embed sql/append_event.sql
-	appendEventSQL string
-	//go:embed sql/append_events.sql
-	appendEventsSQL string
-	//go:embed sql/append_index.sql
-	appendIndexSQL string
-	//go:embed sql/append_conflict.sql
-	appendConflictSQL string
+	//go:embed sql/append.sql
+	appendTemplate string
 	//go:embed sql/check_head.sql
 	checkHeadSQL string
 	//go:embed sql/head.sql
@@ -92,6 +99,16 @@ var (
 	statusSQL string
 	//go:embed sql/list_status.sql
 	listStatusSQL string
+	//go:embed sql/archive.sql
+	archiveSQL string
+	//go:embed sql/archive_claim.sql
+	archiveClaimSQL string
+	//go:embed sql/archive_release.sql
+	archiveReleaseSQL string
+	//go:embed sql/archive_delete.sql
+	archiveDeleteSQL string
+	//go:embed sql/archive_next_expiry.sql
+	archiveNextExpirySQL string
 	//go:embed sql/label_values.sql
 	labelValuesSQL string
 	//go:embed sql/list_label.sql
@@ -102,16 +119,31 @@ var (
 	listAllSQL string
 )
 
-// appendSQL holds the append statements, indexed by whether the
-// aggregate is new (the append is at 0), whether the batch has more than
-// one event, and whether it changes the index.
+// appendShape selects one of the append statement's shapes (see
+// sql/append.sql).
+type appendShape struct {
+	// New is an append at 0: the aggregate may not exist yet.
+	New bool
+	// Many is a batch of more than one event.
+	Many bool
+	// Index is a batch that changes the status or labels.
+	Index bool
+}
+
+// appendSQL holds sql/append.sql rendered in every shape, indexed by New,
+// Many and Index (0 false, 1 true).
 var appendSQL = func() (res [2][2][2]string) {
-	heads := []string{appendHeadNextSQL, appendHeadNewSQL}
-	events := []string{appendEventSQL, appendEventsSQL}
-	for h, head := range heads {
-		for e, evs := range events {
-			res[h][e][0] = head + evs + appendConflictSQL
-			res[h][e][1] = head + evs + appendIndexSQL + appendConflictSQL
+	tmpl := template.Must(template.New("append.sql").Parse(appendTemplate))
+	for _, n := range []bool{false, true} {
+		for _, m := range []bool{false, true} {
+			for _, i := range []bool{false, true} {
+				var b strings.Builder
+				err := tmpl.Execute(&b, appendShape{New: n, Many: m, Index: i})
+				if err != nil {
+					panic(err)
+				}
+				res[boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
+			}
 		}
 	}
 	return res
@@ -123,7 +155,7 @@ var appendSQL = func() (res [2][2][2]string) {
 // detected without taking any lock; otherwise schema.sql runs in one
 // transaction under an advisory lock, so processes opening at once take
 // turns and the later ones find nothing to do.
-func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 	if err := checkColumns(ctx, pool); err != nil {
 		return err
 	}
@@ -140,7 +172,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			return err
 		}
 		// Another process may have migrated while this one waited.
-		if _, err := readVersion(ctx, tx); err != nil {
+		if version, err = readVersion(ctx, tx); err != nil || version == schemaVersion {
 			return err
 		}
 		_, err = tx.Exec(ctx, schemaSQL)
@@ -148,6 +180,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if version != schemaVersion {
+		log.Info("migrated schema", "from", version, "to", schemaVersion)
 	}
 	return nil
 }
@@ -210,6 +245,7 @@ func checkColumns(ctx context.Context, q querier) error {
 		for _, name := range slices.Sorted(maps.Keys(schemaColumns[table])) {
 			want := schemaColumns[table][name]
 			switch got, ok := cols[name]; {
+			case !ok && addedColumns[table+"."+name]:
 			case !ok:
 				return fmt.Errorf("%w: table %s has no column %s",
 					ErrSchemaMismatch, table, name)

@@ -35,15 +35,20 @@ func (p *Persistence) loadSnapshot(
 		var snap bool
 		var seq, sec int64
 		var nsec int32
-		var typ, data []byte
-		if err := rows.Scan(&snap, &seq, &sec, &nsec, &typ, &data); err != nil {
+		var typ, data, eid, md []byte
+		err := rows.Scan(&snap, &seq, &sec, &nsec, &typ, &data, &eid, &md)
+		if err != nil {
 			return nil, err
 		}
 		if snap {
 			rec.Sequence, rec.Data = seq, data
 			continue
 		}
-		rec.Events = append(rec.Events, newEvent(id, seq, sec, nsec, typ, data))
+		ev, err := newEvent(id, seq, sec, nsec, typ, data, eid, md)
+		if err != nil {
+			return nil, err
+		}
+		rec.Events = append(rec.Events, ev)
 	}
 	return rec, rows.Err()
 }

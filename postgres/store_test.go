@@ -1,12 +1,17 @@
 package postgres_test
 
 import (
+	"net/url"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"go.uber.org/goleak"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
+	"github.com/kode4food/timebox/internal/faultproxy"
+	"github.com/kode4food/timebox/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
@@ -18,9 +23,41 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
 			return newStore(t, cfg)
 		},
-		Archiving: false,
+		Archiving: true,
 		NewBackend: func(t *testing.T) timebox.Backend {
 			return newPersistence(t, testConfig(t))
+		},
+		Server: func(t *testing.T) string {
+			u, err := url.Parse(testserver.PostgresURL(t))
+			require.NoError(t, err)
+			return u.Host
+		},
+		Faulty: func(
+			t *testing.T, px *faultproxy.Proxy, cfg timebox.Config, n int,
+		) []*timebox.Store {
+			pc := testConfig(t)
+			u, err := url.Parse(pc.URL)
+			require.NoError(t, err)
+			u.Host = px.Addr()
+			pc.URL = u.String()
+			pc.MaxConns = 1
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				res[i], err = newPersistence(t, pc).NewStore(cfg)
+				require.NoError(t, err)
+			}
+			return res
+		},
+		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
+			pc := testConfig(t)
+			pc.MaxConns = 2
+			res := make([]*timebox.Store, n)
+			for i := range res {
+				var err error
+				res[i], err = newPersistence(t, pc).NewStore(cfg)
+				require.NoError(t, err)
+			}
+			return res
 		},
 	})
 }

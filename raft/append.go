@@ -16,8 +16,9 @@ import (
 
 var (
 	// ErrNoLeader means no leader could be reached in time. Nothing was
-	// written; the call is safe to retry once the cluster has a leader.
-	ErrNoLeader = errors.New("raft: no leader available")
+	// written; the call is safe to retry once the cluster has a leader. It
+	// matches timebox.ErrUnavailable, so the Store retries it.
+	ErrNoLeader = fmt.Errorf("raft: no leader available: %w", timebox.ErrUnavailable)
 
 	// errNotLeader marks failures where nothing was done because the node
 	// asked was not the leader; they are retried against the new one.

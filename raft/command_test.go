@@ -44,6 +44,12 @@ func TestCommandRoundTrip(t *testing.T) {
 	}))
 	require.NoError(t, err)
 	require.Equal(t, &snapshotCmd{key: codec.EncodeID(id), sequence: 3, trim: true, data: []byte(`{"n":1}`)}, s)
+
+	s, err = decodeSnapshot(encodeSnapshot(timebox.SnapshotRequest{
+		ID: id, Data: []byte(`{}`), Sequence: 4, IfHead: true,
+	}))
+	require.NoError(t, err)
+	require.Equal(t, &snapshotCmd{key: codec.EncodeID(id), sequence: 4, ifHead: true, data: []byte(`{}`)}, s)
 }
 
 func FuzzDecodeCommand(f *testing.F) {

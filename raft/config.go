@@ -33,19 +33,21 @@ type (
 		// dials on Address, Raft and forwarded writes alike, with mutual
 		// TLS: each side presents a certificate and verifies the other's
 		// before any byte of the protocol is read. The same Config serves
-		// both sides: its certificate (Certificates, or GetCertificate
-		// for the accepted side, which also serves the dialled side when
-		// GetClientCertificate is nil) must carry both the server and
-		// the client extended key usage, and name the host of every
-		// address peers dial it at (Servers, or Address) unless
-		// ServerName is set. RootCAs, the cluster's CA, verifies the
-		// dialled node, and verifies dialling nodes too unless ClientCAs
-		// is set. ClientAuth is always RequireAndVerifyClientCert, also
-		// on a Config returned by GetConfigForClient. Certificates
-		// rotate without a restart through GetCertificate,
-		// GetClientCertificate or GetConfigForClient: each connection
-		// made afterwards uses the new one. Every node of a cluster must
-		// use TLS, or none.
+		// both sides. Its certificate (Certificates, or GetCertificate,
+		// which also serves the dialling side when GetClientCertificate
+		// is nil) must carry both the server and the client extended key
+		// usage, and name the host of every address peers dial the node
+		// at, unless ServerName is set. RootCAs, the cluster's CA,
+		// verifies the dialled node, and the dialling one too unless
+		// ClientCAs is set. ClientAuth is always
+		// RequireAndVerifyClientCert, also on a Config returned by
+		// GetConfigForClient. Certificates rotate without a restart
+		// through GetCertificate, GetClientCertificate or
+		// GetConfigForClient: each connection made afterwards uses the
+		// new one. Validate returns ErrTLSCertificateRequired when either
+		// side has no certificate, ErrTLSRootCAsRequired without RootCAs
+		// and ErrTLSInsecure with InsecureSkipVerify. Every node of a
+		// cluster must use TLS, or none.
 		TLS *tls.Config
 
 		// MaxForwardConns is the most forwarding connections this node,
@@ -215,7 +217,7 @@ func (c Config) With(other Config) Config {
 // ErrLogTailSizeTooSmall (below MinLogTailSize),
 // ErrInvalidMaxForwardConns (negative), ErrInvalidArchiveLease
 // (negative), ErrTLSCertificateRequired, ErrTLSRootCAsRequired or
-// ErrTLSInsecure (see validateTLS), ErrInvalidServer or
+// ErrTLSInsecure (see Config.TLS), ErrInvalidServer or
 // ErrBootstrapMissingLocalServer, or nil.
 func (c Config) Validate() error {
 	switch {

@@ -24,6 +24,13 @@
 //	})
 //	store, err := p.NewStore(timebox.Config{})
 //
+// Address is not authenticated unless [Config.TLS] is set. Without TLS it
+// must be reachable only by the cluster's own nodes: anyone who can connect
+// can append to the store, vote and lead, and replace a node's state with
+// a snapshot of their own. With TLS every connection is mutual TLS, each
+// node presenting a certificate of the cluster's CA and verifying its
+// peer's before any protocol byte is read.
+//
 // [Config.Publisher] hands every committed batch to the application on
 // every node, in commit order. Archiving is replicated: [Persistence.Archive]
 // moves an aggregate into an archive record in the state machine, and a

@@ -162,10 +162,16 @@ func decodeStatus(v []byte) (string, time.Time, bool) {
 // status is "".
 func setStatus(tx *bbolt.Tx, key, status string, at time.Time) error {
 	st, by := tx.Bucket(bucketStatus), tx.Bucket(bucketByStatus)
-	if old, _, ok := decodeStatus(st.Get([]byte(key))); ok {
+	old, oldAt, ok := decodeStatus(st.Get([]byte(key)))
+	if !ok {
+		old = ""
+	} else {
 		if err := by.Delete(append(codec.AppendString(nil, old), key...)); err != nil {
 			return err
 		}
+	}
+	if err := moveStatusTime(tx, key, old, oldAt, status, at); err != nil {
+		return err
 	}
 	if status == "" {
 		return st.Delete([]byte(key))

@@ -19,6 +19,10 @@ import (
 const (
 	protoRaft    byte = 'R'
 	protoForward byte = 'F'
+
+	// tlsHandshakeRecord starts a TLS client's first message: a node
+	// with TLS dialling one without.
+	tlsHandshakeRecord byte = 0x16
 )
 
 var errMuxClosed = errors.New("raft: listener closed")
@@ -121,6 +125,9 @@ func (m *mux) route(raw net.Conn) {
 			m.cfg.fwd.serve(c)
 		}
 		m.drop(raw)
+	case tlsHandshakeRecord:
+		m.reject(raw, errors.New("a TLS client, but this node has no Config.TLS"))
+		m.drop(raw)
 	default:
 		m.reject(raw, fmt.Errorf("unknown protocol byte %#x", proto))
 		m.drop(raw)
@@ -145,13 +152,21 @@ func (m *mux) handshakeIn(raw net.Conn) (net.Conn, byte, error) {
 	return c, b[0], nil
 }
 
-// reject logs a connection refused before its protocol began, once per
-// remote host per rejectEvery, and not while the mux closes.
+// reject logs a connection refused before its protocol began at warn,
+// once per remote host per rejectEvery; one that hung up before sending
+// anything at debug; nothing while the mux closes.
 func (m *mux) reject(c net.Conn, err error) {
 	select {
 	case <-m.done:
 		return
 	default:
+	}
+	if errors.Is(err, io.EOF) {
+		// Hung up before sending anything to reject: a peer closing
+		// mid-dial, or a port probe.
+		m.cfg.logger.Debug("connection closed before its protocol began",
+			"remote", c.RemoteAddr().String(), "error", err)
+		return
 	}
 	host := c.RemoteAddr().String()
 	if h, _, e := net.SplitHostPort(host); e == nil {

@@ -40,6 +40,9 @@ type peerTLS struct {
 func newPeerTLS(cfg *tls.Config) *peerTLS {
 	server := cfg.Clone()
 	requireClientCert(server, nil)
+	// Nodes keep their connections and never resume a session, so a
+	// session ticket would only cost the handshake work.
+	server.SessionTicketsDisabled = true
 	if user := cfg.GetConfigForClient; user != nil {
 		cas := server.ClientCAs
 		server.GetConfigForClient = func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -49,6 +52,7 @@ func newPeerTLS(cfg *tls.Config) *peerTLS {
 			}
 			c = c.Clone()
 			requireClientCert(c, cas)
+			c.SessionTicketsDisabled = true
 			return c, nil
 		}
 	}

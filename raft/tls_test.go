@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 )
 
 // The cluster scenarios — election, forwarding, leader loss, restart —
@@ -57,6 +59,22 @@ func TestTLSCluster(t *testing.T) {
 	for i := range c.nodes {
 		require.True(t, c.nodes[i].mux.cfg.tls != nil)
 	}
+}
+
+// TestTLSRaceExecAcrossNodes races Exec on one aggregate through every
+// node over TLS, with so few forwarding slots that forwarded requests wait
+// for one, and checks the exact log on each.
+func TestTLSRaceExecAcrossNodes(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
+		cfg.MaxForwardConns = 2
+	})
+	stores := make([]*timebox.Store, len(c.nodes))
+	for i := range c.nodes {
+		stores[i] = c.store(i, timebox.Config{MaxRetries: 1000})
+	}
+	conformance.RaceExec(t, stores, 8, 10)
 }
 
 // A follower that was down while the leader compacted its log catches up
@@ -106,8 +124,12 @@ type tlsNode struct {
 	req []byte
 }
 
-func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA) *tlsNode {
-	p := newSingle(t, Config{TLS: cfg})
+func newTLSNode(t *testing.T, cfg *tls.Config, ca *testCA, logs io.Writer) *tlsNode {
+	var logger *slog.Logger
+	if logs != nil {
+		logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	p := newSingle(t, Config{TLS: cfg, Logger: logger})
 	id := timebox.NewAggregateID("guarded")
 	req := timebox.AppendRequest{ID: id, Events: items("x", 1)}
 	return &tlsNode{p: p, ca: ca, id: id, req: encodeAppend(req)}
@@ -166,7 +188,8 @@ func TestTLSRejections(t *testing.T) {
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			n := newTLSNode(t, cfg, ca)
+			var logs syncBuffer
+			n := newTLSNode(t, cfg, ca, &logs)
 			addr := n.p.mux.ln.Addr().String()
 
 			plain, err := net.Dial("tcp", addr)
@@ -189,6 +212,13 @@ func TestTLSRejections(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, codeOK, code)
 			require.Equal(t, 1, n.events(t))
+
+			// Three rejections from one host: one warning.
+			require.Eventually(t, func() bool {
+				return strings.Contains(logs.String(), "rejected a connection")
+			}, waitLong, time.Millisecond)
+			require.Equal(t, 1, strings.Count(logs.String(), "rejected a connection"), logs.String())
+			require.Contains(t, logs.String(), "level=WARN")
 		})
 	}
 }
@@ -198,7 +228,7 @@ func TestTLSRejections(t *testing.T) {
 func TestTLSDialRejectsPeer(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	other := newTestCA(t, "other")
-	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca)
+	n := newTLSNode(t, ca.nodeTLS(t, "solo"), ca, nil)
 
 	for name, cert := range map[string]*tls.Certificate{
 		"other CA":   other.issue(t, "intruder"),
@@ -243,10 +273,10 @@ func acceptHandshake(ln net.Listener) {
 func TestTLSRotation(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	rot := make([]*rotatingCert, 3)
-	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int) *tls.Config {
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
 		rot[i] = &rotatingCert{}
 		rot[i].cur.Store(ca.issue(t, fmt.Sprint("n", i)))
-		return rot[i].config(ca)
+		cfg.TLS = rot[i].config(ca)
 	})
 	id := timebox.NewAggregateID("rotate")
 	require.NoError(t, c.store(c.followers()[0]).AppendEvents(id, 0, items("a", 1)))
@@ -357,9 +387,18 @@ func TestTLSRejectLoggedOncePerHost(t *testing.T) {
 	require.NoError(t, err)
 	m := newMux(ln, muxConfig{
 		tls:    newPeerTLS(ca.nodeTLS(t, "solo")),
-		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Debug}),
 	})
 	defer func() { _ = m.Close() }()
+
+	// A connection that hangs up before sending a byte is only debug.
+	probe, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	require.NoError(t, probe.Close())
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "closed before its protocol began")
+	}, waitLong, time.Millisecond)
+	require.NotContains(t, out.String(), "[WARN]")
 
 	for range 5 {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -390,7 +429,7 @@ func TestRejectLogRateLimit(t *testing.T) {
 
 func TestConfigTLS(t *testing.T) {
 	ca := newTestCA(t, "cluster")
-	ok := Config{LocalID: "a", Address: "127.0.0.1:7000", DataDir: "/tmp/x", LogTailSize: DefaultLogTailSize}
+	ok := DefaultConfig().With(Config{LocalID: "a", Address: "127.0.0.1:7000", DataDir: "/tmp/x"})
 	good := ca.nodeTLS(t, "a")
 	c := ok.With(Config{TLS: good, MaxForwardConns: 3})
 	require.Same(t, good, c.TLS)
@@ -425,4 +464,47 @@ func TestConfigTLS(t *testing.T) {
 	c = ok
 	c.MaxForwardConns = -1
 	require.ErrorIs(t, c.Validate(), ErrInvalidMaxForwardConns)
+}
+
+// A node without TLS dialled by one with it says so in its warning.
+func TestPlainNodeNamesTLSClient(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	var out syncBuffer
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m := newMux(ln, muxConfig{
+		logger: hclog.New(&hclog.LoggerOptions{Output: &out, Level: hclog.Warn}),
+	})
+	defer func() { _ = m.Close() }()
+	_, err = tls.Dial("tcp", ln.Addr().String(), ca.nodeTLS(t, "n0"))
+	require.Error(t, err)
+	require.Eventually(t, func() bool {
+		return strings.Contains(out.String(), "this node has no Config.TLS")
+	}, waitLong, time.Millisecond)
+}
+
+// A TLS cluster started, written to through every node, with a node
+// restarted, and stopped warns about no rejected connection: its own nodes
+// connecting, closing and reconnecting are never taken for intruders.
+func TestTLSLoggerNoRejections(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	rec := &logRecorder{}
+	c := startTLSCluster(t, 3, clusterTuning(), false, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
+		cfg.Logger = slog.New(rec)
+	})
+	id := timebox.NewAggregateID("order", "1")
+	for i := range 6 {
+		require.NoError(t, c.store(i%3).AppendEvents(id, int64(i), items(fmt.Sprint("e", i), 1)))
+	}
+	f := c.followers()[0]
+	c.stop(f)
+	c.start(f)
+	waitReady(t, c.nodes[f])
+	require.NoError(t, c.store(f).AppendEvents(id, 6, items("after", 1)))
+	c.closeAll()
+	for _, l := range rec.lines(slog.LevelInfo) {
+		require.NotContains(t, l, "rejected a connection")
+		require.NotContains(t, l, "tls:")
+	}
 }

@@ -100,10 +100,10 @@ func (r *rotatingCert) config(ca *testCA) *tls.Config {
 	}
 }
 
-// startTLSCluster is startCluster over mutual TLS, every node with a
-// certificate of one fresh CA, which it returns.
+// startTLSCluster is startCluster with each node's Config edited before
+// it starts, there to give it TLS.
 func startTLSCluster(
-	t testing.TB, n int, tune *tuning, publish bool, tlsFor func(i int) *tls.Config,
+	t testing.TB, n int, tune *tuning, publish bool, edit func(i int, cfg *Config),
 ) *cluster {
 	all := make([]int, n)
 	for i := range all {
@@ -111,7 +111,7 @@ func startTLSCluster(
 	}
 	c := startCluster(t, n, tune, publish, all...)
 	for i := range c.cfgs {
-		c.cfgs[i].TLS = tlsFor(i)
+		edit(i, &c.cfgs[i])
 	}
 	for i := range n {
 		c.start(i)
@@ -124,7 +124,7 @@ func startTLSCluster(
 
 // newTLSCluster is newCluster over mutual TLS with certificates of ca.
 func newTLSCluster(t testing.TB, n int, tune *tuning, ca *testCA) *cluster {
-	return startTLSCluster(t, n, tune, true, func(i int) *tls.Config {
-		return ca.nodeTLS(t, fmt.Sprint("n", i))
+	return startTLSCluster(t, n, tune, true, func(i int, cfg *Config) {
+		cfg.TLS = ca.nodeTLS(t, fmt.Sprint("n", i))
 	})
 }

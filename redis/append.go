@@ -53,7 +53,7 @@ func (p *Persistence) appendKeys(k aggregate, ix timebox.IndexChange) []string {
 
 func appendArgs(eid string, req timebox.AppendRequest) []any {
 	op, status, at := statusArgs(req.Index)
-	args := make([]any, 0, 7+2*len(req.Index.Labels)+len(req.Events))
+	args := make([]any, 0, 8+2*len(req.Index.Labels))
 	args = append(args,
 		eid, strconv.FormatInt(req.ExpectedSequence, 10),
 		len(req.Events), op, status, at, len(req.Index.Labels),
@@ -61,10 +61,28 @@ func appendArgs(eid string, req timebox.AppendRequest) []any {
 	for l, v := range req.Index.Labels {
 		args = append(args, encodeName(l), encodeName(v))
 	}
-	for _, ev := range req.Events {
-		args = append(args, codec.EncodeEvent(ev))
+	return append(args, frameBatch(req.ExpectedSequence, req.Events))
+}
+
+// frameBatch encodes evs, at sequences from seq on, as one batch member:
+// each event's codec record framed as "<length>:<record>", the framing
+// archive entries use too.
+func frameBatch(seq int64, evs []*timebox.Event) []byte {
+	size := 0
+	for _, ev := range evs {
+		size += 24 + len(ev.Type) + len(ev.Data)
 	}
-	return args
+	buf := make([]byte, 0, size)
+	var rec []byte
+	for i, ev := range evs {
+		e := *ev
+		e.Sequence = seq + int64(i)
+		rec = codec.AppendEvent(rec[:0], &e)
+		buf = strconv.AppendInt(buf, int64(len(rec)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, rec...)
+	}
+	return buf
 }
 
 // statusArgs returns the script's status operation, the encoded status and
@@ -89,10 +107,12 @@ func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {
 	}
 	head, _ := r[1].(int64)
 	var stored []any
-	if len(r) > 2 {
+	floor := int64(0)
+	if len(r) > 3 {
 		stored, _ = r[2].([]any)
+		floor, _ = strconv.ParseInt(fmt.Sprint(r[3]), 10, 64)
 	}
-	evs, err := decodeEvents(req.ID, stored)
+	evs, err := decodeBatches(req.ID, stored, max(req.ExpectedSequence, floor))
 	if err != nil {
 		return fmt.Errorf("redis: append: %w", err)
 	}
@@ -103,22 +123,43 @@ func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {
 	}
 }
 
-// decodeEvents decodes stored event records (strings) of id. The records'
-// bytes are copied into one buffer that the events' Data then share, with
-// capacities capped so that appending to one never reaches another; the
-// events share one copy of id, so none aliases the caller's.
-func decodeEvents(id timebox.AggregateID, stored []any) ([]*timebox.Event, error) {
-	strs := make([]string, len(stored))
-	for i, s := range stored {
+// decodeBatches decodes stored batch members (strings) of id, keeping
+// the events from sequence from on. The events share one copy of the
+// records' bytes (see decodeStrings).
+func decodeBatches(id timebox.AggregateID, stored []any, from int64) ([]*timebox.Event, error) {
+	var recs []string
+	for _, s := range stored {
 		str, ok := s.(string)
 		if !ok {
 			return nil, fmt.Errorf("%w: not a string", codec.ErrMalformedEvent)
 		}
-		strs[i] = str
+		r, err := unframe(str)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", codec.ErrMalformedEvent, err)
+		}
+		recs = append(recs, r...)
 	}
-	return decodeStrings(id, strs)
+	return decodeFrom(id, recs, from)
 }
 
+// decodeFrom decodes records of id and drops those below sequence from
+// (trimmed, or before the range asked for, in the first batch read).
+func decodeFrom(id timebox.AggregateID, recs []string, from int64) ([]*timebox.Event, error) {
+	evs, err := decodeStrings(id, recs)
+	if err != nil {
+		return nil, err
+	}
+	i := 0
+	for i < len(evs) && evs[i].Sequence < from {
+		i++
+	}
+	return evs[i:], nil
+}
+
+// decodeStrings decodes stored event records of id. The records' bytes
+// are copied into one buffer that the events' Data then share, with
+// capacities capped so that appending to one never reaches another; the
+// events share one copy of id, so none aliases the caller's.
 func decodeStrings(id timebox.AggregateID, strs []string) ([]*timebox.Event, error) {
 	size := 0
 	for _, s := range strs {

@@ -1,16 +1,19 @@
 -- append.lua: append a batch at the expected head, with its index change.
 --
--- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list,
+-- KEYS[1] meta hash, KEYS[2] batch sorted set, KEYS[3] aggregate list,
 -- then, only when the batch changes the status, the status set, and only
 -- when it changes labels, the label set and the label-value set.
 -- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] event count n,
 -- ARGV[4] status op ('' keep, 'c' clear, 's' set), ARGV[5] encoded new
 -- status, ARGV[6] its time part (see statusTime), ARGV[7] label count m,
--- then m pairs (encoded label, encoded value, '' to remove), then n
--- encoded events.
+-- then m pairs (encoded label, encoded value, '' to remove), then the
+-- batch: its n events framed as "<length>:<record>" each, stored as one
+-- member scored by the batch's last sequence.
 --
--- Returns {1, new head} when written, or {0, head, events from the
--- expected sequence on} on a conflict, when nothing is written.
+-- Returns {1, new head} when written, or {0, head, batches holding the
+-- events from the expected sequence on, trim floor} on a conflict, when
+-- nothing is written; the client drops the events below the expected
+-- sequence and the floor.
 --
 -- Cluster safety: a Lua error does not undo earlier writes, and while a
 -- slot migrates Redis fails any command on a key the node does not hold.
@@ -25,7 +28,7 @@ local expected = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local op = ARGV[4]
 local m = tonumber(ARGV[7])
-if not expected or not n or not m or #ARGV ~= 7 + 2 * m + n
+if not expected or not n or not m or #ARGV ~= 8 + 2 * m
     or (op ~= '' and op ~= 'c' and op ~= 's') then
   return redis.error_reply('ERR timebox append: malformed arguments')
 end
@@ -48,7 +51,8 @@ if not head then
   return redis.error_reply('ERR timebox append: malformed head')
 end
 if head ~= expected then
-  return {0, head, redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE')}
+  return {0, head, redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE'),
+    redis.call('HGET', meta, 't') or '0'}
 end
 if n == 0 then
   return {1, head}
@@ -80,23 +84,7 @@ end
 
 -- Additions. Sequences are below 2^53, so Lua numbers hold them exactly
 -- and redis.call passes them as integers.
-local first = 7 + 2 * m
-if n == 1 then
-  redis.call('ZADD', evkey, expected, ARGV[first + 1])
-else
-  local args = {}
-  for i = 1, n do
-    args[#args + 1] = expected + i - 1
-    args[#args + 1] = ARGV[first + i]
-    if #args >= 1000 then
-      redis.call('ZADD', evkey, unpack(args))
-      args = {}
-    end
-  end
-  if #args > 0 then
-    redis.call('ZADD', evkey, unpack(args))
-  end
-end
+redis.call('ZADD', evkey, head + n - 1, ARGV[8 + 2 * m])
 local fields = {'h', head + n}
 if newMember then
   fields[#fields + 1] = 'st'

@@ -260,11 +260,17 @@ func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {
 	if err != nil || seq < 0 {
 		return nil, malformed(msg.ID, "bad snapshot sequence")
 	}
+	from := int64(0)
+	if s, ok := field("from"); ok { // absent in entries of older versions
+		if from, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, malformed(msg.ID, "bad trim floor")
+		}
+	}
 	strs, err := unframe(framed)
 	if err != nil {
 		return nil, malformed(msg.ID, err.Error())
 	}
-	evs, err := decodeStrings(id, strs)
+	evs, err := decodeFrom(id, strs, from)
 	if err != nil {
 		return nil, malformed(msg.ID, err.Error())
 	}

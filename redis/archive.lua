@@ -5,8 +5,10 @@
 -- KEYS[7] label-value set.
 -- ARGV[1] encoded ID.
 --
--- Adds one stream entry {id, snapshot, sequence, events} (events framed as
--- "<length>:<bytes>" each) and deletes the live keys and index entries.
+-- Adds one stream entry {id, snapshot, sequence, events, from}: the
+-- batches concatenated (each is its events framed as "<length>:<bytes>"),
+-- and the trim floor below which the first batches' events were trimmed.
+-- Then deletes the live keys and index entries.
 -- Returns the entry's ID, or false for an unknown aggregate. As in
 -- append.lua, every key is in KEYS, all reads come before the first write
 -- (the XADD), and each removal that can empty a key is the last command on
@@ -32,16 +34,12 @@ for i = 1, #state, 2 do
     labels[#labels + 1] = {l, v, last}
   end
 end
-local events = redis.call('ZRANGE', evkey, 0, -1)
-local framed = {}
-for i, e in ipairs(events) do
-  framed[i] = tostring(#e) .. ':' .. e
-end
+local batches = redis.call('ZRANGE', evkey, 0, -1)
 
 -- Writes start here.
 local entry = redis.call('XADD', stream, '*',
   'id', eid, 'snapshot', fields['sd'] or '', 'sequence', fields['ss'] or '0',
-  'events', table.concat(framed))
+  'events', table.concat(batches), 'from', fields['t'] or '0')
 
 if fields['sm'] then
   redis.call('ZREM', stkey, fields['sm'])
@@ -56,7 +54,7 @@ for _, c in ipairs(labels) do
 end
 redis.call('ZREM', aggs, eid)
 redis.call('DEL', meta)
-if #events > 0 then
+if #batches > 0 then
   redis.call('DEL', evkey)
 end
 return entry

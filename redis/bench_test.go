@@ -3,7 +3,9 @@ package redis
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,11 +43,11 @@ func BenchmarkRaw(b *testing.B) {
 	}
 }
 
-// BenchmarkLoadVsRaw compares GetEvents of 2,000 stored events with raw
-// reads of the same stored values in the same run: ZRANGE BYSCORE of the
-// events' sorted set (what LoadEvents sends) and LRANGE of a list holding
-// the same values, both through go-redis's ordinary string replies, and
-// the decoding alone.
+// BenchmarkLoadVsRaw compares GetEvents of 2,000 stored events (20
+// batches of 100) with raw reads in the same run: ZRANGE BYSCORE of the
+// batches' sorted set (what LoadEvents sends, without the trim floor) and
+// LRANGE of a list holding the 2,000 event records one per element, both
+// through go-redis's ordinary string replies, and the decoding alone.
 func BenchmarkLoadVsRaw(b *testing.B) {
 	const size = 2000
 	p := newPersistence(b, Config{})
@@ -68,20 +70,31 @@ func BenchmarkLoadVsRaw(b *testing.B) {
 	}
 	ctx := context.Background()
 	k := p.keys.aggregate(id)
-	vals, err := p.client.ZRange(ctx, k.events, 0, -1).Result()
+	batches, err := p.client.ZRange(ctx, k.events, 0, -1).Result()
 	if err != nil {
 		b.Fatal(err)
+	}
+	var vals []string
+	for _, s := range batches {
+		recs, err := unframe(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		vals = append(vals, recs...)
 	}
 	list := p.keys.base + "rawlist"
 	if err := p.client.RPush(ctx, list, toAny(vals)...).Err(); err != nil {
 		b.Fatal(err)
 	}
-	check := func(n int, err error) error {
-		if err == nil && n != size {
-			err = fmt.Errorf("read %d values, want %d", n, size)
+	checkN := func(want int) func(int, error) error {
+		return func(n int, err error) error {
+			if err == nil && n != want {
+				err = fmt.Errorf("read %d values, want %d", n, want)
+			}
+			return err
 		}
-		return err
 	}
+	check := checkN(size)
 
 	b.Run("get-events", func(b *testing.B) {
 		timed(b, 1, "loads/s", 1, func() error {
@@ -94,7 +107,7 @@ func BenchmarkLoadVsRaw(b *testing.B) {
 			v, err := p.client.ZRangeArgs(ctx, redis.ZRangeArgs{
 				Key: k.events, Start: "0", Stop: "+inf", ByScore: true,
 			}).Result()
-			return check(len(v), err)
+			return checkN(len(batches))(len(v), err)
 		})
 	})
 	b.Run("raw-lrange", func(b *testing.B) {
@@ -170,4 +183,109 @@ func BenchmarkSeqVsRaw(b *testing.B) {
 	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
 	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
 	b.ReportMetric(float64(rawTime)/float64(execTime), "exec/raw")
+}
+
+// BenchmarkServerTime measures what an append costs the Redis server
+// itself, without client or network time: it runs b.N appends of the
+// given shape on a private redis-server (so no other client's commands
+// are counted), then reads INFO commandstats and reports the server's
+// microseconds per EVALSHA (server-µs/op, the whole script with the
+// commands it calls), beside a one-INCR EVALSHA run the same way
+// (raw-incr).
+func BenchmarkServerTime(b *testing.B) {
+	addr := startServer(b, "")
+	ctx := context.Background()
+	open := "open"
+	shapes := []struct {
+		name  string
+		batch int
+		index timebox.IndexChange
+	}{
+		{"append-1", 1, timebox.IndexChange{}},
+		{"append-1-indexed", 1, timebox.IndexChange{
+			Status: &open, Labels: map[string]string{"region": "eu"},
+		}},
+		{"append-100", 100, timebox.IndexChange{}},
+	}
+	for _, s := range shapes {
+		b.Run(s.name, func(b *testing.B) {
+			p := newPersistence(b, Config{Addr: addr})
+			id := timebox.NewAggregateID("server", timebox.ID(strconv.Itoa(b.N)))
+			evs := make([]*timebox.Event, s.batch)
+			for i := range evs {
+				evs[i] = &timebox.Event{
+					Timestamp: time.Now(), Type: "bench",
+					Data: bench.Payload(strconv.Itoa(i)),
+				}
+			}
+			serverTime(b, p, func(i int) error {
+				s.index.StatusTime = time.Now()
+				return p.Append(ctx, timebox.AppendRequest{
+					ID: id, ExpectedSequence: int64(i * s.batch),
+					Events: evs, Index: s.index,
+				})
+			})
+		})
+	}
+	b.Run("raw-incr", func(b *testing.B) {
+		p := newPersistence(b, Config{Addr: addr})
+		incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+		if err := incr.Load(ctx, p.client).Err(); err != nil {
+			b.Fatal(err)
+		}
+		key := p.keys.base + "raw"
+		serverTime(b, p, func(int) error {
+			return incr.EvalSha(ctx, p.client, []string{key}).Err()
+		})
+	})
+}
+
+// serverTime runs op b.N times between a CONFIG RESETSTAT and a read of
+// the server's EVALSHA statistics, and reports them.
+func serverTime(b *testing.B, p *Persistence, op func(i int) error) {
+	ctx := context.Background()
+	if err := p.client.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	stats, err := p.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	calls, usec := evalshaStats(stats)
+	if calls < int64(b.N) {
+		b.Fatalf("server counted %d EVALSHA calls, want %d:\n%s", calls, b.N, stats)
+	}
+	b.ReportMetric(float64(usec)/float64(calls), "server-µs/op")
+	if os.Getenv("TIMEBOX_COMMANDSTATS") == "1" {
+		b.Log(stats)
+	}
+}
+
+// evalshaStats returns the calls and microseconds of EVALSHA in an INFO
+// commandstats reply.
+func evalshaStats(info string) (calls, usec int64) {
+	for line := range strings.Lines(info) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for f := range strings.SplitSeq(rest, ",") {
+			k, v, _ := strings.Cut(f, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				calls = n
+			case "usec":
+				usec = n
+			}
+		}
+	}
+	return calls, usec
 }

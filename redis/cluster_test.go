@@ -48,10 +48,6 @@ func TestCluster(t *testing.T) {
 		testSlotMidMigration(t, addrs, seeds)
 	})
 
-	t.Run("MigrateUnderLoad", func(t *testing.T) {
-		testMigrateUnderLoad(t, addrs, seeds)
-	})
-
 	t.Run("SingleSeed", func(t *testing.T) {
 		st := newStore(t, Config{Addr: addrs[2], Shard: "other"}, timebox.Config{})
 		id := timebox.NewAggregateID("seed")

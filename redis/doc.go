@@ -11,11 +11,12 @@
 // Appends ([Persistence.Append]), snapshots ([Persistence.SaveSnapshot])
 // and archive moves ([Persistence.Archive]) are Lua scripts, so each is one
 // atomic step and one round trip. Every key a script touches is named in
-// its KEYS, and each script checks before it writes, so no error, not even
-// a cluster slot moving mid-flight, leaves half a write behind. A write
-// whose reply is lost, or that failed after it began writing, returns an
-// error matching timebox.ErrUnknownOutcome; any other error means nothing
-// was written.
+// its KEYS, each script checks before it writes, and adds before it
+// removes, so a cluster slot moving mid-flight stops a script before its
+// first write or not at all. A write whose reply is lost, or that failed
+// after it began writing (say, a key of the store overwritten by another
+// program), returns an error matching timebox.ErrUnknownOutcome; any other
+// error means nothing was written.
 //
 // Archive records go through a Redis stream with a consumer group
 // ([Persistence.ConsumeArchive]). DESIGN.md describes the key layout, the

@@ -3,16 +3,21 @@ package redis
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
 )
 
-// LoadEvents returns the stored events of id from fromSeq on, ascending, in
-// one ZRANGE BYSCORE. A stored event that cannot be decoded is an error.
+// LoadEvents returns the stored events of id from fromSeq on, ascending:
+// the batches whose last sequence is at least fromSeq (ZRANGE BYSCORE) and
+// the trim floor (HGET), pipelined in that order, so a trim between the
+// two only hides more of what was trimmed. A stored event that cannot be
+// decoded is an error.
 func (p *Persistence) LoadEvents(
 	ctx context.Context, id timebox.AggregateID, fromSeq int64,
 ) ([]*timebox.Event, error) {
@@ -20,16 +25,32 @@ func (p *Persistence) LoadEvents(
 		return nil, err
 	}
 	k := p.keys.aggregate(id)
-	strs, err := p.client.ZRangeArgs(ctx, redis.ZRangeArgs{
+	pipe := p.client.Pipeline()
+	rng := pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key:     k.events,
 		Start:   strconv.FormatInt(fromSeq, 10),
 		Stop:    "+inf",
 		ByScore: true,
-	}).Result()
+	})
+	trim := pipe.HGet(ctx, k.meta, "t")
+	_, _ = pipe.Exec(ctx) // each command's own error is checked below
+	batches, err := rng.Result()
 	if err != nil {
 		return nil, p.readError("load events", err)
 	}
-	evs, err := decodeStrings(id, strs)
+	floor, err := trim.Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, p.readError("load events", err)
+	}
+	var recs []string
+	for _, b := range batches {
+		r, err := unframe(b)
+		if err != nil {
+			return nil, fmt.Errorf("redis: load events: %w: %w", codec.ErrMalformedEvent, err)
+		}
+		recs = append(recs, r...)
+	}
+	evs, err := decodeFrom(id, recs, max(fromSeq, floor))
 	if err != nil {
 		return nil, fmt.Errorf("redis: load events: %w", err)
 	}
@@ -59,7 +80,7 @@ func (p *Persistence) LoadSnapshot(
 		return nil, fmt.Errorf("redis: load snapshot: sequence: %w", err)
 	}
 	stored, _ := r[2].([]any)
-	evs, err := decodeEvents(id, stored)
+	evs, err := decodeBatches(id, stored, seq)
 	if err != nil {
 		return nil, fmt.Errorf("redis: load snapshot: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,13 +289,18 @@ func testSlotMidMigration(t *testing.T, addrs []string, seeds string) {
 	require.Equal(t, []string{"again", "third"}, values)
 }
 
-// testMigrateUnderLoad moves the store's slot round the masters, key by
-// key, while the chaos workloads (Exec and raw appends, three stores,
-// every batch changing the status and a label) run, then audits the
-// history (nothing lost, doubled or partial, linearizable, writes go on
-// after the move) and the index (exactly what each aggregate's last event
-// says).
-func testMigrateUnderLoad(t *testing.T, addrs []string, seeds string) {
+// TestChaosSlotMigration starts a 3-master cluster and moves the store's
+// slot round the masters, key by key, while the chaos workloads (Exec and
+// raw appends, three stores, every batch changing the status and a label)
+// run, then audits the history (nothing lost, doubled or partial,
+// linearizable, writes go on after the move) and the index (exactly what
+// each aggregate's last event says).
+func TestChaosSlotMigration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	addrs := startCluster(t)
+	seeds := strings.Join(addrs, ",")
 	plan := history.NewPlan()
 	cfg := testConfig(t, Config{Addr: seeds, Shard: "move"})
 	stores := make([]*timebox.Store, chaosProcesses)

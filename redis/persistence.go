@@ -191,15 +191,21 @@ func newConsumerName() string {
 	return "c-" + hex.EncodeToString(b[:])
 }
 
-// readError wraps an error from a read: ErrClosed once p is closed.
+// readError wraps an error from a read: ErrClosed once p is closed, and
+// timebox.ErrUnavailable for a connection that failed (a read changes
+// nothing, so it is safe to retry).
 func (p *Persistence) readError(op string, err error) error {
-	if err == nil {
+	var rerr redis.Error
+	switch {
+	case err == nil:
 		return nil
-	}
-	if p.closed.Load() || errors.Is(err, redis.ErrClosed) {
+	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
+	case errors.As(err, &rerr), errors.Is(err, context.Canceled),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("redis: %s: %w", op, err)
 	}
-	return fmt.Errorf("redis: %s: %w", op, err)
+	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 }
 
 // writeError classifies an error from a write that was sent at most once.
@@ -212,7 +218,9 @@ func (p *Persistence) readError(op string, err error) error {
 //   - any other server reply (a routing reply such as MOVED, ASK,
 //     TRYAGAIN or CLUSTERDOWN, NOSCRIPT, an auth or OOM refusal, or the
 //     script's own "ERR timebox ..." replies, all given before its first
-//     write), a refused dial or a pool timeout: the write did not happen;
+//     write): the write did not happen;
+//   - a refused dial or a pool timeout: nothing was sent, and the error
+//     matches timebox.ErrUnavailable, which the Store retries;
 //   - anything else (a connection lost or timed out while waiting for the
 //     reply, a context done mid-call): the write may have happened.
 //
@@ -227,10 +235,11 @@ func (p *Persistence) writeError(op string, err error) error {
 	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
 	case errors.As(err, &rerr) && inScript(rerr):
-	case errors.As(err, &rerr), errors.Is(err, redis.ErrPoolTimeout):
+	case errors.As(err, &rerr):
 		return fmt.Errorf("redis: %s: %w", op, err)
-	case errors.As(err, &nerr) && nerr.Op == "dial":
-		return fmt.Errorf("redis: %s: %w", op, err)
+	case errors.Is(err, redis.ErrPoolTimeout),
+		errors.As(err, &nerr) && nerr.Op == "dial":
+		return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 	}
 	return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)
 }

@@ -20,7 +20,7 @@ import (
 
 // serverBinaries returns the paths of redis-server and redis-cli, skipping
 // t (or failing it when servers are required) when they are missing.
-func serverBinaries(t *testing.T) (server, cli string) {
+func serverBinaries(t testing.TB) (server, cli string) {
 	t.Helper()
 	server, err1 := exec.LookPath("redis-server")
 	cli, err2 := exec.LookPath("redis-cli")
@@ -36,7 +36,7 @@ func serverBinaries(t *testing.T) (server, cli string) {
 
 // freePort returns a loopback port that is free, and whose cluster bus
 // port (port+10000) is free too.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 100 {
 		port := 20000 + rand.IntN(30000)
@@ -60,7 +60,7 @@ func portFree(port int) bool {
 // startServer starts a throw-away redis-server on a free loopback port with
 // extra arguments, waits until it answers, and kills it when t ends. It
 // returns the server's address.
-func startServer(t *testing.T, password string, extra ...string) string {
+func startServer(t testing.TB, password string, extra ...string) string {
 	t.Helper()
 	bin, _ := serverBinaries(t)
 	dir := t.TempDir()
@@ -123,7 +123,7 @@ func startCluster(t *testing.T) []string {
 }
 
 // waitFor polls ok until it holds, failing t after a generous timeout.
-func waitFor(t *testing.T, what string, ok func(context.Context) bool) {
+func waitFor(t testing.TB, what string, ok func(context.Context) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

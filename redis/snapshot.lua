@@ -1,6 +1,7 @@
 -- snapshot.lua: store a snapshot unless a newer one is stored.
 --
--- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list.
+-- KEYS[1] meta hash, KEYS[2] batch sorted set (scored by each batch's last
+-- sequence), KEYS[3] aggregate list.
 -- ARGV[1] encoded ID, ARGV[2] sequence, ARGV[3] snapshot data,
 -- ARGV[4] '1' to remove the events below the sequence, else '0'.
 -- ARGV[5] '1' to store only if the aggregate is live (its meta hash
@@ -36,6 +37,9 @@ else
 end
 redis.call('ZADD', aggs, 0, ARGV[1])
 if ARGV[4] == '1' then
+  -- Batches wholly below the sequence go; 't' hides the rest of those
+  -- events from readers.
+  redis.call('HSET', meta, 't', ARGV[2])
   redis.call('ZREMRANGEBYSCORE', evkey, '-inf', '(' .. ARGV[2])
 end
 return 1

@@ -2,7 +2,10 @@ package codec
 
 import (
 	"encoding/binary"
+	"slices"
 	"time"
+
+	"github.com/kode4food/timebox"
 )
 
 // The field encodings the binary records share: sequences and counts are
@@ -26,6 +29,22 @@ func AppendString(buf []byte, s string) []byte {
 func AppendTime(buf []byte, t time.Time) []byte {
 	buf = binary.AppendVarint(buf, t.Unix())
 	return binary.AppendUvarint(buf, uint64(t.Nanosecond()))
+}
+
+// AppendMetadata appends md to buf as its entry count and each key and
+// value, length-prefixed, in key order, so equal metadata encodes alike.
+func AppendMetadata(buf []byte, md timebox.Metadata) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(md)))
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		buf = AppendString(buf, k)
+		buf = AppendString(buf, md[k])
+	}
+	return buf
 }
 
 // Reader reads fields in the order they were appended. After the first
@@ -129,4 +148,29 @@ func (r *Reader) Bytes() []byte {
 	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
+}
+
+// Metadata reads metadata written by AppendMetadata: nil when it has no
+// entries. Keys must be in strictly increasing order, so every metadata
+// has one encoding.
+func (r *Reader) Metadata() timebox.Metadata {
+	n := r.Uvarint()
+	if r.bad || n == 0 {
+		return nil
+	}
+	if n > uint64(len(r.b))/2 {
+		r.bad = true
+		return nil
+	}
+	md := make(timebox.Metadata, n)
+	var last string
+	for i := range n {
+		k, v := string(r.Bytes()), string(r.Bytes())
+		if r.bad || i > 0 && k <= last {
+			r.bad = true
+			return nil
+		}
+		md[k], last = v, k
+	}
+	return md
 }

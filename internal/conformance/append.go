@@ -287,6 +287,7 @@ func testAppendDeepEqual(t *testing.T, s Suite) {
 		Timestamp: time.Now(), Type: "first", Data: json.RawMessage(`{}`),
 	}, &timebox.Event{
 		Timestamp: baseTime, Type: "second", Data: json.RawMessage(data),
+		ID: "evt-2", Metadata: timebox.Metadata{"actor": "ü", "": ""},
 	})
 	want := &timebox.Event{
 		Timestamp:   time.Date(2026, 3, 14, 9, 39, 26, 535897932, time.UTC),
@@ -294,6 +295,8 @@ func testAppendDeepEqual(t *testing.T, s Suite) {
 		Type:        "second",
 		AggregateID: timebox.NewAggregateID("deep", "equal"),
 		Data:        json.RawMessage(data),
+		ID:          "evt-2",
+		Metadata:    timebox.Metadata{"actor": "ü", "": ""},
 	}
 	got, err := st.GetEvents(id, 1)
 	require.NoError(t, err)

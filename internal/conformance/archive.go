@@ -3,6 +3,8 @@ package conformance
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -275,4 +277,96 @@ func testArchiveClose(t *testing.T, s Suite) {
 	require.NoError(t, st.Close())
 	err := <-res
 	require.ErrorIs(t, err, timebox.ErrClosed)
+}
+
+// ArchiveAcrossProcesses checks archiving with many consumers in many
+// processes: stores are stores on one backend and namespace, each
+// standing for a process. It archives records aggregates (two events
+// each) and consumes them with consumers goroutines per store, all at
+// once, and requires that every record be handled at least once, with all
+// its events; that no record be handled by two consumers at the same time;
+// and that none be left afterwards.
+//
+// crashed, if not nil, is one more process on the same namespace whose
+// consumer dies holding a record: it takes the first record, and its
+// handler closes crashed (so the record is never acknowledged) before any
+// other consumer starts. That record must be redelivered to the others
+// once its lease or idle time runs out, which should be short for
+// crashed.
+func ArchiveAcrossProcesses(
+	t *testing.T, stores []*timebox.Store, crashed *timebox.Store,
+	records, consumers int,
+) {
+	t.Helper()
+	require.NotEmpty(t, stores)
+	for i := range records {
+		id := aid("archived", fmt.Sprint(i))
+		seed(t, stores[0], id, items(fmt.Sprint(i), 2)...)
+		require.NoError(t, stores[i%len(stores)].Archive(id))
+	}
+	var lost string
+	if crashed != nil {
+		ctx, cancel := contextWithTimeout(waitTimeout)
+		err := crashed.ConsumeArchive(ctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+			lost = r.AggregateID.String()
+			return crashed.Close()
+		})
+		cancel()
+		require.ErrorIs(t, err, timebox.ErrClosed,
+			"a consumer whose process closed under it acknowledged its record")
+		require.NotEmpty(t, lost)
+	}
+
+	var mu sync.Mutex
+	active := map[string]bool{}
+	handled := map[string]int{}
+	handler := func(_ context.Context, r *timebox.ArchiveRecord) error {
+		key := r.AggregateID.String()
+		mu.Lock()
+		if active[key] {
+			t.Errorf("record of %s handled by two consumers at once", key)
+		}
+		active[key] = true
+		mu.Unlock()
+		assert.Len(t, r.Events, 2, key)
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		active[key] = false
+		handled[key]++
+		return nil
+	}
+	done := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) == records
+	}
+	deadline := time.Now().Add(2 * waitTimeout)
+	var wg sync.WaitGroup
+	for _, st := range stores {
+		for range consumers {
+			wg.Go(func() {
+				for !done() && time.Now().Before(deadline) {
+					ctx, cancel := contextWithTimeout(emptyWait)
+					err := st.ConsumeArchive(ctx, handler)
+					cancel()
+					if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+						t.Errorf("consume: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	mu.Lock()
+	require.Len(t, handled, records,
+		"records handled within %s (crashed consumer's: %q)", 2*waitTimeout, lost)
+	if lost != "" {
+		require.Positive(t, handled[lost], "the crashed consumer's record was not redelivered")
+	}
+	mu.Unlock()
+	for _, st := range stores {
+		requireNoRecord(t, st)
+	}
 }

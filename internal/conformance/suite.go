@@ -37,6 +37,15 @@ type Suite struct {
 	// Archiving says whether the backend supports archiving.
 	Archiving bool
 
+	// Server returns the host:port of the backend's server, and Faulty
+	// opens stores on it through a fault proxy; with both set, the Faults/
+	// cases run. Leave them nil for a backend without one server address.
+	Server func(t *testing.T) string
+	Faulty Faulty
+
+	// Shared opens stores that share one namespace; with it set and
+	// ContentionEnv in the environment, the Contention/ cases run.
+	Shared Shared
 	// NewBackend, when set, returns a fresh, empty backend of the kind New
 	// opens stores on, closed by its own t.Cleanup. The cases that call
 	// the Backend seam directly (conditional snapshots, which no Store
@@ -56,8 +65,9 @@ type group struct {
 }
 
 // Run runs every conformance case against s as subtests grouped by topic:
-// Append/, Load/, Snapshot/, Executor/, Strict/, IfHead/, Index/, List/,
-// Archive/, Lifecycle/, BadInput/ and Concurrency/.
+// Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
+// IfHead/, Busy/, Index/, List/, Page/, Archive/, Lifecycle/, BadInput/,
+// Concurrency/, Ident/, Commands/, Faults/ and Contention/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -65,14 +75,23 @@ func Run(t *testing.T, s Suite) {
 		{"Load", loadCases},
 		{"Snapshot", snapshotCases},
 		{"Executor", executorCases},
+		{"Queue", queueCases},
+		{"Get", getCases},
+		{"Panic", panicCases},
 		{"Strict", strictCases},
 		{"IfHead", ifHeadCases(s)},
+		{"Busy", busyCases},
 		{"Index", indexCases},
 		{"List", listCases},
+		{"Page", pageCases},
 		{"Archive", archiveCases(s.Archiving)},
 		{"Lifecycle", lifecycleCases},
 		{"BadInput", badInputCases},
 		{"Concurrency", concurrencyCases},
+		{"Ident", identCases(s.Archiving)},
+		{"Commands", commandCases},
+		{"Faults", faultCases(s)},
+		{"Contention", contentionCases(s)},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -64,6 +64,7 @@ func (p Plan) Pick(short, long time.Duration) time.Duration {
 func RunChaos(
 	t testing.TB, plan Plan, backend, scenario string,
 	stores []*timebox.Store, fault func(context.Context) error,
+	opts ...ChaosOption,
 ) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(
@@ -78,6 +79,19 @@ func RunChaos(
 	reps := make([]Report, len(kinds))
 	errs := make([]error, len(kinds))
 	var wg sync.WaitGroup
+	var o chaosOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var arep ArchiveReport
+	var aerr error
+	if o.archive != nil {
+		o.archive.Span, o.archive.Aggregates = plan.Duration, 20
+		if plan.Long {
+			o.archive.Aggregates = 300
+		}
+		wg.Go(func() { arep, aerr = RunArchive(ctx, stores, *o.archive) })
+	}
 	for i, k := range kinds {
 		wg.Go(func() {
 			reps[i], errs[i] = Run(ctx, Workload{
@@ -103,6 +117,30 @@ func RunChaos(
 	for i := range kinds {
 		require.NoError(t, reps[i].FaultErr)
 		Require(t, reps[i])
+	}
+	if o.archive != nil {
+		require.NoError(t, aerr, "archive load")
+		t.Log(arep.String())
+		require.True(t, arep.Clean(), arep.String())
+	}
+}
+
+// ChaosOption adds to what RunChaos runs.
+type ChaosOption func(*chaosOptions)
+
+type chaosOptions struct {
+	archive *ArchiveLoad
+}
+
+// WithArchive makes RunChaos also run an ArchiveLoad through the same
+// stores and fault (see RunArchive): a few dozen aggregates (a few
+// hundred in the long plan) archived over the run, a consumer per store,
+// and requires every archived record to be handled, intact, with none
+// left after a drain of drain (longer than the backend's lease or idle
+// time before it redelivers).
+func WithArchive(drain time.Duration) ChaosOption {
+	return func(o *chaosOptions) {
+		o.archive = &ArchiveLoad{Drain: drain, Settle: DefaultRecoverWait}
 	}
 }
 

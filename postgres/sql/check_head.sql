@@ -1,11 +1,11 @@
 -- Checks an empty batch against the head: no rows when the head is $3,
--- else the conflict rows an append returns (append_conflict.sql), from one
+-- else the conflict rows an append returns (append.sql), from one
 -- statement snapshot.
 WITH h AS (
     SELECT coalesce(max(s.head), 0) AS head FROM timebox_snapshot AS s
     WHERE s.ns = $1 AND s.aggregate = $2
 )
-SELECT h.head, e.seq, e.sec, e.nsec, e.type, e.data
+SELECT h.head, e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
 FROM h
 LEFT JOIN timebox_events AS e
        ON e.ns = $1 AND e.aggregate = $2 AND e.seq >= $3 AND e.seq < h.head

@@ -6,10 +6,10 @@ WITH s AS (
     WHERE ns = $1 AND aggregate = $2
 )
 SELECT true AS snap, s.seq, 0::bigint AS sec, 0 AS nsec,
-       NULL::bytea AS type, s.data
+       NULL::bytea AS type, s.data, NULL::bytea AS id, NULL::bytea AS metadata
 FROM s
 UNION ALL
-SELECT false, e.seq, e.sec, e.nsec, e.type, e.data
+SELECT false, e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
 FROM timebox_events e
 WHERE e.ns = $1 AND e.aggregate = $2
   AND e.seq >= coalesce((SELECT seq FROM s), 0)

@@ -1,0 +1,93 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/postgres"
+)
+
+// countingTracer counts the queries run through a pool.
+type countingTracer struct{ n atomic.Int64 }
+
+func (c *countingTracer) TraceQueryStart(
+	ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData,
+) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// A Persistence on the caller's pool runs its statements through that
+// pool (with the caller's tracer), and Close leaves the pool open.
+func TestExistingPool(t *testing.T) {
+	cfg := testConfig(t)
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	require.NoError(t, err)
+	tracer := &countingTracer{}
+	pc.ConnConfig.Tracer = tracer
+	pc.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	require.NoError(t, err)
+	defer pool.Close()
+
+	p, err := postgres.NewPersistence(postgres.Config{
+		Pool: pool, Prefix: cfg.Prefix, URL: "postgres://ignored:1/none",
+	})
+	require.NoError(t, err)
+	st, err := p.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	id := timebox.NewAggregateID("pooled")
+	before := tracer.n.Load()
+	require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{
+		{Type: "t", Data: []byte(`{}`)},
+	}))
+	evs, err := st.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Greater(t, tracer.n.Load(), before, "statements bypassed the pool")
+
+	require.NoError(t, st.Close())
+	_, err = st.GetEvents(id, 0)
+	require.ErrorIs(t, err, timebox.ErrClosed)
+	require.NoError(t, pool.Ping(context.Background()), "Close closed the caller's pool")
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The Persistence logs through Config.Logger: migrating a fresh schema
+// is logged there, with the prefix.
+func TestLoggerReceivesLogs(t *testing.T) {
+	cfg, _ := privateSchema(t)
+	var buf syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	newPersistence(t, cfg)
+	require.Contains(t, buf.String(), "migrated schema")
+	require.Contains(t, buf.String(), "prefix="+cfg.Prefix)
+}

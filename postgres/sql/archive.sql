@@ -1,0 +1,1 @@
+SELECT timebox_archive_aggregate($1, $2)

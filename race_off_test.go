@@ -1,0 +1,5 @@
+//go:build !race
+
+package timebox_test
+
+const raceEnabled = false
