@@ -19,6 +19,9 @@ import (
 // failure, and a leader whose Raft log write failed stored nothing and
 // stepped down. Retrying on another node may succeed at once; on this one
 // it succeeds once the disk does again, which the node notices by itself.
+// It deliberately does not match timebox.ErrUnavailable, which the Store
+// retries for Config.RetryTimeout: a full or failing disk rarely clears
+// that fast, so the caller sees it at once and decides.
 var ErrDiskFailure = errors.New("raft: node cannot write to its disk")
 
 const (
