@@ -66,9 +66,11 @@
 // ([SnapshotRequest.IfHead]): stored only while the aggregate is live and
 // its head is the sequence the state was folded to, so it never resurrects
 // or corrupts an aggregate. With [Config.TrimEvents], events a snapshot
-// covers leave live storage. Backends that implement
-// [Archiver] move whole aggregates into an archive stream
-// ([Store.Archive]) for a consumer to process ([Store.ConsumeArchive]).
+// covers leave live storage. [Store.Archive] moves a whole aggregate into
+// the backend's archive as one [ArchiveRecord], atomically, for a consumer
+// to process ([Store.ConsumeArchive], at least once); every bundled backend
+// implements [Archiver], and a backend that does not returns
+// [ErrArchivingDisabled].
 //
 // # Errors
 //
