@@ -75,7 +75,9 @@ var (
 	ErrArchiveHandlerMissing = errors.New("archive handler is required")
 
 	// ErrArchiveRecordMalformed means an archive record could not be
-	// decoded. The record is left in place for inspection.
+	// decoded. ConsumeArchive returns it and takes the record out of the
+	// consumers' way, so it is not delivered again: each backend's README
+	// section says where a malformed record is kept for inspection.
 	ErrArchiveRecordMalformed = errors.New("archive record is malformed")
 
 	// ErrBackendRequired is returned by NewStore for a nil Backend.
