@@ -149,12 +149,6 @@ func (e *Executor[T]) noteLoad(key string, st *snapStat) {
 	e.snaps.Add(key, st)
 }
 
-// busyTries bounds how many times in a row a background snapshot is tried
-// again at once when a commit may have overtaken it. A try is overtaken
-// only while commits keep landing, and then the next commit starts again,
-// so the bound only caps the work one burst of commits can cause.
-const busyTries = 64
-
 // committed runs after evs were appended to id, leaving it at p. When the
 // event data committed since the aggregate's last snapshot outweighs it
 // (Config.SnapshotRatio), it saves a snapshot in the background, off the
@@ -186,12 +180,6 @@ func (e *Executor[T]) committed(
 	}
 }
 
-// saveBusy saves the latest cached state of id (p or later) as a snapshot
-// at its head. A commit of this Executor that lands while the snapshot is
-// on its way makes IfHead store nothing; then it tries again at once with
-// the newer state, so the last state of a burst of commits is snapshotted
-// when the burst ends (up to busyTries times; then the next commit starts
-// again).
 // snapSizeUnknown reports whether st has no snapshot size to weigh events
 // against.
 func (e *Executor[T]) snapSizeUnknown(st *snapStat) bool {
@@ -200,10 +188,16 @@ func (e *Executor[T]) snapSizeUnknown(st *snapStat) bool {
 	return st.snapSize == 0
 }
 
+// saveBusy saves the latest cached state of id (p or later) as a snapshot
+// at its head. A commit of this Executor that lands while the snapshot is
+// on its way makes IfHead store nothing; then it tries again at once with
+// the newer state, so the last state of a burst of commits is snapshotted
+// when the burst ends. A try is overtaken only when a commit landed after
+// it read the state, so the tries never outnumber the commits.
 func (e *Executor[T]) saveBusy(
 	ctx context.Context, key string, id AggregateID, st *snapStat, p *projection[T],
 ) {
-	for try := 1; ; try++ {
+	for {
 		// Read the count before the state: a commit counted after this
 		// read was cached after it too, so it shows as overtaking.
 		e.snapMu.Lock()
@@ -246,7 +240,7 @@ func (e *Executor[T]) saveBusy(
 		if !overtaken {
 			st.eventsSize = 0
 		}
-		if !overtaken || try == busyTries {
+		if !overtaken {
 			st.saving = false
 			e.snapMu.Unlock()
 			return
