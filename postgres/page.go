@@ -42,16 +42,7 @@ func (p *Persistence) ListAggregatesByStatusAfter(
 	}
 	rows, _ := p.pool.Query(ctx, pageStatusSQL,
 		p.ns, []byte(status), sec, nsec, key, limit)
-	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (timebox.StatusEntry, error) {
-		var key string
-		var sec int64
-		var nsec int32
-		if err := r.Scan(&key, &sec, &nsec); err != nil {
-			return timebox.StatusEntry{}, err
-		}
-		id, err := codec.DecodeID(key)
-		return timebox.StatusEntry{ID: id, Timestamp: unixTime(sec, nsec)}, err
-	})
+	res, err := pgx.CollectRows(rows, scanStatusEntry)
 	if err != nil {
 		return nil, p.fail(ctx, "page by status", err)
 	}

@@ -38,16 +38,7 @@ func (p *Persistence) ListAggregatesByStatus(
 		return nil, err
 	}
 	rows, _ := p.pool.Query(ctx, listStatusSQL, p.ns, []byte(status))
-	res, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (timebox.StatusEntry, error) {
-		var key string
-		var sec int64
-		var nsec int32
-		if err := r.Scan(&key, &sec, &nsec); err != nil {
-			return timebox.StatusEntry{}, err
-		}
-		id, err := codec.DecodeID(key)
-		return timebox.StatusEntry{ID: id, Timestamp: unixTime(sec, nsec)}, err
-	})
+	res, err := pgx.CollectRows(rows, scanStatusEntry)
 	if err != nil {
 		return nil, p.fail(ctx, "list by status", err)
 	}
@@ -125,4 +116,17 @@ func collectIDs(rows pgx.Rows) ([]timebox.AggregateID, error) {
 		}
 		return codec.DecodeID(key)
 	})
+}
+
+// scanStatusEntry reads a status entry row: the encoded ID, then the
+// seconds and nanoseconds of the time the aggregate entered the status.
+func scanStatusEntry(r pgx.CollectableRow) (timebox.StatusEntry, error) {
+	var key string
+	var sec int64
+	var nsec int32
+	if err := r.Scan(&key, &sec, &nsec); err != nil {
+		return timebox.StatusEntry{}, err
+	}
+	id, err := codec.DecodeID(key)
+	return timebox.StatusEntry{ID: id, Timestamp: unixTime(sec, nsec)}, err
 }
