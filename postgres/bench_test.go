@@ -109,3 +109,31 @@ func rawInsert(b *testing.B, conns int) {
 		return err
 	})
 }
+
+// benchTargets are issue 14's targets for PostgreSQL, printed after a run
+// that measured their figures (make bench).
+var benchTargets = []bench.Target{
+	{
+		Name: "exec-seq/raw insert (1 connection)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-seq", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawInsert/conns=1", "rows/s"),
+		Min:  0.9,
+	},
+	{
+		Name: "exec-spread/raw insert (16 connections)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-spread", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawInsert/conns=16", "rows/s"),
+		Min:  0.5,
+	},
+	{
+		Name: "exec-contended failed",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+	{
+		Name: "exec-seq fresh/analysed tables",
+		Of:   bench.Figure("BenchmarkExecSeqTables/fresh", "cmds/s"),
+		Over: bench.Figure("BenchmarkExecSeqTables/analysed", "cmds/s"),
+		Min:  0.75,
+	},
+}

@@ -182,7 +182,7 @@ func BenchmarkSeqVsRaw(b *testing.B) {
 	}
 	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
 	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
-	b.ReportMetric(float64(rawTime)/float64(execTime), "exec/raw")
+	bench.Report(b, float64(rawTime)/float64(execTime), "exec/raw")
 }
 
 // BenchmarkServerTime measures what an append costs the Redis server
@@ -262,7 +262,7 @@ func serverTime(b *testing.B, p *Persistence, op func(i int) error) {
 	if calls < int64(b.N) {
 		b.Fatalf("server counted %d EVALSHA calls, want %d:\n%s", calls, b.N, stats)
 	}
-	b.ReportMetric(float64(usec)/float64(calls), "server-µs/op")
+	bench.Report(b, float64(usec)/float64(calls), "server-µs/op")
 	if os.Getenv("TIMEBOX_COMMANDSTATS") == "1" {
 		b.Log(stats)
 	}
@@ -288,4 +288,41 @@ func evalshaStats(info string) (calls, usec int64) {
 		}
 	}
 	return calls, usec
+}
+
+// benchTargets are issue 14's targets for Redis, printed after a run that
+// measured their figures (make bench).
+var benchTargets = []bench.Target{
+	{
+		Name: "exec-seq/raw (1 client)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-seq", "cmds/s"),
+		Over: bench.Figure("BenchmarkRaw/evalsha-incr/clients=1", "ops/s"),
+		Min:  0.8,
+	},
+	{
+		Name: "exec-spread/raw (16 clients)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-spread", "cmds/s"),
+		Over: bench.Figure("BenchmarkRaw/evalsha-incr/clients=16", "ops/s"),
+		Min:  0.6,
+	},
+	{
+		Name: "exec-contended failed",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+	{
+		Name: "exec-seq/raw interleaved (SeqVsRaw)",
+		Of:   bench.Figure("BenchmarkSeqVsRaw", "exec/raw"),
+		Min:  0.8,
+	},
+	{
+		Name: "server µs per 1-event append",
+		Of:   bench.Figure("BenchmarkServerTime/append-1", "server-µs/op"),
+		Max:  6,
+	},
+	{
+		Name: "server µs per 100-event append",
+		Of:   bench.Figure("BenchmarkServerTime/append-100", "server-µs/op"),
+		Max:  60,
+	},
 }

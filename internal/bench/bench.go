@@ -314,8 +314,8 @@ func (l *latencies) report(b *testing.B, unit string) {
 	pct := func(p float64) float64 {
 		return float64(l.times[int(float64(len(l.times)-1)*p)].Microseconds())
 	}
-	b.ReportMetric(float64(len(l.times)*l.perOp)/l.total.Seconds(), unit)
+	Report(b, float64(len(l.times)*l.perOp)/l.total.Seconds(), unit)
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(l.failed), "failed")
+	Report(b, float64(l.failed), "failed")
 }
