@@ -36,12 +36,22 @@ var appliers = timebox.Appliers[counter]{
 
 var runID atomic.Int64
 
-// Run runs every workload as a sub-benchmark of b.
+// NoSnapshots is a SnapshotRatio so large that no benchmark run saves a
+// snapshot.
+const NoSnapshots = 1e9
+
+// Run runs every workload as a sub-benchmark of b, and exec-seq again with
+// SnapshotRatio NoSnapshots ("exec-seq-nosnap").
 func Run(b *testing.B, newStore Factory) {
 	plain := func(b *testing.B) *timebox.Store {
 		return newStore(b, timebox.Config{})
 	}
 	b.Run("exec-seq", func(b *testing.B) { ExecSeq(b, plain(b)) })
+	// exec-seq with background snapshots all but off, to show what the
+	// default SnapshotRatio's snapshots cost a busy aggregate.
+	b.Run("exec-seq-nosnap", func(b *testing.B) {
+		ExecSeq(b, newStore(b, timebox.Config{SnapshotRatio: NoSnapshots}))
+	})
 	b.Run("exec-spread", func(b *testing.B) {
 		ExecSpread(b, newStore(b, timebox.Config{CacheSize: spreadAggregates}))
 	})
