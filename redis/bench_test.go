@@ -143,46 +143,33 @@ func timed(b *testing.B, clients int, unit string, perOp int, op func() error) {
 }
 
 // BenchmarkSeqVsRaw alternates, call by call, one Exec raising one event
-// (as exec-seq does) with one raw EVALSHA of the one-INCR script, so both
-// see the same machine load, and reports their mean latencies and the
-// ratio of their rates (raw time / exec time).
+// with one raw EVALSHA of the one-INCR script (bench.SeqVsRaw), with the
+// default SnapshotRatio and with snapshots off (bench.NoSnapshots).
 func BenchmarkSeqVsRaw(b *testing.B) {
-	p := newPersistence(b, Config{})
-	st, err := p.NewStore(timebox.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
-		"bench": func(n int, _ *timebox.Event) int { return n + 1 },
-	})
-	id := timebox.NewAggregateID("seq")
-	incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
-	ctx := context.Background()
-	if err := incr.Load(ctx, p.client).Err(); err != nil {
-		b.Fatal(err)
-	}
-	var execTime, rawTime time.Duration
-	b.ResetTimer()
-	for i := range b.N {
-		data := bench.Payload(strconv.Itoa(i))
-		t := time.Now()
-		_, err := ex.Exec(id, func(_ int, ag *timebox.Aggregator[int]) error {
-			return timebox.Raise(ag, "bench", data)
+	for _, ratio := range []float64{0, bench.NoSnapshots} {
+		b.Run(snapshotsName(ratio), func(b *testing.B) {
+			p := newPersistence(b, Config{})
+			st, err := p.NewStore(timebox.Config{SnapshotRatio: ratio})
+			if err != nil {
+				b.Fatal(err)
+			}
+			incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+			ctx := context.Background()
+			if err := incr.Load(ctx, p.client).Err(); err != nil {
+				b.Fatal(err)
+			}
+			bench.SeqVsRaw(b, st, func() error {
+				return incr.EvalSha(ctx, p.client, []string{p.keys.base + "raw"}).Err()
+			})
 		})
-		execTime += time.Since(t)
-		if err != nil {
-			b.Fatal(err)
-		}
-		t = time.Now()
-		err = incr.EvalSha(ctx, p.client, []string{p.keys.base + "raw"}).Err()
-		rawTime += time.Since(t)
-		if err != nil {
-			b.Fatal(err)
-		}
 	}
-	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
-	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
-	bench.Report(b, float64(rawTime)/float64(execTime), "exec/raw")
+}
+
+func snapshotsName(ratio float64) string {
+	if ratio == 0 {
+		return "snapshots=default"
+	}
+	return "snapshots=off"
 }
 
 // BenchmarkServerTime measures what an append costs the Redis server
@@ -311,8 +298,8 @@ var benchTargets = []bench.Target{
 		Max:  0, MaxZero: true,
 	},
 	{
-		Name: "exec-seq/raw interleaved (SeqVsRaw)",
-		Of:   bench.Figure("BenchmarkSeqVsRaw", "exec/raw"),
+		Name: "exec-seq/raw interleaved (SeqVsRaw, default SnapshotRatio)",
+		Of:   bench.Figure("BenchmarkSeqVsRaw/snapshots=default", "exec/raw"),
 		Min:  0.8,
 	},
 	{

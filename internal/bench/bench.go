@@ -329,3 +329,33 @@ func (l *latencies) report(b *testing.B, unit string) {
 	b.ReportMetric(pct(0.99), "p99-µs")
 	Report(b, float64(l.failed), "failed")
 }
+
+// SeqVsRaw alternates, call by call, one Exec on s raising one event (as
+// exec-seq does) with one call of raw, the backend's baseline, so both see
+// the same machine load. It reports their mean latencies (exec-µs, raw-µs)
+// and exec/raw, the ratio of their rates (raw time / exec time).
+func SeqVsRaw(b *testing.B, s *timebox.Store, raw func() error) {
+	ex := newExecutor(s)
+	id := freshID("seqvsraw")
+	var execTime, rawTime time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		data := Payload(fmt.Sprint(i))
+		t := time.Now()
+		_, err := ex.Exec(id, raise(data))
+		execTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t = time.Now()
+		err = raw()
+		rawTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
+	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
+	Report(b, float64(rawTime)/float64(execTime), "exec/raw")
+}
