@@ -333,7 +333,10 @@ func (l *latencies) report(b *testing.B, unit string) {
 // SeqVsRaw alternates, call by call, one Exec on s raising one event (as
 // exec-seq does) with one call of raw, the backend's baseline, so both see
 // the same machine load. It reports their mean latencies (exec-µs, raw-µs)
-// and exec/raw, the ratio of their rates (raw time / exec time).
+// and exec/raw, the ratio of their rates (raw time / exec time). Work an
+// Exec leaves running in the background (a busy aggregate's snapshot)
+// lands in the raw call's time, so compare with snapshots off
+// (NoSnapshots); exec-seq against exec-seq-nosnap shows what snapshots cost.
 func SeqVsRaw(b *testing.B, s *timebox.Store, raw func() error) {
 	ex := newExecutor(s)
 	id := freshID("seqvsraw")
