@@ -227,6 +227,82 @@ func BenchmarkServerTime(b *testing.B) {
 	})
 }
 
+// BenchmarkServerCPU measures the server process's whole CPU time (user
+// and system, network handling included, from INFO cpu) per exec-seq
+// command on a private redis-server, with the default SnapshotRatio and
+// with snapshots off, beside a one-INCR EVALSHA run the same way
+// (raw-incr). It reports server-cpu-µs/op. Close waits for background
+// snapshots, so their CPU is counted.
+func BenchmarkServerCPU(b *testing.B) {
+	addr := startServer(b, "")
+	ctx := context.Background()
+	for _, ratio := range []float64{0, bench.NoSnapshots} {
+		b.Run("exec-seq/"+snapshotsName(ratio), func(b *testing.B) {
+			p := newPersistence(b, Config{Addr: addr})
+			st, err := p.NewStore(timebox.Config{SnapshotRatio: ratio})
+			if err != nil {
+				b.Fatal(err)
+			}
+			info := newPersistence(b, Config{Addr: addr}) // st.Close closes p
+			ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
+				"bench": func(n int, _ *timebox.Event) int { return n + 1 },
+			})
+			id := timebox.NewAggregateID("cpu", timebox.ID(strconv.Itoa(b.N)))
+			serverCPU(b, info, func(i int) error {
+				data := bench.Payload(strconv.Itoa(i))
+				_, err := ex.Exec(id, func(_ int, ag *timebox.Aggregator[int]) error {
+					return timebox.Raise(ag, "bench", data)
+				})
+				return err
+			}, func() error { return st.Close() })
+		})
+	}
+	b.Run("raw-incr", func(b *testing.B) {
+		p := newPersistence(b, Config{Addr: addr})
+		incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+		if err := incr.Load(ctx, p.client).Err(); err != nil {
+			b.Fatal(err)
+		}
+		key := p.keys.base + "raw"
+		serverCPU(b, p, func(int) error {
+			return incr.EvalSha(ctx, p.client, []string{key}).Err()
+		}, func() error { return nil })
+	})
+}
+
+// serverCPU runs op b.N times, then done, and reports the server's CPU
+// time (INFO cpu, user plus system, read through p) over them per op.
+func serverCPU(b *testing.B, p *Persistence, op func(i int) error, done func() error) {
+	ctx := context.Background()
+	cpu := func() float64 {
+		info, err := p.client.Info(ctx, "cpu").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum float64
+		for line := range strings.Lines(info) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			if k == "used_cpu_sys" || k == "used_cpu_user" {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
+		return sum
+	}
+	before := cpu()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := done(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	bench.Report(b, (cpu()-before)*1e6/float64(b.N), "server-cpu-µs/op")
+}
+
 // serverTime runs op b.N times between a CONFIG RESETSTAT and a read of
 // the server's EVALSHA statistics, and reports them.
 func serverTime(b *testing.B, p *Persistence, op func(i int) error) {
@@ -306,6 +382,18 @@ var benchTargets = []bench.Target{
 		Name: "server µs per 1-event append",
 		Of:   bench.Figure("BenchmarkServerTime/append-1", "server-µs/op"),
 		Max:  6,
+	},
+	{
+		Name: "server CPU per exec-seq / per raw EVALSHA (default snapshots)",
+		Of:   bench.Figure("BenchmarkServerCPU/exec-seq/snapshots=default", "server-cpu-µs/op"),
+		Over: bench.Figure("BenchmarkServerCPU/raw-incr", "server-cpu-µs/op"),
+		Max:  1.3,
+	},
+	{
+		Name: "server CPU per exec-seq / per raw EVALSHA (snapshots off)",
+		Of:   bench.Figure("BenchmarkServerCPU/exec-seq/snapshots=off", "server-cpu-µs/op"),
+		Over: bench.Figure("BenchmarkServerCPU/raw-incr", "server-cpu-µs/op"),
+		Max:  1.3,
 	},
 	{
 		Name: "server µs per 100-event append",

@@ -95,7 +95,7 @@ func PrintTargets(w io.Writer, ts []Target) {
 			v /= d
 		}
 		kind := "figure"
-		if t.Min != 0 { // every lower bound is on a ratio to a baseline
+		if t.Over != "" || t.Min != 0 { // every lower bound is on a ratio
 			kind = "ratio"
 		}
 		var bound string
