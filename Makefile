@@ -39,7 +39,8 @@ chaos:
 	TIMEBOX_CHAOS=1 go test -race -count=1 -v -timeout 90m -run 'Chaos' ./... | tee chaos.log
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2m
 
-## bench: the SPEC §8 workloads on every backend, plus each backend's raw baseline
+## bench: the SPEC §8 workloads on every backend, plus each backend's raw baseline;
+## after each package, a `ratio ... (target >= x) ok|MISSED` line per target
 bench:
 	go test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./...
 

@@ -9,12 +9,17 @@ import (
 // Append writes req's events and index change if the aggregate's head is
 // req.ExpectedSequence, or returns a *timebox.VersionConflictError.
 // A ctx already done fails it with ctx's error, writing nothing.
+//
+// The events are copied before the write lock is taken (the copy is
+// dropped on a conflict), so that writers to other aggregates and readers
+// wait only for the head check, the pointer appends and the index change.
 func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	k := key(req.ID)
+	block := copyBlock(req.Events, nil)
 	return p.write(func() error {
-		k := key(req.ID)
 		a := p.aggs[k]
 		var head int64
 		if a != nil {
@@ -38,8 +43,9 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 			a = &aggregate{id: req.ID.Clone()}
 			p.aggs[k] = a
 		}
-		for _, ev := range req.Events {
-			a.events = append(a.events, copyEvent(ev, a.id))
+		for i := range block {
+			block[i].AggregateID = a.id
+			a.events = append(a.events, &block[i])
 		}
 		a.head += int64(len(req.Events))
 		p.index(k, a, req.Index)

@@ -99,9 +99,6 @@ func copyRecord(r *timebox.ArchiveRecord) *timebox.ArchiveRecord {
 	res := *r
 	res.AggregateID = r.AggregateID.Clone()
 	res.SnapshotData = append([]byte{}, r.SnapshotData...)
-	res.Events = make([]*timebox.Event, len(r.Events))
-	for i, ev := range r.Events {
-		res.Events[i] = copyEvent(ev, res.AggregateID)
-	}
+	res.Events = copyEvents(r.Events, res.AggregateID)
 	return &res
 }

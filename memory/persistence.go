@@ -114,25 +114,48 @@ func (a *aggregate) from(seq int64) int {
 // eventsFrom returns copies of a's events with sequence at least seq,
 // sharing one copy of a's ID.
 func (a *aggregate) eventsFrom(seq int64) []*timebox.Event {
-	src := a.events[a.from(seq):]
-	res := make([]*timebox.Event, len(src))
-	id := a.id.Clone()
-	for i, ev := range src {
-		res[i] = copyEvent(ev, id)
+	return copyEvents(a.events[a.from(seq):], a.id.Clone())
+}
+
+// copyEvents returns copies of evs, in aggregate id, that share no memory
+// with evs (see copyBlock), and one slice of pointers to them.
+func copyEvents(evs []*timebox.Event, id timebox.AggregateID) []*timebox.Event {
+	block := copyBlock(evs, id)
+	res := make([]*timebox.Event, len(block))
+	for i := range block {
+		res[i] = &block[i]
 	}
 	return res
 }
 
-// copyEvent returns a copy of ev, in aggregate id, that shares no memory
-// with ev.
-func copyEvent(ev *timebox.Event, id timebox.AggregateID) *timebox.Event {
-	return &timebox.Event{
-		Timestamp:   ev.Timestamp,
-		Sequence:    ev.Sequence,
-		Type:        ev.Type,
-		AggregateID: id,
-		Data:        append([]byte(nil), ev.Data...),
-		ID:          ev.ID,
-		Metadata:    maps.Clone(ev.Metadata),
+// copyBlock returns copies of evs, in aggregate id, that share no memory
+// with evs or with id's caller, made with two allocations for the whole
+// batch (the events, and all their data, each event's data a capped slice
+// of it, so that appending to one never writes over the next) and one map
+// per event that has metadata.
+func copyBlock(evs []*timebox.Event, id timebox.AggregateID) []timebox.Event {
+	size := 0
+	for _, ev := range evs {
+		size += len(ev.Data)
 	}
+	block := make([]timebox.Event, len(evs))
+	data := make([]byte, 0, size)
+	for i, ev := range evs {
+		var d []byte
+		if len(ev.Data) > 0 {
+			off := len(data)
+			data = append(data, ev.Data...)
+			d = data[off:len(data):len(data)]
+		}
+		block[i] = timebox.Event{
+			Timestamp:   ev.Timestamp,
+			Sequence:    ev.Sequence,
+			Type:        ev.Type,
+			AggregateID: id,
+			Data:        d,
+			ID:          ev.ID,
+			Metadata:    maps.Clone(ev.Metadata),
+		}
+	}
+	return block
 }

@@ -6,13 +6,15 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kode4food/timebox/internal/bench"
+
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/memory"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(bench.WithTargets(m, benchTargets...))
 }
 
 func TestConformance(t *testing.T) {

@@ -54,6 +54,42 @@ func BenchmarkRawInsert(b *testing.B) {
 	}
 }
 
+// BenchmarkSeqVsRaw alternates, call by call, one Exec raising one event
+// with one raw single-row INSERT on another connection (bench.SeqVsRaw),
+// with the default SnapshotRatio and with snapshots off
+// (bench.NoSnapshots).
+func BenchmarkSeqVsRaw(b *testing.B) {
+	for _, snaps := range []struct {
+		name  string
+		ratio float64
+	}{{"snapshots=default", 0}, {"snapshots=off", bench.NoSnapshots}} {
+		b.Run(snaps.name, func(b *testing.B) {
+			pc := testConfig(b)
+			pc.URL = withSchema(b, pc.URL, pc.Prefix)
+			st := openStore(b, pc, timebox.Config{SnapshotRatio: snaps.ratio})
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, pc.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = conn.Close(ctx) }()
+			_, err = conn.Exec(ctx,
+				"CREATE TABLE raw_insert (k bigint NOT NULL, data bytea NOT NULL)")
+			if err != nil {
+				b.Fatal(err)
+			}
+			row := []byte(bench.Payload("raw"))
+			var k int
+			bench.SeqVsRaw(b, st, func() error {
+				k++
+				_, err := conn.Exec(ctx,
+					"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", k, row)
+				return err
+			})
+		})
+	}
+}
+
 func openStore(
 	b *testing.B, pc postgres.Config, cfg timebox.Config,
 ) *timebox.Store {
@@ -108,4 +144,37 @@ func rawInsert(b *testing.B, conns int) {
 			"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", i, row)
 		return err
 	})
+}
+
+// benchTargets are issue 14's targets for PostgreSQL, printed after a run
+// that measured their figures (make bench).
+var benchTargets = []bench.Target{
+	{
+		Name: "exec-seq/raw insert (1 connection)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-seq", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawInsert/conns=1", "rows/s"),
+		Min:  0.9,
+	},
+	{
+		Name: "exec-spread/raw insert (16 connections)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-spread", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawInsert/conns=16", "rows/s"),
+		Min:  0.5,
+	},
+	{
+		Name: "exec-seq/raw insert interleaved (SeqVsRaw, snapshots off)",
+		Of:   bench.Figure("BenchmarkSeqVsRaw/snapshots=off", "exec/raw"),
+		Min:  0.9,
+	},
+	{
+		Name: "exec-contended failed",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+	{
+		Name: "exec-seq fresh/analysed tables",
+		Of:   bench.Figure("BenchmarkExecSeqTables/fresh", "cmds/s"),
+		Over: bench.Figure("BenchmarkExecSeqTables/analysed", "cmds/s"),
+		Min:  0.75,
+	},
 }

@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kode4food/timebox/internal/bench"
+
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/faultproxy"
@@ -15,7 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(bench.WithTargets(m, benchTargets...))
 }
 
 func TestConformance(t *testing.T) {

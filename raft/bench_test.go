@@ -122,3 +122,30 @@ func newRawCluster(b *testing.B) *hraft.Raft {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// benchTargets are the raft targets of BENCHMARKS.md, printed after a run
+// that measured their figures (make bench).
+var benchTargets = []bench.Target{
+	{
+		Name: "leader exec-seq/raw Apply (1 proposer)",
+		Of:   bench.Figure("BenchmarkLeader/exec-seq", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawApply/proposers-1", "ops/s"),
+		Min:  0.8,
+	},
+	{
+		Name: "leader exec-spread/raw Apply (16 proposers)",
+		Of:   bench.Figure("BenchmarkLeader/exec-spread", "cmds/s"),
+		Over: bench.Figure("BenchmarkRawApply/proposers-16", "ops/s"),
+		Min:  0.7,
+	},
+	{
+		Name: "leader exec-contended failed",
+		Of:   bench.Figure("BenchmarkLeader/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+	{
+		Name: "follower exec-contended failed",
+		Of:   bench.Figure("BenchmarkFollower/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+}

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kode4food/timebox/internal/bench"
+
 	"github.com/kode4food/timebox"
 )
 
@@ -20,7 +22,7 @@ func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
 		Level: slog.LevelError + 4,
 	})))
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(bench.WithTargets(m, benchTargets...))
 }
 
 // waitLong bounds every wait in these tests; it is generous so that a

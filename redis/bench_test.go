@@ -143,46 +143,33 @@ func timed(b *testing.B, clients int, unit string, perOp int, op func() error) {
 }
 
 // BenchmarkSeqVsRaw alternates, call by call, one Exec raising one event
-// (as exec-seq does) with one raw EVALSHA of the one-INCR script, so both
-// see the same machine load, and reports their mean latencies and the
-// ratio of their rates (raw time / exec time).
+// with one raw EVALSHA of the one-INCR script (bench.SeqVsRaw), with the
+// default SnapshotRatio and with snapshots off (bench.NoSnapshots).
 func BenchmarkSeqVsRaw(b *testing.B) {
-	p := newPersistence(b, Config{})
-	st, err := p.NewStore(timebox.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
-		"bench": func(n int, _ *timebox.Event) int { return n + 1 },
-	})
-	id := timebox.NewAggregateID("seq")
-	incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
-	ctx := context.Background()
-	if err := incr.Load(ctx, p.client).Err(); err != nil {
-		b.Fatal(err)
-	}
-	var execTime, rawTime time.Duration
-	b.ResetTimer()
-	for i := range b.N {
-		data := bench.Payload(strconv.Itoa(i))
-		t := time.Now()
-		_, err := ex.Exec(id, func(_ int, ag *timebox.Aggregator[int]) error {
-			return timebox.Raise(ag, "bench", data)
+	for _, ratio := range []float64{0, bench.NoSnapshots} {
+		b.Run(snapshotsName(ratio), func(b *testing.B) {
+			p := newPersistence(b, Config{})
+			st, err := p.NewStore(timebox.Config{SnapshotRatio: ratio})
+			if err != nil {
+				b.Fatal(err)
+			}
+			incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+			ctx := context.Background()
+			if err := incr.Load(ctx, p.client).Err(); err != nil {
+				b.Fatal(err)
+			}
+			bench.SeqVsRaw(b, st, func() error {
+				return incr.EvalSha(ctx, p.client, []string{p.keys.base + "raw"}).Err()
+			})
 		})
-		execTime += time.Since(t)
-		if err != nil {
-			b.Fatal(err)
-		}
-		t = time.Now()
-		err = incr.EvalSha(ctx, p.client, []string{p.keys.base + "raw"}).Err()
-		rawTime += time.Since(t)
-		if err != nil {
-			b.Fatal(err)
-		}
 	}
-	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
-	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
-	b.ReportMetric(float64(rawTime)/float64(execTime), "exec/raw")
+}
+
+func snapshotsName(ratio float64) string {
+	if ratio == 0 {
+		return "snapshots=default"
+	}
+	return "snapshots=off"
 }
 
 // BenchmarkServerTime measures what an append costs the Redis server
@@ -240,6 +227,82 @@ func BenchmarkServerTime(b *testing.B) {
 	})
 }
 
+// BenchmarkServerCPU measures the server process's whole CPU time (user
+// and system, network handling included, from INFO cpu) per exec-seq
+// command on a private redis-server, with the default SnapshotRatio and
+// with snapshots off, beside a one-INCR EVALSHA run the same way
+// (raw-incr). It reports server-cpu-µs/op. Close waits for background
+// snapshots, so their CPU is counted.
+func BenchmarkServerCPU(b *testing.B) {
+	addr := startServer(b, "")
+	ctx := context.Background()
+	for _, ratio := range []float64{0, bench.NoSnapshots} {
+		b.Run("exec-seq/"+snapshotsName(ratio), func(b *testing.B) {
+			p := newPersistence(b, Config{Addr: addr})
+			st, err := p.NewStore(timebox.Config{SnapshotRatio: ratio})
+			if err != nil {
+				b.Fatal(err)
+			}
+			info := newPersistence(b, Config{Addr: addr}) // st.Close closes p
+			ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
+				"bench": func(n int, _ *timebox.Event) int { return n + 1 },
+			})
+			id := timebox.NewAggregateID("cpu", timebox.ID(strconv.Itoa(b.N)))
+			serverCPU(b, info, func(i int) error {
+				data := bench.Payload(strconv.Itoa(i))
+				_, err := ex.Exec(id, func(_ int, ag *timebox.Aggregator[int]) error {
+					return timebox.Raise(ag, "bench", data)
+				})
+				return err
+			}, func() error { return st.Close() })
+		})
+	}
+	b.Run("raw-incr", func(b *testing.B) {
+		p := newPersistence(b, Config{Addr: addr})
+		incr := redis.NewScript(`return redis.call('INCR', KEYS[1])`)
+		if err := incr.Load(ctx, p.client).Err(); err != nil {
+			b.Fatal(err)
+		}
+		key := p.keys.base + "raw"
+		serverCPU(b, p, func(int) error {
+			return incr.EvalSha(ctx, p.client, []string{key}).Err()
+		}, func() error { return nil })
+	})
+}
+
+// serverCPU runs op b.N times, then done, and reports the server's CPU
+// time (INFO cpu, user plus system, read through p) over them per op.
+func serverCPU(b *testing.B, p *Persistence, op func(i int) error, done func() error) {
+	ctx := context.Background()
+	cpu := func() float64 {
+		info, err := p.client.Info(ctx, "cpu").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var sum float64
+		for line := range strings.Lines(info) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			if k == "used_cpu_sys" || k == "used_cpu_user" {
+				f, _ := strconv.ParseFloat(v, 64)
+				sum += f
+			}
+		}
+		return sum
+	}
+	before := cpu()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := op(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := done(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	bench.Report(b, (cpu()-before)*1e6/float64(b.N), "server-cpu-µs/op")
+}
+
 // serverTime runs op b.N times between a CONFIG RESETSTAT and a read of
 // the server's EVALSHA statistics, and reports them.
 func serverTime(b *testing.B, p *Persistence, op func(i int) error) {
@@ -262,7 +325,7 @@ func serverTime(b *testing.B, p *Persistence, op func(i int) error) {
 	if calls < int64(b.N) {
 		b.Fatalf("server counted %d EVALSHA calls, want %d:\n%s", calls, b.N, stats)
 	}
-	b.ReportMetric(float64(usec)/float64(calls), "server-µs/op")
+	bench.Report(b, float64(usec)/float64(calls), "server-µs/op")
 	if os.Getenv("TIMEBOX_COMMANDSTATS") == "1" {
 		b.Log(stats)
 	}
@@ -288,4 +351,53 @@ func evalshaStats(info string) (calls, usec int64) {
 		}
 	}
 	return calls, usec
+}
+
+// benchTargets are issue 14's targets for Redis, printed after a run that
+// measured their figures (make bench).
+var benchTargets = []bench.Target{
+	{
+		Name: "exec-seq/raw (1 client)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-seq", "cmds/s"),
+		Over: bench.Figure("BenchmarkRaw/evalsha-incr/clients=1", "ops/s"),
+		Min:  0.8,
+	},
+	{
+		Name: "exec-spread/raw (16 clients)",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-spread", "cmds/s"),
+		Over: bench.Figure("BenchmarkRaw/evalsha-incr/clients=16", "ops/s"),
+		Min:  0.6,
+	},
+	{
+		Name: "exec-contended failed",
+		Of:   bench.Figure("BenchmarkWorkloads/exec-contended", "failed"),
+		Max:  0, MaxZero: true,
+	},
+	{
+		Name: "exec-seq/raw interleaved (SeqVsRaw, snapshots off)",
+		Of:   bench.Figure("BenchmarkSeqVsRaw/snapshots=off", "exec/raw"),
+		Min:  0.8,
+	},
+	{
+		Name: "server µs per 1-event append",
+		Of:   bench.Figure("BenchmarkServerTime/append-1", "server-µs/op"),
+		Max:  6,
+	},
+	{
+		Name: "server CPU per exec-seq / per raw EVALSHA (default snapshots)",
+		Of:   bench.Figure("BenchmarkServerCPU/exec-seq/snapshots=default", "server-cpu-µs/op"),
+		Over: bench.Figure("BenchmarkServerCPU/raw-incr", "server-cpu-µs/op"),
+		Max:  1.3,
+	},
+	{
+		Name: "server CPU per exec-seq / per raw EVALSHA (snapshots off)",
+		Of:   bench.Figure("BenchmarkServerCPU/exec-seq/snapshots=off", "server-cpu-µs/op"),
+		Over: bench.Figure("BenchmarkServerCPU/raw-incr", "server-cpu-µs/op"),
+		Max:  1.3,
+	},
+	{
+		Name: "server µs per 100-event append",
+		Of:   bench.Figure("BenchmarkServerTime/append-100", "server-µs/op"),
+		Max:  60,
+	},
 }

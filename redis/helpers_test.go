@@ -10,12 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/kode4food/timebox/internal/bench"
+
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(bench.WithTargets(m, benchTargets...))
 }
 
 // testConfig fills in the test server's address and a fresh Prefix, and

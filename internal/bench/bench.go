@@ -36,12 +36,22 @@ var appliers = timebox.Appliers[counter]{
 
 var runID atomic.Int64
 
-// Run runs every workload as a sub-benchmark of b.
+// NoSnapshots is a SnapshotRatio so large that no benchmark run saves a
+// snapshot.
+const NoSnapshots = 1e9
+
+// Run runs every workload as a sub-benchmark of b, and exec-seq again with
+// SnapshotRatio NoSnapshots ("exec-seq-nosnap").
 func Run(b *testing.B, newStore Factory) {
 	plain := func(b *testing.B) *timebox.Store {
 		return newStore(b, timebox.Config{})
 	}
 	b.Run("exec-seq", func(b *testing.B) { ExecSeq(b, plain(b)) })
+	// exec-seq with background snapshots all but off, to show what the
+	// default SnapshotRatio's snapshots cost a busy aggregate.
+	b.Run("exec-seq-nosnap", func(b *testing.B) {
+		ExecSeq(b, newStore(b, timebox.Config{SnapshotRatio: NoSnapshots}))
+	})
 	b.Run("exec-spread", func(b *testing.B) {
 		ExecSpread(b, newStore(b, timebox.Config{CacheSize: spreadAggregates}))
 	})
@@ -314,8 +324,41 @@ func (l *latencies) report(b *testing.B, unit string) {
 	pct := func(p float64) float64 {
 		return float64(l.times[int(float64(len(l.times)-1)*p)].Microseconds())
 	}
-	b.ReportMetric(float64(len(l.times)*l.perOp)/l.total.Seconds(), unit)
+	Report(b, float64(len(l.times)*l.perOp)/l.total.Seconds(), unit)
 	b.ReportMetric(pct(0.50), "p50-µs")
 	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(l.failed), "failed")
+	Report(b, float64(l.failed), "failed")
+}
+
+// SeqVsRaw alternates, call by call, one Exec on s raising one event (as
+// exec-seq does) with one call of raw, the backend's baseline, so both see
+// the same machine load. It reports their mean latencies (exec-µs, raw-µs)
+// and exec/raw, the ratio of their rates (raw time / exec time). Work an
+// Exec leaves running in the background (a busy aggregate's snapshot)
+// lands in the raw call's time, so compare with snapshots off
+// (NoSnapshots); exec-seq against exec-seq-nosnap shows what snapshots cost.
+func SeqVsRaw(b *testing.B, s *timebox.Store, raw func() error) {
+	ex := newExecutor(s)
+	id := freshID("seqvsraw")
+	var execTime, rawTime time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		data := Payload(fmt.Sprint(i))
+		t := time.Now()
+		_, err := ex.Exec(id, raise(data))
+		execTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t = time.Now()
+		err = raw()
+		rawTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(execTime.Microseconds())/float64(b.N), "exec-µs")
+	b.ReportMetric(float64(rawTime.Microseconds())/float64(b.N), "raw-µs")
+	Report(b, float64(rawTime)/float64(execTime), "exec/raw")
 }
