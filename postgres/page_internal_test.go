@@ -2,14 +2,11 @@ package postgres
 
 import (
 	"context"
-	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kode4food/timebox/internal/testserver"
 )
 
 // TestPagePlansUseIndexes checks that every page statement, as a generic
@@ -18,24 +15,8 @@ import (
 // page sorts its at most 2×limit rows).
 func TestPagePlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	base := testserver.PostgresURL(t)
-	schema := testserver.Prefix(t)
-	admin, err := pgx.Connect(ctx, base)
-	require.NoError(t, err)
-	defer func() { _ = admin.Close(ctx) }()
-	quoted := pgx.Identifier{schema}.Sanitize()
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+quoted)
-	require.NoError(t, err)
-	defer func() {
-		_, err := admin.Exec(ctx, "DROP SCHEMA "+quoted+" CASCADE")
-		require.NoError(t, err)
-	}()
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	p, err := NewPersistence(Config{URL: u.String(), Prefix: "plans", MaxConns: 2})
+	u := privateSchemaURL(t)
+	p, err := NewPersistence(Config{URL: u, Prefix: "plans", MaxConns: 2})
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
 	pc, err := p.pool.Acquire(ctx)

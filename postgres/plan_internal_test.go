@@ -22,25 +22,9 @@ import (
 // outlive it.
 func TestPlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
-	base := testserver.PostgresURL(t)
-	schema := testserver.Prefix(t)
-	admin, err := pgx.Connect(ctx, base)
-	require.NoError(t, err)
-	defer func() { _ = admin.Close(ctx) }()
-	quoted := pgx.Identifier{schema}.Sanitize()
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+quoted)
-	require.NoError(t, err)
-	defer func() {
-		_, err := admin.Exec(ctx, "DROP SCHEMA "+quoted+" CASCADE")
-		require.NoError(t, err)
-	}()
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
+	u := privateSchemaURL(t)
 
-	p, err := NewPersistence(Config{URL: u.String(), Prefix: "plans", MaxConns: 2})
+	p, err := NewPersistence(Config{URL: u, Prefix: "plans", MaxConns: 2})
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
 	pc, err := p.pool.Acquire(ctx)
@@ -159,4 +143,30 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		plan := explain(name, s.args)
 		require.NotContains(t, plan, "Seq Scan", "%s:\n%s", name, plan)
 	}
+}
+
+// privateSchemaURL returns the test server's URL with search_path set to
+// a schema of the test's own, created now and dropped at the test's end,
+// so the test sees tables no other test shares.
+func privateSchemaURL(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	base := testserver.PostgresURL(t)
+	schema := testserver.Prefix(t)
+	admin, err := pgx.Connect(ctx, base)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close(ctx) })
+	quoted := pgx.Identifier{schema}.Sanitize()
+	_, err = admin.Exec(ctx, "CREATE SCHEMA "+quoted)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, err := admin.Exec(ctx, "DROP SCHEMA "+quoted+" CASCADE")
+		require.NoError(t, err)
+	})
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

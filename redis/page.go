@@ -37,13 +37,7 @@ func (p *Persistence) ListAggregatesByStatusAfter(
 	if err != nil {
 		return nil, p.readError("page by status", err)
 	}
-	res := make([]timebox.StatusEntry, len(members))
-	for i, m := range members {
-		if res[i], err = parseStatusMember(m[len(prefix):]); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return parseStatusMembers(members, prefix)
 }
 
 // ListAggregatesByLabelAfter pages the aggregates whose label has value,

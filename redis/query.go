@@ -44,13 +44,7 @@ func (p *Persistence) ListAggregatesByStatus(
 	if err != nil {
 		return nil, p.readError("list by status", err)
 	}
-	res := make([]timebox.StatusEntry, len(members))
-	for i, m := range members {
-		if res[i], err = parseStatusMember(m[len(prefix):]); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
+	return parseStatusMembers(members, prefix)
 }
 
 // ListLabelValues returns the values label currently has on any aggregate,
@@ -144,6 +138,19 @@ func decodeIDs(members []string) ([]timebox.AggregateID, error) {
 			return nil, fmt.Errorf("redis: stored aggregate ID %q: %w", m, err)
 		}
 		res[i] = id
+	}
+	return res, nil
+}
+
+// parseStatusMembers parses members of the status set, each prefix then a
+// status member (see parseStatusMember).
+func parseStatusMembers(members []string, prefix string) ([]timebox.StatusEntry, error) {
+	res := make([]timebox.StatusEntry, len(members))
+	for i, m := range members {
+		var err error
+		if res[i], err = parseStatusMember(m[len(prefix):]); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
