@@ -33,6 +33,12 @@ type (
 		// call may share the map.
 		Metadata Metadata `json:"metadata,omitempty"`
 
+		// Position is the event's place in the store's feed. It is set
+		// on every event read from the feed (Store.ReadAll, Subscribe,
+		// Consume), and zero elsewhere unless the backend's doc says
+		// otherwise; the Store ignores it on append.
+		Position Position `json:"position,omitzero"`
+
 		decoded atomic.Value // holds *decodedValue
 	}
 

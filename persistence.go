@@ -3,6 +3,7 @@ package timebox
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 type (
@@ -67,6 +68,97 @@ type (
 	Archiver interface {
 		Archive(ctx context.Context, id AggregateID) error
 		ConsumeArchive(ctx context.Context, handler ArchiveHandler) error
+	}
+
+	// Feeder is implemented by backends with a store-wide feed: every
+	// committed event in Position order. See Store.ReadAll and
+	// Store.Subscribe.
+	Feeder interface {
+		// ReadFeed returns up to req.Limit events with a Position after
+		// req.After, in Position order, each with its Position set, and
+		// their other fields as GetEvents returns them. The read is
+		// gap-safe: once it has returned an event at position p, no event
+		// at a position at or before p becomes visible to a later read.
+		// Trimming and archiving never remove events from the feed. When
+		// there is no such event and req.Wait is positive, it waits until
+		// there may be one, req.Wait passes or ctx ends, and then returns
+		// what there is (maybe nothing, with a nil error; ctx's error if
+		// ctx ended).
+		ReadFeed(ctx context.Context, req FeedRequest) ([]*Event, error)
+	}
+
+	// FeedRequest is one read of a store's feed.
+	FeedRequest struct {
+		After Position
+		Limit int
+		Wait  time.Duration
+	}
+
+	// ConsumerBackend keeps durable consumers' checkpoints and leases in
+	// the backend; see Store.Consume. Each partition of a consumer has its
+	// own checkpoint and lease. Lease times are the backend's clock.
+	ConsumerBackend interface {
+		// ClaimPartition gives the partition's lease to l.Owner for l.TTL
+		// from now, creating the consumer (every partition, checkpoints
+		// at the zero Position) if it does not exist, and returns the
+		// partition's checkpoint. It succeeds when the partition has no
+		// owner, its lease has expired, or l.Owner holds it already
+		// (renewal). It returns ErrLeaseHeld when another owner's lease
+		// is live, and ErrPartitionMismatch when the consumer exists with
+		// another partition count; either writes nothing.
+		ClaimPartition(ctx context.Context, l Lease) (Position, error)
+
+		// CommitPartition sets the partition's checkpoint to pos and
+		// extends the lease by l.TTL from now, if l.Owner holds the lease
+		// (even an expired one nobody has claimed since). Otherwise it
+		// writes nothing and returns ErrLeaseLost: the consumer was
+		// claimed by another owner, reset or deleted.
+		CommitPartition(ctx context.Context, l Lease, pos Position) error
+
+		// ReleasePartition ends l.Owner's lease, keeping the checkpoint,
+		// so another owner can claim it at once. It returns nil when
+		// l.Owner does not hold the lease.
+		ReleasePartition(ctx context.Context, l Lease) error
+
+		// ListConsumers returns every consumer with its partitions. The
+		// order need not be sorted: the Store sorts by name.
+		ListConsumers(ctx context.Context) ([]ConsumerInfo, error)
+
+		// ResetConsumer sets every partition's checkpoint to pos and ends
+		// every lease, so running owners lose their leases (their next
+		// commit returns ErrLeaseLost) and resume from pos once they claim
+		// again. ErrConsumerNotFound when there is no such consumer.
+		ResetConsumer(ctx context.Context, name string, pos Position) error
+
+		// DeleteConsumer removes the consumer's checkpoints and leases.
+		// ErrConsumerNotFound when there is no such consumer.
+		DeleteConsumer(ctx context.Context, name string) error
+	}
+
+	// Lease names one partition of a durable consumer and who claims it.
+	Lease struct {
+		Consumer   string
+		Partition  int
+		Partitions int
+		Owner      string
+		TTL        time.Duration
+	}
+
+	// ConsumerInfo is a durable consumer as stored.
+	ConsumerInfo struct {
+		Name       string
+		Partitions []PartitionInfo
+	}
+
+	// PartitionInfo is one partition of a durable consumer: its
+	// checkpoint (the Position of the last event it has handled) and its
+	// lease (Owner empty when nobody holds it; a lease whose Expires has
+	// passed may be claimed).
+	PartitionInfo struct {
+		Partition  int
+		Checkpoint Position
+		Owner      string
+		Expires    time.Time
 	}
 
 	// AppendRequest is one atomic append.

@@ -1,0 +1,210 @@
+package timebox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+)
+
+// Consume runs the durable consumer name: it calls handler with the
+// store's events that the options select, in Position order, from the
+// consumer's checkpoint on, first the history and then each new event
+// shortly after it is committed. The checkpoint lives in the backend and
+// advances after the handler has returned nil for the events before it
+// (after each batch, WithBatchSize), so a restarted consumer resumes where
+// it left off. Delivery is at least once: after a crash, up to one batch
+// of events may be handled again, each with the same Position, by which a
+// handler can deduplicate.
+//
+// A consumer is created, with its checkpoints at the zero Position, the
+// first time it is run. Of the processes running the same consumer, one
+// at a time holds each partition's lease (WithPartitions, WithLeaseTTL);
+// the others wait, and one of them takes the partition over within about a
+// lease after its holder stops or dies. A process handles its partitions
+// concurrently, each partition's events one at a time in order.
+//
+// Consume returns when ctx ends (ctx's error), when the handler returns an
+// error (that error, wrapped with the consumer's name and the event's
+// Position; the checkpoint stays before that event), or on an error that
+// retrying cannot cure. It commits what was handled and releases its
+// leases before it returns. It retries transient backend errors
+// (ErrUnavailable) until ctx ends.
+//
+// Errors: ErrInvalidConsumer, ErrInvalidLimit (batch size),
+// ErrPartitionMismatch, ErrFeedNotSupported, ErrClosed, ctx's error, or
+// the handler's.
+func (s *Store) Consume(
+	ctx context.Context, name string, handler FeedHandler, opts ...FeedOption,
+) error {
+	if err := checkConsumerName("name", name); err != nil {
+		return err
+	}
+	o, err := feedOpts(handler, opts)
+	if err != nil {
+		return err
+	}
+	if o.owner == "" {
+		o.owner = defaultOwner()
+	}
+	if err := checkConsumerName("owner", o.owner); err != nil {
+		return err
+	}
+	f, err := s.feeder()
+	if err != nil {
+		return err
+	}
+	c, err := s.consumers()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for p := range o.partitions {
+		l := Lease{
+			Consumer: name, Partition: p, Partitions: o.partitions,
+			Owner: o.owner, TTL: o.ttl,
+		}
+		pc := &partitionConsumer{s: s, f: f, c: c, l: l, o: o, h: handler}
+		wg.Go(func() {
+			if err := pc.run(ctx); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "host"
+	}
+	if len(host) > 100 {
+		host = host[:100]
+	}
+	return fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32())
+}
+
+// partitionConsumer runs one partition of a durable consumer.
+type partitionConsumer struct {
+	s *Store
+	f Feeder
+	c ConsumerBackend
+	l Lease
+	o *feedOptions
+	h FeedHandler
+
+	pos       Position // last event read and handled (or skipped)
+	committed Position
+	renewed   time.Time
+}
+
+// run claims the partition, waiting while another owner holds it, and
+// consumes it until ctx ends or an error that is not a lost lease.
+func (pc *partitionConsumer) run(ctx context.Context) error {
+	log := pc.s.config.logger()
+	for attempt := 0; ; attempt++ {
+		if err := pc.s.checkOpen(); err != nil {
+			return err
+		}
+		pos, err := pc.c.ClaimPartition(ctx, pc.l)
+		switch {
+		case err == nil:
+			attempt = -1
+			err = pc.consume(ctx, pos)
+			if !errors.Is(err, ErrLeaseLost) {
+				return err
+			}
+			log.Info("timebox: consumer lost its lease",
+				"consumer", pc.l.Consumer, "partition", pc.l.Partition)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrLeaseHeld):
+			if !sleep(ctx, pc.l.TTL/3) {
+				return ctx.Err()
+			}
+		case transient(err, false):
+			log.Warn("timebox: consumer claim failed, retrying",
+				"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
+			if !sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)) {
+				return ctx.Err()
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// consume handles the partition's events from pos while it holds the
+// lease. On the way out it commits what was handled and releases the
+// lease, unless the lease was lost.
+func (pc *partitionConsumer) consume(ctx context.Context, pos Position) (err error) {
+	pc.pos, pc.committed, pc.renewed = pos, pos, time.Now()
+	defer func() {
+		if errors.Is(err, ErrLeaseLost) {
+			return
+		}
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if pc.pos != pc.committed {
+			_ = pc.commit(done)
+		}
+		_ = pc.c.ReleasePartition(done, pc.l)
+	}()
+	renew := pc.l.TTL / 3
+	for {
+		evs, err := pc.s.readFeed(ctx, pc.f, pc.pos, pc.o.batch, min(feedWait, renew))
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if pc.mine(ev) {
+				if err := pc.h(ctx, ev); err != nil {
+					return fmt.Errorf("consumer %q at %s: %w", pc.l.Consumer, ev.Position, err)
+				}
+			}
+			pc.pos = ev.Position
+			if time.Since(pc.renewed) >= renew {
+				if err := pc.commit(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		if pc.pos != pc.committed || time.Since(pc.renewed) >= renew {
+			if err := pc.commit(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (pc *partitionConsumer) mine(ev *Event) bool {
+	return pc.o.match(ev) &&
+		PartitionOf(ev.AggregateID, pc.l.Partitions) == pc.l.Partition
+}
+
+// commit records pc.pos as the checkpoint and renews the lease. A
+// transient failure is logged and left for the next commit to make good;
+// a lost lease, a closed store or ctx's end is returned.
+func (pc *partitionConsumer) commit(ctx context.Context) error {
+	err := pc.c.CommitPartition(ctx, pc.l, pc.pos)
+	switch {
+	case err == nil:
+		pc.committed, pc.renewed = pc.pos, time.Now()
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case transient(err, true):
+		pc.s.config.logger().Warn("timebox: consumer commit failed, will retry",
+			"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
+		return nil
+	default:
+		return err
+	}
+}
