@@ -35,8 +35,8 @@ type (
 
 		// Position is the event's place in the store's feed. It is set
 		// on every event read from the feed (Store.ReadAll, Subscribe,
-		// Consume), and zero elsewhere unless the backend's doc says
-		// otherwise; the Store ignores it on append.
+		// Consume) and zero on events read otherwise (GetEvents, an
+		// Executor's appliers); the Store ignores it on append.
 		Position Position `json:"position,omitzero"`
 
 		decoded atomic.Value // holds *decodedValue

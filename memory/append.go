@@ -43,10 +43,15 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 			a = &aggregate{id: req.ID.Clone()}
 			p.aggs[k] = a
 		}
+		p.commits++
 		for i := range block {
 			block[i].AggregateID = a.id
+			block[i].Position = timebox.Position{Commit: p.commits, Offset: uint64(i)}
 			a.events = append(a.events, &block[i])
+			p.feed = append(p.feed, &block[i])
 		}
+		close(p.feedNotify)
+		p.feedNotify = make(chan struct{})
 		a.head += int64(len(req.Events))
 		p.index(k, a, req.Index)
 		return nil

@@ -25,6 +25,11 @@ type Persistence struct {
 	archive  []*timebox.ArchiveRecord
 	streamID int64
 	notify   chan struct{} // closed and replaced when archive grows
+
+	feed       []*timebox.Event // every appended event, by Position
+	commits    uint64           // the last append's Position.Commit
+	feedNotify chan struct{}    // closed and replaced when feed grows
+	consumers  map[string][]partition
 }
 
 // aggregate is one aggregate's live records.
@@ -42,6 +47,9 @@ type aggregate struct {
 var (
 	_ timebox.Backend  = (*Persistence)(nil)
 	_ timebox.Archiver = (*Persistence)(nil)
+	_ timebox.Feeder   = (*Persistence)(nil)
+
+	_ timebox.ConsumerBackend = (*Persistence)(nil)
 )
 
 // NewPersistence returns an empty, ready in-memory backend.
@@ -55,6 +63,9 @@ func NewPersistence() *Persistence {
 		status: map[string]map[string]time.Time{},
 		labels: map[string]map[string]map[string]struct{}{},
 		notify: make(chan struct{}),
+
+		feedNotify: make(chan struct{}),
+		consumers:  map[string][]partition{},
 	}
 }
 
