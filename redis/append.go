@@ -35,13 +35,14 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	return p.appendResult(req, res)
 }
 
-// appendKeys lists the keys append.lua may touch: the index sets only
+// appendKeys lists the keys append.lua may touch: the aggregate's, the
+// aggregate list and the feed always, the index sets only
 // when the batch changes that part of the index, so a store that never
 // indexes never names (nor waits for, while a slot migrates) a set that
 // does not exist.
 func (p *Persistence) appendKeys(k aggregate, ix timebox.IndexChange) []string {
-	ks := make([]string, 3, 6)
-	ks[0], ks[1], ks[2] = k.meta, k.events, p.keys.aggs
+	ks := make([]string, 4, 7)
+	ks[0], ks[1], ks[2], ks[3] = k.meta, k.events, p.keys.aggs, p.keys.feed
 	if ix.Status != nil {
 		ks = append(ks, p.keys.status)
 	}

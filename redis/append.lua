@@ -1,14 +1,16 @@
 -- append.lua: append a batch at the expected head, with its index change.
 --
 -- KEYS[1] meta hash, KEYS[2] batch sorted set, KEYS[3] aggregate list,
--- then, only when the batch changes the status, the status set, and only
+-- KEYS[4] the store's feed stream, then, only when the batch changes the status, the status set, and only
 -- when it changes labels, the label set and the label-value set.
 -- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] event count n,
 -- ARGV[4] status op ('' keep, 'c' clear, 's' set), ARGV[5] encoded new
 -- status, ARGV[6] its time part (see statusTime), ARGV[7] label count m,
 -- then m pairs (encoded label, encoded value, '' to remove), then the
 -- batch: its n events framed as "<length>:<record>" each, stored as one
--- member scored by the batch's last sequence.
+-- member scored by the batch's last sequence, and added as it is to the
+-- feed, with the encoded ID, as one entry whose ID is "0-<commit>" (see
+-- DESIGN.md, Feed).
 --
 -- Returns {1, new head} when written, or {0, head, batches holding the
 -- events from the expected sequence on, trim floor} on a conflict, when
@@ -22,7 +24,7 @@
 -- before the first write, all additions come before all removals, and a
 -- removal that can empty a key is the last command on that key. No key is
 -- ever missing when the script touches it.
-local meta, evkey, aggs = KEYS[1], KEYS[2], KEYS[3]
+local meta, evkey, aggs, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local eid = ARGV[1]
 local expected = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -32,7 +34,7 @@ if not expected or not n or not m or #ARGV ~= 8 + 2 * m
     or (op ~= '' and op ~= 'c' and op ~= 's') then
   return redis.error_reply('ERR timebox append: malformed arguments')
 end
-local nkeys = 3
+local nkeys = 4
 local stkey, labkey, lvkey
 if op ~= '' then
   nkeys = nkeys + 1
@@ -83,8 +85,11 @@ for j = 1, m do
 end
 
 -- Additions. Sequences are below 2^53, so Lua numbers hold them exactly
--- and redis.call passes them as integers.
-redis.call('ZADD', evkey, head + n - 1, ARGV[8 + 2 * m])
+-- and redis.call passes them as integers. The feed entry's ID is the next
+-- sequence number within millisecond 0.
+local batch = ARGV[8 + 2 * m]
+redis.call('XADD', feed, '0-*', 'i', eid, 'b', batch)
+redis.call('ZADD', evkey, head + n - 1, batch)
 local fields = {'h', head + n}
 if newMember then
   fields[#fields + 1] = 'st'

@@ -44,6 +44,10 @@ func TestCluster(t *testing.T) {
 		})
 	})
 
+	t.Run("Feed", func(t *testing.T) {
+		testFeed(t, Config{Addr: seeds, Shard: "feed"})
+	})
+
 	t.Run("SlotMidMigration", func(t *testing.T) {
 		testSlotMidMigration(t, addrs, seeds)
 	})

@@ -24,6 +24,8 @@ type keys struct {
 	label   string // sorted set "<label>:<value>:<eid>", lexical
 	values  string // sorted set "<label>:<value>" held by some aggregate
 	archive string
+	feed    string // stream of every append's batch, IDs "0-<commit>"
+	cons    string // sorted set of consumer names (encoded), lexical
 }
 
 func newKeys(cfg Config) keys {
@@ -38,6 +40,8 @@ func newKeys(cfg Config) keys {
 		label:   base + "label",
 		values:  base + "lv",
 		archive: base + "archive",
+		feed:    base + "feed",
+		cons:    base + "consumers",
 	}
 }
 
@@ -55,6 +59,12 @@ func (k keys) aggregate(id timebox.AggregateID) aggregate {
 		meta:   k.base + "m:" + eid,
 		events: k.base + "e:" + eid,
 	}
+}
+
+// consumer returns the name of the hash of the consumer whose encoded
+// name (encodeName) is ename (see DESIGN.md, Feed).
+func (k keys) consumer(ename string) string {
+	return k.base + "c:" + ename
 }
 
 // lexRange returns the ZRANGE BYLEX bounds of the members that start with

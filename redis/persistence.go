@@ -22,6 +22,7 @@ import (
 // values, in one process or many, may share a Prefix.
 type Persistence struct {
 	client   redis.UniversalClient
+	blocker  redis.UniversalClient // its own pool for XREAD BLOCK
 	config   Config
 	keys     keys
 	consumer string
@@ -39,6 +40,9 @@ const connectTimeout = 10 * time.Second
 var (
 	_ timebox.Backend  = (*Persistence)(nil)
 	_ timebox.Archiver = (*Persistence)(nil)
+	_ timebox.Feeder   = (*Persistence)(nil)
+
+	_ timebox.ConsumerBackend = (*Persistence)(nil)
 )
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result, then
@@ -62,6 +66,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	}
 	p := &Persistence{
 		client:   client,
+		blocker:  blockingClient(client, cfg),
 		config:   cfg,
 		keys:     newKeys(cfg),
 		consumer: newConsumerName(),
@@ -69,6 +74,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 	}
 	if err := p.loadScripts(ctx); err != nil {
 		_ = client.Close()
+		_ = p.blocker.Close()
 		return nil, err
 	}
 	close(p.ready)
@@ -101,6 +107,7 @@ func (p *Persistence) Close() error {
 	if p.consumed.Load() {
 		p.dropConsumer()
 	}
+	_ = p.blocker.Close()
 	return p.client.Close()
 }
 
@@ -133,6 +140,16 @@ func connect(ctx context.Context, cfg Config) (redis.UniversalClient, error) {
 		return nil, fmt.Errorf("redis: connect to cluster %s: %w", cfg.Addr, err)
 	}
 	return client, nil
+}
+
+// blockingClient returns a client like c, with a pool of its own, for the
+// feed's XREAD BLOCK: a waiting reader holds a connection, and must not
+// hold one an append needs. It dials nothing until used.
+func blockingClient(c redis.UniversalClient, cfg Config) redis.UniversalClient {
+	if _, ok := c.(*redis.ClusterClient); ok {
+		return redis.NewClusterClient(clusterOptions(cfg, cfg.addrs()))
+	}
+	return redis.NewClient(clientOptions(cfg))
 }
 
 // probe pings a standalone client and reports whether the server is in

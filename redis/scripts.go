@@ -25,6 +25,9 @@ var (
 
 	//go:embed archive.lua
 	archiveSource string
+
+	//go:embed consumer.lua
+	consumerSource string
 )
 
 // script is a Lua script run by EVALSHA, falling back to EVAL when the
@@ -40,8 +43,11 @@ var (
 	snapshotScript = newScript(snapshotSource)
 	loadScript     = newScript(loadSource)
 	archiveScript  = newScript(archiveSource)
+	consumerScript = newScript(consumerSource)
 
-	allScripts = []*script{appendScript, snapshotScript, loadScript, archiveScript}
+	allScripts = []*script{
+		appendScript, snapshotScript, loadScript, archiveScript, consumerScript,
+	}
 )
 
 func newScript(src string) *script {

@@ -1,0 +1,159 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// ReadFeed reads the store's feed stream, where append.lua adds each
+// append's batch as one entry "0-<commit>" in the same script as the
+// batch itself: the entry's events take Position{commit, 0}, {commit, 1},
+// and so on. It is one XRANGE from the entry of req.After on, so a read
+// sees a prefix of the stream: Redis runs scripts one at a time, and a
+// later script always gets a greater entry ID, so no event can appear
+// before one already read (gap safety; see DESIGN.md, Feed). Trimming
+// and archiving leave the stream alone.
+//
+// When there is nothing after req.After and req.Wait is positive, it
+// waits with XREAD BLOCK on a connection pool of its own (so waiting
+// readers never hold the connections appends use), in slices of at most
+// 100 ms, so a cancelled ctx is noticed within that time (go-redis honours
+// only deadlines). Errors: timebox.ErrClosed, ctx's error,
+// timebox.ErrUnavailable (wrapped) for a connection that failed, an error
+// matching codec.ErrMalformedEvent for an entry it cannot decode, or the
+// server's reply.
+func (p *Persistence) ReadFeed(
+	ctx context.Context, req timebox.FeedRequest,
+) ([]*timebox.Event, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit := max(req.Limit, 1)
+	// One entry more than limit: the entry of req.After may hold nothing
+	// after it.
+	msgs, err := p.client.XRangeN(ctx, p.keys.feed,
+		feedID(req.After.Commit), "+", int64(limit)+1,
+	).Result()
+	if err != nil {
+		return nil, p.feedError(ctx, err)
+	}
+	evs, err := feedEvents(msgs, req.After, limit)
+	if err != nil || len(evs) > 0 || req.Wait <= 0 {
+		return evs, err
+	}
+	return p.waitFeed(ctx, req.After.Commit, limit, time.Now().Add(req.Wait))
+}
+
+// waitFeed blocks until the feed has an entry after commit, end passes
+// (nothing, nil error) or ctx ends (ctx's error), and returns the events
+// of the entries that arrived.
+func (p *Persistence) waitFeed(
+	ctx context.Context, commit uint64, limit int, end time.Time,
+) ([]*timebox.Event, error) {
+	after := timebox.Position{Commit: commit, Offset: ^uint64(0)}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		block := min(time.Until(end), blockSlice)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < block {
+			block = time.Until(dl)
+			if block < time.Millisecond {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+		}
+		if block < time.Millisecond { // BLOCK 0 would wait for ever
+			return nil, nil
+		}
+		streams, err := p.blocker.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{p.keys.feed, feedID(commit)},
+			Count:   int64(limit),
+			Block:   block,
+		}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil:
+			return nil, p.feedError(ctx, err)
+		}
+		for _, s := range streams {
+			if len(s.Messages) > 0 {
+				return feedEvents(s.Messages, after, limit)
+			}
+		}
+	}
+}
+
+// feedEvents decodes feed entries into their events after position
+// after, at most limit of them.
+func feedEvents(
+	msgs []redis.XMessage, after timebox.Position, limit int,
+) ([]*timebox.Event, error) {
+	var res []*timebox.Event
+	for _, m := range msgs {
+		commit, err := parseFeedID(m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if commit < after.Commit {
+			continue
+		}
+		eid, ok1 := m.Values["i"].(string)
+		batch, ok2 := m.Values["b"].(string)
+		id, err := codec.DecodeID(eid)
+		if !ok1 || !ok2 || err != nil {
+			return nil, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
+		}
+		evs, err := decodeBatches(id, []any{batch}, 0)
+		if err != nil {
+			return nil, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
+		}
+		for i, ev := range evs {
+			ev.Position = timebox.Position{Commit: commit, Offset: uint64(i)}
+			if ev.Position.Compare(after) <= 0 {
+				continue
+			}
+			res = append(res, ev)
+			if len(res) == limit {
+				return res, nil
+			}
+		}
+	}
+	return res, nil
+}
+
+// feedID is the stream ID of the feed entry of commit. The millisecond
+// part is 0: it is kept for a store split over several slots, one feed
+// each (see DESIGN.md, Feed).
+func feedID(commit uint64) string {
+	return "0-" + strconv.FormatUint(commit, 10)
+}
+
+func parseFeedID(s string) (uint64, error) {
+	ms, seq, ok := strings.Cut(s, "-")
+	commit, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || ms != "0" || err != nil {
+		return 0, fmt.Errorf("redis: feed entry %s: %w", s, codec.ErrMalformedEvent)
+	}
+	return commit, nil
+}
+
+func (p *Persistence) feedError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	return p.readError("read feed", err)
+}

@@ -1,0 +1,352 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+)
+
+// TestFeed runs the feed cases on the shared server; TestCluster runs them
+// on a sharded store of its three-master cluster.
+func TestFeed(t *testing.T) {
+	testFeed(t, Config{})
+}
+
+func testFeed(t *testing.T, cfg Config) {
+	open := func(t *testing.T) (*timebox.Store, *Persistence) {
+		p := newPersistence(t, cfg)
+		st, err := p.NewStore(timebox.Config{})
+		require.NoError(t, err)
+		return st, p
+	}
+	t.Run("Positions", func(t *testing.T) { testFeedPositions(t, open) })
+	t.Run("TrimAndArchive", func(t *testing.T) { testFeedKeeps(t, open) })
+	t.Run("Wait", func(t *testing.T) { testFeedWait(t, open) })
+	t.Run("Consumers", func(t *testing.T) { testFeedConsumers(t, open) })
+	t.Run("Race", func(t *testing.T) { testFeedRace(t, open) })
+}
+
+type openFunc func(t *testing.T) (*timebox.Store, *Persistence)
+
+func appendN(t *testing.T, st *timebox.Store, id timebox.AggregateID, at int64, n int) {
+	t.Helper()
+	evs := make([]*timebox.Event, n)
+	for i := range evs {
+		evs[i] = event(fmt.Sprint(at + int64(i)))
+	}
+	require.NoError(t, st.AppendEvents(id, at, evs))
+}
+
+// One feed entry per append, Commit counting appends from 1, Offset the
+// event's place in its batch; pages resume inside a batch.
+func testFeedPositions(t *testing.T, open openFunc) {
+	st, _ := open(t)
+	a, b := timebox.NewAggregateID("a"), timebox.NewAggregateID("b", "1")
+	appendN(t, st, a, 0, 3)
+	appendN(t, st, b, 0, 2)
+	appendN(t, st, a, 3, 1)
+	require.NoError(t, st.AppendEvents(a, 4, nil)) // a check of the head only
+
+	evs, err := st.ReadAll(context.Background(), timebox.Position{}, 100)
+	require.NoError(t, err)
+	type got struct {
+		id  string
+		seq int64
+		pos timebox.Position
+	}
+	var all []got
+	for _, ev := range evs {
+		all = append(all, got{ev.AggregateID.String(), ev.Sequence, ev.Position})
+	}
+	require.Equal(t, []got{
+		{`["a"]`, 0, timebox.Position{Commit: 1}},
+		{`["a"]`, 1, timebox.Position{Commit: 1, Offset: 1}},
+		{`["a"]`, 2, timebox.Position{Commit: 1, Offset: 2}},
+		{`["b","1"]`, 0, timebox.Position{Commit: 2}},
+		{`["b","1"]`, 1, timebox.Position{Commit: 2, Offset: 1}},
+		{`["a"]`, 3, timebox.Position{Commit: 3}},
+	}, all)
+	require.JSONEq(t, `"2"`, string(evs[2].Data))
+
+	for _, limit := range []int{1, 2, 4} {
+		var paged []*timebox.Event
+		pos := timebox.Position{}
+		for {
+			page, err := st.ReadAll(context.Background(), pos, limit)
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(page), limit)
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			pos = page[len(page)-1].Position
+		}
+		require.Len(t, paged, len(evs), "limit %d", limit)
+		for i := range paged {
+			require.Equal(t, evs[i].Position, paged[i].Position)
+		}
+	}
+	// After the last event of a batch, the next page starts at the next
+	// batch even with limit 1.
+	page, err := st.ReadAll(context.Background(), timebox.Position{Commit: 1, Offset: 2}, 1)
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, timebox.Position{Commit: 2}, page[0].Position)
+}
+
+// Trimming and archiving leave the feed alone.
+func testFeedKeeps(t *testing.T, open openFunc) {
+	st, p := open(t)
+	ctx := context.Background()
+	a, b := timebox.NewAggregateID("trim"), timebox.NewAggregateID("arch")
+	appendN(t, st, a, 0, 3)
+	appendN(t, st, b, 0, 2)
+	require.NoError(t, p.SaveSnapshot(ctx, timebox.SnapshotRequest{
+		ID: a, Data: []byte(`{}`), Sequence: 3, Trim: true,
+	}))
+	require.NoError(t, st.Archive(b))
+	live, err := st.GetEvents(a, 0)
+	require.NoError(t, err)
+	require.Empty(t, live)
+	evs, err := st.ReadAll(ctx, timebox.Position{}, 100)
+	require.NoError(t, err)
+	require.Len(t, evs, 5)
+	n, err := p.client.XLen(ctx, p.keys.feed).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 2, n)
+}
+
+// A waiting read returns the first append after it, returns nothing when
+// Wait passes, and ctx's error when ctx ends.
+func testFeedWait(t *testing.T, open openFunc) {
+	st, p := open(t)
+	ctx := context.Background()
+	id := timebox.NewAggregateID("w")
+
+	evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	got := make(chan []*timebox.Event, 1)
+	go func() {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: time.Minute})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- evs
+	}()
+	appendN(t, st, id, 0, 2)
+	select {
+	case evs := <-got:
+		require.Len(t, evs, 2)
+		require.Equal(t, timebox.Position{Commit: 1, Offset: 1}, evs[1].Position)
+	case <-time.After(time.Minute):
+		t.Fatal("waiting read did not wake")
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.ReadFeed(cctx, timebox.FeedRequest{
+			After: timebox.Position{Commit: 1, Offset: 1}, Limit: 10, Wait: time.Hour,
+		})
+		done <- err
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(time.Minute):
+		t.Fatal("cancelled read did not return")
+	}
+}
+
+// Every ConsumerBackend operation on the server, and the keys in the
+// store's slot.
+func testFeedConsumers(t *testing.T, open openFunc) {
+	_, p := open(t)
+	ctx := context.Background()
+	l := timebox.Lease{Consumer: "c:{x}", Partition: 1, Partitions: 2, Owner: "A", TTL: time.Minute}
+	lb := l
+	lb.Owner = "B"
+
+	pos, err := p.ClaimPartition(ctx, l)
+	require.NoError(t, err)
+	require.True(t, pos.IsZero())
+	_, err = p.ClaimPartition(ctx, lb)
+	require.ErrorIs(t, err, timebox.ErrLeaseHeld)
+	bad := l
+	bad.Partitions = 3
+	_, err = p.ClaimPartition(ctx, bad)
+	require.ErrorIs(t, err, timebox.ErrPartitionMismatch)
+
+	at := timebox.Position{Commit: 7, Offset: 2}
+	require.NoError(t, p.CommitPartition(ctx, l, at))
+	require.ErrorIs(t, p.CommitPartition(ctx, lb, at), timebox.ErrLeaseLost)
+	pos, err = p.ClaimPartition(ctx, l) // renewal
+	require.NoError(t, err)
+	require.Equal(t, at, pos)
+
+	list, err := p.ListConsumers(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, "c:{x}", list[0].Name)
+	require.Len(t, list[0].Partitions, 2)
+	require.Equal(t, timebox.PartitionInfo{Partition: 0}, list[0].Partitions[0])
+	p1 := list[0].Partitions[1]
+	require.Equal(t, at, p1.Checkpoint)
+	require.Equal(t, "A", p1.Owner)
+	require.WithinDuration(t, time.Now().Add(time.Minute), p1.Expires, 30*time.Second)
+
+	require.NoError(t, p.ReleasePartition(ctx, lb)) // not B's: no-op
+	_, err = p.ClaimPartition(ctx, lb)
+	require.ErrorIs(t, err, timebox.ErrLeaseHeld)
+	require.NoError(t, p.ReleasePartition(ctx, l))
+	pos, err = p.ClaimPartition(ctx, lb)
+	require.NoError(t, err)
+	require.Equal(t, at, pos)
+	require.ErrorIs(t, p.CommitPartition(ctx, l, at), timebox.ErrLeaseLost)
+
+	// An expired lease may be claimed by another owner.
+	short := l
+	short.Partition, short.TTL = 0, time.Millisecond
+	_, err = p.ClaimPartition(ctx, short)
+	require.NoError(t, err)
+	other := short
+	other.Owner = "B"
+	require.Eventually(t, func() bool {
+		_, err := p.ClaimPartition(ctx, other)
+		return err == nil
+	}, time.Minute, 5*time.Millisecond)
+
+	reset := timebox.Position{Commit: 3}
+	require.NoError(t, p.ResetConsumer(ctx, l.Consumer, reset))
+	require.ErrorIs(t, p.CommitPartition(ctx, lb, at), timebox.ErrLeaseLost)
+	list, err = p.ListConsumers(ctx)
+	require.NoError(t, err)
+	for _, pi := range list[0].Partitions {
+		require.Equal(t, reset, pi.Checkpoint)
+		require.Empty(t, pi.Owner)
+	}
+	require.ErrorIs(t, p.ResetConsumer(ctx, "nobody", reset), timebox.ErrConsumerNotFound)
+
+	require.NoError(t, p.DeleteConsumer(ctx, l.Consumer))
+	require.ErrorIs(t, p.DeleteConsumer(ctx, l.Consumer), timebox.ErrConsumerNotFound)
+	list, err = p.ListConsumers(ctx)
+	require.NoError(t, err)
+	require.Empty(t, list)
+	require.ErrorIs(t, p.CommitPartition(ctx, lb, at), timebox.ErrLeaseLost)
+	pos, err = p.ClaimPartition(ctx, bad) // a new consumer, any count
+	require.NoError(t, err)
+	require.True(t, pos.IsZero())
+
+	if p.config.Shard != "" {
+		slot := func(key string) int64 {
+			s, err := p.client.ClusterKeySlot(ctx, key).Result()
+			require.NoError(t, err)
+			return s
+		}
+		want := slot(p.keys.aggs)
+		for _, k := range []string{
+			p.keys.feed, p.keys.cons, p.keys.consumer(encodeName(l.Consumer)),
+		} {
+			require.Equal(t, want, slot(k), k)
+		}
+	}
+}
+
+// Writers race on one hot aggregate and on many while a subscriber
+// follows the feed: it sees every acknowledged event once, positions
+// strictly increasing, and each aggregate's sequences gapless and in
+// order.
+func testFeedRace(t *testing.T, open openFunc) {
+	st, _ := open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const writers, appends = 8, 25
+
+	var mu sync.Mutex
+	acked := map[string]int64{} // aggregate -> events acknowledged
+	var seen []*timebox.Event
+	subDone := make(chan error, 1)
+	go func() {
+		subDone <- st.Subscribe(ctx, timebox.Position{}, func(_ context.Context, ev *timebox.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, ev)
+			return nil
+		})
+	}()
+
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			own := timebox.NewAggregateID("own", timebox.ID(fmt.Sprint(w)))
+			hot := timebox.NewAggregateID("hot")
+			for i := range appends {
+				id := own
+				if i%2 == 0 {
+					id = hot
+				}
+				for {
+					evs, err := st.GetEvents(id, 0)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					at := int64(len(evs))
+					n := 1 + i%3
+					batch := make([]*timebox.Event, n)
+					for j := range batch {
+						batch[j] = event(fmt.Sprint(w, i, j))
+					}
+					err = st.AppendEvents(id, at, batch)
+					if errors.Is(err, timebox.ErrVersionConflict) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					acked[id.String()] += int64(n)
+					mu.Unlock()
+					break
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := int64(0)
+	for _, n := range acked {
+		total += n
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return int64(len(seen)) >= total
+	}, time.Minute, 10*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-subDone, context.Canceled)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.EqualValues(t, total, len(seen))
+	next := map[string]int64{}
+	for i, ev := range seen {
+		if i > 0 {
+			require.Equal(t, 1, ev.Position.Compare(seen[i-1].Position), "at %d", i)
+		}
+		k := ev.AggregateID.String()
+		require.Equal(t, next[k], ev.Sequence, "aggregate %s", k)
+		next[k]++
+	}
+	require.Equal(t, acked, next)
+}
