@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -31,6 +32,7 @@ func testFeed(t *testing.T, cfg Config) {
 	t.Run("Wait", func(t *testing.T) { testFeedWait(t, open) })
 	t.Run("Consumers", func(t *testing.T) { testFeedConsumers(t, open) })
 	t.Run("Race", func(t *testing.T) { testFeedRace(t, open) })
+	t.Run("Consume", func(t *testing.T) { testFeedConsume(t, cfg) })
 }
 
 type openFunc func(t *testing.T) (*timebox.Store, *Persistence)
@@ -349,4 +351,83 @@ func testFeedRace(t *testing.T, open openFunc) {
 		next[k]++
 	}
 	require.Equal(t, acked, next)
+}
+
+// A durable consumer resumes from its checkpoint, and when the process
+// holding its partitions dies (its store closed, leases left behind),
+// another takes them over once the leases expire.
+func testFeedConsume(t *testing.T, cfg Config) {
+	rc := testConfig(t, cfg)
+	stores := make([]*timebox.Store, 2)
+	for i := range stores {
+		p, err := NewPersistence(rc)
+		require.NoError(t, err)
+		stores[i], err = p.NewStore(timebox.Config{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	ctx := context.Background()
+	for i := range 5 {
+		appendN(t, stores[0], timebox.NewAggregateID("c", timebox.ID(fmt.Sprint(i))), 0, 2)
+	}
+
+	var mu sync.Mutex
+	seen := map[string][]timebox.Position{} // owner -> positions handled
+	count := func(owner string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[owner])
+	}
+	run := func(st *timebox.Store, owner string) (context.CancelFunc, chan error) {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- st.Consume(cctx, "totals", func(_ context.Context, ev *timebox.Event) error {
+				mu.Lock()
+				defer mu.Unlock()
+				seen[owner] = append(seen[owner], ev.Position)
+				return nil
+			}, timebox.WithPartitions(2), timebox.WithLeaseTTL(300*time.Millisecond),
+				timebox.WithOwner(owner), timebox.WithBatchSize(3))
+		}()
+		return cancel, done
+	}
+
+	cancel, done := run(stores[0], "first")
+	require.Eventually(t, func() bool { return count("first") == 10 }, time.Minute, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	infos, err := stores[0].Consumers(ctx)
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	for _, pi := range infos[0].Partitions {
+		require.Equal(t, timebox.Position{Commit: 5, Offset: 1}, pi.Checkpoint)
+		require.Empty(t, pi.Owner)
+	}
+
+	// Resumes after its checkpoint.
+	appendN(t, stores[0], timebox.NewAggregateID("c", "0"), 2, 1)
+	cancel, done = run(stores[0], "second")
+	require.Eventually(t, func() bool { return count("second") == 1 }, time.Minute, 5*time.Millisecond)
+	require.Equal(t, []timebox.Position{{Commit: 6}}, seen["second"])
+
+	// Dies holding the leases: another process takes over.
+	standby, standbyDone := run(stores[1], "standby")
+	defer standby()
+	require.NoError(t, stores[0].Close())
+	require.ErrorIs(t, <-done, timebox.ErrClosed)
+	cancel()
+	appendN(t, stores[1], timebox.NewAggregateID("c", "1"), 2, 1)
+	appendN(t, stores[1], timebox.NewAggregateID("c", "2"), 2, 1)
+	// Event 6 comes again if "second" died before committing it.
+	has := func(want ...timebox.Position) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got := slices.SortedFunc(slices.Values(seen["standby"]), timebox.Position.Compare)
+		return slices.Equal(got, want) || slices.Equal(got, append([]timebox.Position{{Commit: 6}}, want...))
+	}
+	require.Eventually(t, func() bool { return has(timebox.Position{Commit: 7}, timebox.Position{Commit: 8}) },
+		time.Minute, 5*time.Millisecond)
+	standby()
+	require.ErrorIs(t, <-standbyDone, context.Canceled)
 }
