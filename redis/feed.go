@@ -17,8 +17,8 @@ import (
 // ReadFeed reads the store's feed stream, where append.lua adds each
 // append's batch as one entry "0-<commit>" in the same script as the
 // batch itself: the entry's events take Position{commit, 0}, {commit, 1},
-// and so on. It is one XRANGE from the entry of req.After on, so a read
-// sees a prefix of the stream: Redis runs scripts one at a time, and a
+// and so on. It reads with XRANGE from the entry of req.After on, so a
+// read sees a prefix of the stream: Redis runs scripts one at a time, and a
 // later script always gets a greater entry ID, so no event can appear
 // before one already read (gap safety; see DESIGN.md, Feed). Trimming
 // and archiving leave the stream alone.
@@ -41,19 +41,44 @@ func (p *Persistence) ReadFeed(
 		return nil, err
 	}
 	limit := max(req.Limit, 1)
-	// One entry more than limit: the entry of req.After may hold nothing
-	// after it.
-	msgs, err := p.client.XRangeN(ctx, p.keys.feed,
-		feedID(req.After.Commit), "+", int64(limit)+1,
-	).Result()
-	if err != nil {
-		return nil, p.feedError(ctx, err)
-	}
-	evs, err := feedEvents(msgs, req.After, limit)
+	evs, err := p.readFeed(ctx, req.After, limit)
 	if err != nil || len(evs) > 0 || req.Wait <= 0 {
 		return evs, err
 	}
 	return p.waitFeed(ctx, req.After.Commit, limit, time.Now().Add(req.Wait))
+}
+
+// readFeed reads up to limit events after position after with XRANGE
+// from after's entry on (inclusive: the rest of its batch may follow
+// after). An entry holds at least one event, but may hold many, so each
+// XRANGE asks for as many entries as the page needs at the events per
+// entry the last read saw (p.perEntry), and the next one, from just after
+// the last entry read, for as many as the rest of the page then needs. The reads see prefixes of the stream, each longer than the one
+// before, so their union is one.
+func (p *Persistence) readFeed(
+	ctx context.Context, after timebox.Position, limit int,
+) ([]*timebox.Event, error) {
+	var res []*timebox.Event
+	perEntry := max(int(p.perEntry.Load()), 1)
+	start, count, entries := feedID(after.Commit), min(limit/perEntry+2, limit+1), 0
+	for {
+		msgs, err := p.client.XRangeN(ctx, p.keys.feed, start, "+", int64(count)).Result()
+		if err != nil {
+			return nil, p.feedError(ctx, err)
+		}
+		evs, used, err := feedEvents(msgs, after, limit-len(res))
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, evs...)
+		entries += used
+		perEntry = max(len(res)/entries, 1)
+		if len(res) >= limit || len(msgs) < count {
+			p.perEntry.Store(int64(perEntry))
+			return res, nil
+		}
+		start, count = "("+msgs[len(msgs)-1].ID, (limit-len(res))/perEntry+1
+	}
 }
 
 // waitFeed blocks until the feed has an entry after commit, end passes
@@ -91,22 +116,23 @@ func (p *Persistence) waitFeed(
 		}
 		for _, s := range streams {
 			if len(s.Messages) > 0 {
-				return feedEvents(s.Messages, after, limit)
+				evs, _, err := feedEvents(s.Messages, after, limit)
+				return evs, err
 			}
 		}
 	}
 }
 
 // feedEvents decodes feed entries into their events after position
-// after, at most limit of them.
+// after, at most limit of them, and returns how many entries it used.
 func feedEvents(
 	msgs []redis.XMessage, after timebox.Position, limit int,
-) ([]*timebox.Event, error) {
+) ([]*timebox.Event, int, error) {
 	var res []*timebox.Event
-	for _, m := range msgs {
+	for used, m := range msgs {
 		commit, err := parseFeedID(m.ID)
 		if err != nil {
-			return nil, err
+			return nil, used, err
 		}
 		if commit < after.Commit {
 			continue
@@ -115,11 +141,11 @@ func feedEvents(
 		batch, ok2 := m.Values["b"].(string)
 		id, err := codec.DecodeID(eid)
 		if !ok1 || !ok2 || err != nil {
-			return nil, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
+			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
 		}
 		evs, err := decodeBatches(id, []any{batch}, 0)
 		if err != nil {
-			return nil, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
+			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
 		}
 		for i, ev := range evs {
 			ev.Position = timebox.Position{Commit: commit, Offset: uint64(i)}
@@ -128,11 +154,11 @@ func feedEvents(
 			}
 			res = append(res, ev)
 			if len(res) == limit {
-				return res, nil
+				return res, used + 1, nil
 			}
 		}
 	}
-	return res, nil
+	return res, len(msgs), nil
 }
 
 // feedID is the stream ID of the feed entry of commit. The millisecond

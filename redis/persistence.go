@@ -30,6 +30,8 @@ type Persistence struct {
 	closed   atomic.Bool
 	grouped  atomic.Bool
 	consumed atomic.Bool
+	// perEntry is the events per feed entry the last read saw.
+	perEntry atomic.Int64
 	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
 	claimFrom atomic.Value
 }
