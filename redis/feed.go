@@ -71,10 +71,13 @@ func (p *Persistence) readFeed(
 			return nil, err
 		}
 		res = append(res, evs...)
-		entries += used
-		perEntry = max(len(res)/entries, 1)
+		if entries += used; entries > 0 {
+			perEntry = max(len(res)/entries, 1)
+		}
 		if len(res) >= limit || len(msgs) < count {
-			p.perEntry.Store(int64(perEntry))
+			if entries > 0 {
+				p.perEntry.Store(int64(perEntry))
+			}
 			return res, nil
 		}
 		start, count = "("+msgs[len(msgs)-1].ID, (limit-len(res))/perEntry+1
