@@ -2,8 +2,10 @@ package memory
 
 import (
 	"cmp"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,4 +95,38 @@ func checkShape(t *testing.T, n *node[int], root bool) int {
 		}
 	}
 	return h + 1
+}
+
+// BenchmarkIndexInsert: inserting and deleting again one random key in an
+// index of 100,000 keys, as a btree and as a sorted slice with binary
+// search insert (the alternative the B-tree was chosen over).
+func BenchmarkIndexInsert(b *testing.B) {
+	const n = 100_000
+	r := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("bench:%d", r.Uint64())
+	}
+	b.Run("btree", func(b *testing.B) {
+		tr := newBTree(strings.Compare)
+		for _, k := range keys {
+			tr.insert(k)
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			k := keys[i%n] + "x"
+			tr.insert(k)
+			tr.delete(k)
+		}
+	})
+	b.Run("sorted-slice", func(b *testing.B) {
+		s := slices.Sorted(slices.Values(keys))
+		b.ResetTimer()
+		for i := range b.N {
+			k := keys[i%n] + "x"
+			j, _ := slices.BinarySearch(s, k)
+			s = slices.Insert(s, j, k)
+			s = slices.Delete(s, j, j+1)
+		}
+	})
 }
