@@ -146,19 +146,26 @@ func feedEvents(
 		if !ok1 || !ok2 || err != nil {
 			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
 		}
-		evs, err := decodeBatches(id, []any{batch}, 0)
+		recs, err := unframe(batch)
+		if err != nil {
+			return nil, used, fmt.Errorf("redis: feed entry %s: %w: %w", m.ID, codec.ErrMalformedEvent, err)
+		}
+		// Only the records after after and within limit are decoded.
+		lo := uint64(0)
+		if commit == after.Commit {
+			lo = min(after.Offset+1, uint64(len(recs)))
+		}
+		hi := min(uint64(len(recs)), lo+uint64(limit-len(res)))
+		evs, err := decodeStrings(id, recs[lo:hi])
 		if err != nil {
 			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
 		}
 		for i, ev := range evs {
-			ev.Position = timebox.Position{Commit: commit, Offset: uint64(i)}
-			if ev.Position.Compare(after) <= 0 {
-				continue
-			}
-			res = append(res, ev)
-			if len(res) == limit {
-				return res, used + 1, nil
-			}
+			ev.Position = timebox.Position{Commit: commit, Offset: lo + uint64(i)}
+		}
+		res = append(res, evs...)
+		if len(res) == limit {
+			return res, used + 1, nil
 		}
 	}
 	return res, len(msgs), nil
