@@ -18,6 +18,12 @@
 // program), returns an error matching timebox.ErrUnknownOutcome; any other
 // error means nothing was written.
 //
+// The store's feed ([Persistence.ReadFeed], for Store.ReadAll, Subscribe
+// and Consume) is a Redis stream to which the append script adds each
+// batch in the same atomic step; durable consumers' checkpoints and leases
+// are hashes in the store's slot, each change one script timed by the
+// server's clock. Trimming and archiving leave the feed alone.
+//
 // Archive records go through a Redis stream with a consumer group
 // ([Persistence.ConsumeArchive]). DESIGN.md describes the key layout, the
 // scripts and what a crash leaves behind.
