@@ -58,7 +58,7 @@ func (p *Persistence) ReadFeed(
 func (p *Persistence) readFeed(
 	ctx context.Context, after timebox.Position, limit int,
 ) ([]*timebox.Event, error) {
-	var res []*timebox.Event
+	res := make([]*timebox.Event, 0, min(limit, 1024))
 	perEntry := max(int(p.perEntry.Load()), 1)
 	start, count, entries := feedID(after.Commit), min(limit/perEntry+2, limit+1), 0
 	for {
@@ -66,11 +66,11 @@ func (p *Persistence) readFeed(
 		if err != nil {
 			return nil, p.feedError(ctx, err)
 		}
-		evs, used, err := feedEvents(msgs, after, limit-len(res))
+		var used int
+		res, used, err = feedEvents(res, msgs, after, limit)
 		if err != nil {
 			return nil, err
 		}
-		res = append(res, evs...)
 		if entries += used; entries > 0 {
 			perEntry = max(len(res)/entries, 1)
 		}
@@ -119,19 +119,19 @@ func (p *Persistence) waitFeed(
 		}
 		for _, s := range streams {
 			if len(s.Messages) > 0 {
-				evs, _, err := feedEvents(s.Messages, after, limit)
+				evs, _, err := feedEvents(nil, s.Messages, after, limit)
 				return evs, err
 			}
 		}
 	}
 }
 
-// feedEvents decodes feed entries into their events after position
-// after, at most limit of them, and returns how many entries it used.
+// feedEvents appends to res the events of feed entries after position
+// after, until res holds limit events, and returns how many entries it
+// used.
 func feedEvents(
-	msgs []redis.XMessage, after timebox.Position, limit int,
+	res []*timebox.Event, msgs []redis.XMessage, after timebox.Position, limit int,
 ) ([]*timebox.Event, int, error) {
-	var res []*timebox.Event
 	for used, m := range msgs {
 		commit, err := parseFeedID(m.ID)
 		if err != nil {
