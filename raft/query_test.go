@@ -9,30 +9,23 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
+	"github.com/kode4food/timebox/internal/conformance"
 )
 
-// A stored event EncodeEvent cannot have made fails every read of it (load,
-// snapshot load) with codec.ErrMalformedEvent, through the decoding the
-// backends share.
+// A stored event EncodeEvent cannot have made fails every read of it,
+// through the decoding the backends share. (Not the conflict read: that
+// runs in the state machine.)
 func TestMalformedStoredEvent(t *testing.T) {
 	p := newSingle(t, Config{})
-	ctx := context.Background()
 	id := timebox.NewAggregateID("bad", "1")
-	require.NoError(t, p.Append(ctx, timebox.AppendRequest{ID: id, Events: items("e", 2)}))
-	key := codec.EncodeID(id)
+	require.NoError(t, p.Append(context.Background(),
+		timebox.AppendRequest{ID: id, Events: items("e", 2)}))
 	p.fsm.mu.RLock()
 	err := p.fsm.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketEvents).Put(eventKey(key, 1), []byte{0x09})
+		key := eventKey(codec.EncodeID(id), 1)
+		return tx.Bucket(bucketEvents).Put(key, []byte{0x09})
 	})
 	p.fsm.mu.RUnlock()
 	require.NoError(t, err)
-
-	_, err = p.LoadEvents(ctx, id, 0)
-	require.ErrorIs(t, err, codec.ErrMalformedEvent)
-	require.ErrorContains(t, err, "event 1 of ")
-	_, err = p.LoadSnapshot(ctx, id)
-	require.ErrorIs(t, err, codec.ErrMalformedEvent)
-	evs, err := p.LoadEvents(ctx, id, 2)
-	require.NoError(t, err)
-	require.Empty(t, evs)
+	conformance.MalformedStored(t, p, id, false)
 }

@@ -8,12 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
-	"github.com/kode4food/timebox/internal/codec"
+	"github.com/kode4food/timebox/internal/conformance"
 )
 
 // A stored batch holding a record EncodeEvent cannot have made fails every
-// read of it (load, snapshot load, a conflict's new events) with
-// codec.ErrMalformedEvent, through the decoding the backends share.
+// read of it, through the decoding the backends share.
 func TestMalformedStoredEvent(t *testing.T) {
 	p := newPersistence(t, Config{})
 	ctx := context.Background()
@@ -24,13 +23,5 @@ func TestMalformedStoredEvent(t *testing.T) {
 	require.NoError(t, p.client.ZRemRangeByRank(ctx, k.events, 0, -1).Err())
 	require.NoError(t, p.client.ZAdd(ctx, k.events,
 		redis.Z{Score: 0, Member: "2:\x09x"}).Err())
-
-	_, err := p.LoadEvents(ctx, id, 0)
-	require.ErrorIs(t, err, codec.ErrMalformedEvent)
-	_, err = p.LoadSnapshot(ctx, id)
-	require.ErrorIs(t, err, codec.ErrMalformedEvent)
-	err = p.Append(ctx, req)
-	require.ErrorIs(t, err, codec.ErrMalformedEvent)
-	var conflict *timebox.VersionConflictError
-	require.NotErrorAs(t, err, &conflict)
+	conformance.MalformedStored(t, p, id, true)
 }
