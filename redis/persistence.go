@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/closer"
 )
 
 // Persistence is a timebox.Backend and timebox.Archiver on one Redis
@@ -27,7 +28,7 @@ type Persistence struct {
 	keys     keys
 	consumer string
 	ready    chan struct{}
-	closed   atomic.Bool
+	closed   closer.Flag
 	grouped  atomic.Bool
 	consumed atomic.Bool
 	// perEntry is the events per feed entry the last read saw.
@@ -113,11 +114,9 @@ func (p *Persistence) Close() error {
 	return p.client.Close()
 }
 
+// checkOpen returns timebox.ErrClosed once p is closed (closer.Flag).
 func (p *Persistence) checkOpen() error {
-	if p.closed.Load() {
-		return timebox.ErrClosed
-	}
-	return nil
+	return p.closed.Check()
 }
 
 func connect(ctx context.Context, cfg Config) (redis.UniversalClient, error) {
