@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,10 +146,8 @@ func feedEvents(
 		if !ok1 || !ok2 || err != nil {
 			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
 		}
-		// One copy of the batch, whose records the events' Data share
-		// (capacities capped, as decodeStrings does); only the records
-		// after after and within limit are decoded.
-		recs, err := unframeBytes([]byte(batch))
+		// Only the records after after and within limit are decoded.
+		recs, err := unframe(batch)
 		if err != nil {
 			return nil, used, fmt.Errorf("redis: feed entry %s: %w: %w", m.ID, codec.ErrMalformedEvent, err)
 		}
@@ -159,7 +156,7 @@ func feedEvents(
 			lo = min(after.Offset+1, uint64(len(recs)))
 		}
 		hi := min(uint64(len(recs)), lo+uint64(limit-len(res)))
-		evs, err := decodeRecords(id, recs[lo:hi])
+		evs, err := codec.DecodeEvents(id, recs[lo:hi])
 		if err != nil {
 			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
 		}
@@ -172,26 +169,6 @@ func feedEvents(
 		}
 	}
 	return res, len(msgs), nil
-}
-
-// unframeBytes splits "<length>:<bytes>" records as unframe does, each
-// record's capacity capped at its end.
-func unframeBytes(b []byte) ([][]byte, error) {
-	var res [][]byte
-	for len(b) > 0 {
-		colon := bytes.IndexByte(b, ':')
-		if colon <= 0 {
-			return nil, errors.New("bad event frame")
-		}
-		n, err := strconv.Atoi(string(b[:colon]))
-		if err != nil || n < 0 || n > len(b)-colon-1 {
-			return nil, errors.New("bad event frame length")
-		}
-		end := colon + 1 + n
-		res = append(res, b[colon+1:end:end])
-		b = b[end:]
-	}
-	return res, nil
 }
 
 // feedID is the stream ID of the feed entry of commit. The millisecond
