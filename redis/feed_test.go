@@ -400,8 +400,11 @@ func testFeedConsume(t *testing.T, cfg Config) {
 	infos, err := stores[0].Consumers(ctx)
 	require.NoError(t, err)
 	require.Len(t, infos, 1)
+	// A partition's checkpoint may stop short of the events of the other
+	// partition it had not yet read past, never past the last event.
 	for _, pi := range infos[0].Partitions {
-		require.Equal(t, timebox.Position{Commit: 5, Offset: 1}, pi.Checkpoint)
+		require.False(t, pi.Checkpoint.IsZero())
+		require.LessOrEqual(t, pi.Checkpoint.Compare(timebox.Position{Commit: 5, Offset: 1}), 0)
 		require.Empty(t, pi.Owner)
 	}
 
