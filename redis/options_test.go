@@ -71,6 +71,23 @@ func TestACLUser(t *testing.T) {
 		require.Equal(t, id, r.AggregateID)
 		return nil
 	}))
+	// The feed, its blocking reads (their own pool) and durable consumers.
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: time.Millisecond})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{After: evs[0].Position, Limit: 10, Wait: 5 * time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+	cctx, cancel := context.WithCancel(ctx)
+	require.ErrorIs(t, st.Consume(cctx, "acl", func(context.Context, *timebox.Event) error {
+		cancel()
+		return nil
+	}), context.Canceled)
+	infos, err := st.Consumers(ctx)
+	require.NoError(t, err)
+	require.Len(t, infos, 1)
+	require.Equal(t, timebox.Position{Commit: 1}, infos[0].Partitions[0].Checkpoint)
+	require.NoError(t, st.DeleteConsumer(ctx, "acl"))
 	who, err := p.client.Do(ctx, "ACL", "WHOAMI").Text()
 	if err == nil { // +@all allows it; the point is who answers
 		require.Equal(t, "app", who)
