@@ -51,6 +51,9 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	case conflict != nil:
 		return p.completeConflict(ctx, conn.Conn(), key, req.ID, conflict)
 	}
+	if len(req.Events) > 0 {
+		p.wakeFeed()
+	}
 	return nil
 }
 

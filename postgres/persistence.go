@@ -32,12 +32,17 @@ type Persistence struct {
 	done   chan struct{} // closed by Close
 	closed atomic.Bool
 	listen archiveListener
+
+	notifier feedNotifier
 }
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
 var ErrInvalidURL = errors.New("postgres: invalid URL")
 
-var _ timebox.Backend = (*Persistence)(nil)
+var (
+	_ timebox.Backend         = (*Persistence)(nil)
+	_ timebox.ConsumerBackend = (*Persistence)(nil)
+)
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result,
 // connects (or takes Config.Pool), checks the server answers and migrates
@@ -111,6 +116,9 @@ func (p *Persistence) Close() error {
 	}
 	close(p.done)
 	p.stopListener()
+	p.notifier.mu.Lock() // no notifier starts after this (notifyFeed)
+	p.notifier.mu.Unlock()
+	p.notifier.wg.Wait()
 	if p.owned {
 		p.pool.Close()
 	}

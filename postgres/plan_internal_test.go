@@ -65,9 +65,19 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 		`INSERT INTO timebox_snapshot (ns, aggregate, head)
 		 SELECT 'plans', 'order:' || i, 20 FROM generate_series(1, $1) i
 		 ON CONFLICT DO NOTHING`,
-		`INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
-		 SELECT 'plans', 'order:' || i, s, 0, 0, 't', '{}'
+		`INSERT INTO timebox_events
+		     (ns, aggregate, seq, sec, nsec, type, data, xid, off)
+		 SELECT 'plans', 'order:' || i, s, 0, 0, 't', '{}', 1000 + i, s
 		 FROM generate_series(1, $1) i, generate_series(0, 19) s
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_feed_kept
+		     (ns, aggregate, seq, sec, nsec, type, data, xid, off)
+		 SELECT 'plans', 'trimmed:' || i, s, 0, 0, 't', '{}', i, s
+		 FROM generate_series(1, $1) i, generate_series(0, 19) s
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
+		 SELECT 'plans', 'c' || i, p, 4, 0, 0
+		 FROM generate_series(1, $1) i, generate_series(0, 3) p
 		 ON CONFLICT DO NOTHING`,
 		`INSERT INTO timebox_index (ns, aggregate, kind, name, value, sec, nsec)
 		 SELECT 'plans', 'order:' || i, k, CASE k WHEN 0 THEN '' ELSE 'l' END::bytea,
@@ -109,6 +119,11 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"archive_claim":   {archiveClaimSQL, `'plans', 1000`},
 		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
+		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100`},
+		"feed_pending":    {feedPendingSQL, `'plans', 1500, 3`},
+		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
+		"consumer_reset":  {consumerResetSQL, `'plans', 'c3', 5, 6`},
+		"consumer_list":   {consumerListSQL, `'plans'`},
 	}
 	for h, head := range []string{"next", "new"} {
 		for e, evs := range []string{one, many} {

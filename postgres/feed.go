@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// feedChannel is the LISTEN/NOTIFY channel that wakes feed readers; the
+// payload is the ns whose feed grew.
+const feedChannel = "timebox_feed"
+
+// Bounds of a waiting reader's backoff while committed events wait for an
+// older transaction to end (see ReadFeed).
+const (
+	pendingMin = 2 * time.Millisecond
+	pendingMax = 100 * time.Millisecond
+)
+
+var _ timebox.Feeder = (*Persistence)(nil)
+
+// ReadFeed returns up to req.Limit events of the Prefix after req.After,
+// in Position order: Commit is the writing transaction's ID
+// (pg_current_xact_id()), Offset the event's index in its append. It
+// reads only events of transactions below the snapshot's xmin
+// (pg_snapshot_xmin(pg_current_snapshot())): every such transaction has
+// ended, and any later one gets a greater ID, so no event can appear
+// below what a read returned. A transaction left open anywhere in the
+// cluster holds the feed back (lag, never a gap) until it ends; see
+// DESIGN.md. Events trimmed or archived are still read (they move to
+// timebox_feed_kept).
+//
+// With req.Wait and nothing to return, it waits for a notification on
+// channel timebox_feed (sent after each append, see notifyFeed) and reads
+// again; while committed events wait behind an older open transaction it
+// looks again with a short backoff (2 to 100 ms), all within req.Wait.
+// It returns the driver's error wrapped as Persistence's other reads do,
+// ctx's error when ctx ends, timebox.ErrClosed after Close.
+func (p *Persistence) ReadFeed(
+	ctx context.Context, req timebox.FeedRequest,
+) ([]*timebox.Event, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	xid, off := feedArgs(req.After)
+	var deadline time.Time
+	if req.Wait > 0 {
+		deadline = time.Now().Add(req.Wait)
+		p.startListener()
+	}
+	backoff := pendingMin
+	for {
+		wake := p.feedWake()
+		evs, err := p.readFeed(ctx, xid, off, req.Limit)
+		if err != nil || len(evs) > 0 || req.Wait <= 0 {
+			return evs, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return evs, nil
+		}
+		var pending bool
+		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid, off).Scan(&pending)
+		if err != nil {
+			return nil, p.fail(ctx, "read feed", err)
+		}
+		wait := left
+		if pending {
+			wait = min(wait, backoff)
+			backoff = min(2*backoff, pendingMax)
+		}
+		if err := p.awaitFeed(ctx, wake, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// feedArgs returns pos as read_feed.sql compares it: no row has an xid
+// above MaxInt64 or an off above MaxInt32, so larger values are clamped.
+func feedArgs(pos timebox.Position) (int64, int32) {
+	return int64(min(pos.Commit, math.MaxInt64)),
+		int32(min(pos.Offset, math.MaxInt32))
+}
+
+func (p *Persistence) readFeed(
+	ctx context.Context, xid int64, off int32, limit int,
+) ([]*timebox.Event, error) {
+	rows, _ := p.pool.Query(ctx, readFeedSQL, p.ns, xid, off, limit)
+	evs, err := scanFeed(rows)
+	if err != nil {
+		return nil, p.fail(ctx, "read feed", err)
+	}
+	return evs, nil
+}
+
+func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
+	defer rows.Close()
+	evs := []*timebox.Event{}
+	var lastKey string
+	var lastID timebox.AggregateID
+	for rows.Next() {
+		var xid, seq, sec int64
+		var off, nsec int32
+		var key string
+		var typ, data, eid, md []byte
+		err := rows.Scan(&xid, &off, &key, &seq, &sec, &nsec, &typ, &data, &eid, &md)
+		if err != nil {
+			return nil, err
+		}
+		if key != lastKey || lastID == nil {
+			if lastID, err = codec.DecodeID(key); err != nil {
+				return nil, err
+			}
+			lastKey = key
+		}
+		ev, err := newEvent(lastID, seq, sec, nsec, typ, data, eid, md)
+		if err != nil {
+			return nil, err
+		}
+		ev.Position = timebox.Position{Commit: uint64(xid), Offset: uint64(off)}
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}
+
+// awaitFeed waits until wake is closed (a notification, an append by p,
+// or the listener reconnected), d passes, ctx ends or p closes.
+func (p *Persistence) awaitFeed(
+	ctx context.Context, wake <-chan struct{}, d time.Duration,
+) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return p.fail(ctx, "read feed", ctx.Err())
+	case <-p.done:
+		return p.checkOpen()
+	}
+}
+
+// feedWake returns the channel the next feed wake-up closes.
+func (p *Persistence) feedWake() <-chan struct{} {
+	p.listen.mu.Lock()
+	defer p.listen.mu.Unlock()
+	if p.listen.feed == nil {
+		p.listen.feed = make(chan struct{})
+	}
+	return p.listen.feed
+}
+
+// wakeFeed wakes every waiting ReadFeed of p.
+func (p *Persistence) wakeFeed() {
+	p.listen.mu.Lock()
+	defer p.listen.mu.Unlock()
+	if p.listen.feed != nil {
+		close(p.listen.feed)
+		p.listen.feed = nil
+	}
+}
+
+// feedNotifier sends the notifications of p's appends: one at a time, on
+// a goroutine of its own, each after the appends it announces committed,
+// and coalescing the appends that commit while one is in flight, so that
+// an append never waits for NOTIFY's cluster-wide commit lock and a burst
+// of appends costs one notification.
+type feedNotifier struct {
+	mu      sync.Mutex
+	running bool
+	dirty   bool
+	wg      sync.WaitGroup
+}
+
+// notifyFeed wakes p's own readers at once and has a notification sent
+// to readers elsewhere; called after an append committed.
+func (p *Persistence) notifyFeed() {
+	p.wakeFeed()
+	n := &p.notifier
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p.closed.Load() {
+		return
+	}
+	if n.running {
+		n.dirty = true
+		return
+	}
+	n.running = true
+	n.wg.Go(p.runNotifier)
+}
+
+func (p *Persistence) runNotifier() {
+	n := &p.notifier
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+		if _, err := p.pool.Exec(ctx, feedNotifySQL, p.ns); err != nil &&
+			!p.closed.Load() {
+			p.log.Warn("feed notification failed; remote readers wake on "+
+				"their next poll", "error", err)
+		}
+		cancel()
+		n.mu.Lock()
+		if !n.dirty || p.closed.Load() {
+			n.running = false
+			n.mu.Unlock()
+			return
+		}
+		n.dirty = false
+		n.mu.Unlock()
+	}
+}
+
+// notifyTimeout bounds one feed notification.
+const notifyTimeout = 5 * time.Second
