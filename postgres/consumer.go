@@ -84,12 +84,13 @@ func (p *Persistence) ReleasePartition(ctx context.Context, l timebox.Lease) err
 	return nil
 }
 
-// ListConsumers returns the Prefix's consumers, read by one statement.
+// ListConsumers returns the Prefix's consumers, read by one statement,
+// planned for its argument each time as ResetConsumer's is.
 func (p *Persistence) ListConsumers(ctx context.Context) ([]timebox.ConsumerInfo, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	rows, _ := p.pool.Query(ctx, consumerListSQL, p.ns)
+	rows, _ := p.pool.Query(ctx, consumerListSQL, pgx.QueryExecModeExec, p.ns)
 	var res []timebox.ConsumerInfo
 	var name, owner string
 	var part int32
@@ -119,7 +120,10 @@ func (p *Persistence) ListConsumers(ctx context.Context) ([]timebox.ConsumerInfo
 }
 
 // ResetConsumer moves every partition to pos and ends every lease with
-// one UPDATE; timebox.ErrConsumerNotFound when it matched no row.
+// one UPDATE; timebox.ErrConsumerNotFound when it matched no row. Like
+// DeleteConsumer, a rare call, it is planned for its arguments each time
+// (a consumer's rows are a range of the key, which a generic plan made
+// while the table was small might scan whole).
 func (p *Persistence) ResetConsumer(
 	ctx context.Context, name string, pos timebox.Position,
 ) error {
@@ -127,7 +131,8 @@ func (p *Persistence) ResetConsumer(
 		return err
 	}
 	xid, off := checkpointArgs(pos)
-	tag, err := p.pool.Exec(ctx, consumerResetSQL, p.ns, name, xid, off)
+	tag, err := p.pool.Exec(ctx, consumerResetSQL, pgx.QueryExecModeExec,
+		p.ns, name, xid, off)
 	return p.consumerChanged(ctx, "reset consumer", name, tag.RowsAffected(), err)
 }
 
@@ -137,7 +142,7 @@ func (p *Persistence) DeleteConsumer(ctx context.Context, name string) error {
 	if err := p.checkOpen(); err != nil {
 		return err
 	}
-	tag, err := p.pool.Exec(ctx, consumerDeleteSQL, p.ns, name)
+	tag, err := p.pool.Exec(ctx, consumerDeleteSQL, pgx.QueryExecModeExec, p.ns, name)
 	return p.consumerChanged(ctx, "delete consumer", name, tag.RowsAffected(), err)
 }
 
@@ -160,4 +165,3 @@ func checkpointArgs(pos timebox.Position) (int64, int64) {
 	return int64(min(pos.Commit, math.MaxInt64)),
 		int64(min(pos.Offset, math.MaxInt64))
 }
-

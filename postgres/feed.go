@@ -168,36 +168,63 @@ func (p *Persistence) wakeFeed() {
 	}
 }
 
-// feedNotifier sends the notifications of p's appends: one at a time, on
-// a goroutine of its own, each after the appends it announces committed,
-// and coalescing the appends that commit while one is in flight, so that
-// an append never waits for NOTIFY's cluster-wide commit lock and a burst
-// of appends costs one notification.
+// feedNotifier decides which statement announces p's appends on channel
+// timebox_feed. NOTIFY takes a cluster-wide lock from its commit until
+// the end of the transaction, so notifying transactions commit one at a
+// time: were every append to notify, concurrent appends would lose group
+// commit (exec-spread ran at a seventh of its rate). So at most one
+// notifying statement of p is in flight: an append that finds none
+// carries the notification itself (the append statement calls pg_notify),
+// the others do not, and an append that commits unannounced (dirty) is
+// covered by the next notifying statement sent after it: the next append,
+// or, when none is in flight once it is done, a notification of its own
+// (feed_notify.sql, without waiting for a durable commit). Sequential
+// appends thus each notify in their own statement; a burst costs one
+// notification per round trip.
 type feedNotifier struct {
-	mu      sync.Mutex
-	running bool
-	dirty   bool
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	inflight bool // a notifying statement is in flight
+	dirty    bool // an append committed after the last notifying statement was sent
+	wg       sync.WaitGroup
 }
 
-// notifyFeed wakes p's own readers at once and has a notification sent
-// to readers elsewhere; called after an append committed.
-func (p *Persistence) notifyFeed() {
-	p.wakeFeed()
+// notifyInline reports whether the next append should notify: when no
+// notifying statement is in flight. It then covers every append done
+// before it.
+func (p *Persistence) notifyInline() bool {
 	n := &p.notifier
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if p.closed.Load() {
-		return
+	if n.inflight {
+		return false
 	}
-	if n.running {
-		n.dirty = true
-		return
-	}
-	n.running = true
-	n.wg.Go(p.runNotifier)
+	n.inflight, n.dirty = true, false
+	return true
 }
 
+// appended is called after every append, notifying or not (notified), that
+// may have committed events (ok): it wakes p's own readers at once and
+// sends a notification when an append may have committed unannounced.
+func (p *Persistence) appended(notified, ok bool) {
+	if ok {
+		p.wakeFeed()
+	}
+	n := &p.notifier
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if notified {
+		n.inflight = false
+	}
+	if ok && !notified {
+		n.dirty = true
+	}
+	if n.dirty && !n.inflight && !p.closed.Load() {
+		n.inflight, n.dirty = true, false
+		n.wg.Go(p.runNotifier)
+	}
+}
+
+// runNotifier sends notifications until no append is left unannounced.
 func (p *Persistence) runNotifier() {
 	n := &p.notifier
 	for {
@@ -210,7 +237,7 @@ func (p *Persistence) runNotifier() {
 		cancel()
 		n.mu.Lock()
 		if !n.dirty || p.closed.Load() {
-			n.running = false
+			n.inflight = false
 			n.mu.Unlock()
 			return
 		}

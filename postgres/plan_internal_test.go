@@ -36,7 +36,8 @@ func TestPlansUseIndexes(t *testing.T) {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
-	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive"
+	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive, " +
+		"timebox_feed_kept, timebox_consumers"
 
 	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn) })
 	exec("TRUNCATE " + tables)
@@ -122,15 +123,15 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100`},
 		"feed_pending":    {feedPendingSQL, `'plans', 1500, 3`},
 		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
-		"consumer_reset":  {consumerResetSQL, `'plans', 'c3', 5, 6`},
-		"consumer_list":   {consumerListSQL, `'plans'`},
 	}
-	for h, head := range []string{"next", "new"} {
-		for e, evs := range []string{one, many} {
-			name := fmt.Sprintf("append_%s_%d", head, e+1)
-			stmts[name] = struct{ sql, args string }{appendSQL[h][e][0], evs}
-			stmts[name+"_indexed"] = struct{ sql, args string }{
-				appendSQL[h][e][1], evs + index,
+	for n, notify := range []string{"", "_notify"} {
+		for h, head := range []string{"next", "new"} {
+			for e, evs := range []string{one, many} {
+				name := fmt.Sprintf("append_%s_%d%s", head, e+1, notify)
+				stmts[name] = struct{ sql, args string }{appendSQL[n][h][e][0], evs}
+				stmts[name+"_indexed"] = struct{ sql, args string }{
+					appendSQL[n][h][e][1], evs + index,
+				}
 			}
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"maps"
 	"slices"
 	"strconv"
@@ -163,21 +162,23 @@ type appendShape struct {
 	Notify bool
 }
 
-// appendSQL holds sql/append.sql rendered in every shape, indexed by New,
-// Many and Index (0 false, 1 true).
-var appendSQL = func() (res [2][2][2]string) {
+// appendSQL holds sql/append.sql rendered in every shape, indexed by
+// Notify, New, Many and Index (0 false, 1 true).
+var appendSQL = func() (res [2][2][2][2]string) {
 	tmpl := template.Must(template.New("append.sql").Parse(appendTemplate))
-	for _, n := range []bool{false, true} {
-		for _, m := range []bool{false, true} {
-			for _, i := range []bool{false, true} {
-				var b strings.Builder
-				err := tmpl.Execute(&b, appendShape{
-					New: n, Many: m, Index: i, Notify: os.Getenv("FPG_NOTIFY") != "0",
-				})
-				if err != nil {
-					panic(err)
+	for _, t := range []bool{false, true} {
+		for _, n := range []bool{false, true} {
+			for _, m := range []bool{false, true} {
+				for _, i := range []bool{false, true} {
+					var b strings.Builder
+					err := tmpl.Execute(&b, appendShape{
+						New: n, Many: m, Index: i, Notify: t,
+					})
+					if err != nil {
+						panic(err)
+					}
+					res[boolIndex(t)][boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
 				}
-				res[boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
 			}
 		}
 	}
