@@ -36,6 +36,9 @@ var _ timebox.Feeder = (*Persistence)(nil)
 // DESIGN.md. Events trimmed or archived are still read (they move to
 // timebox_feed_kept).
 //
+// A full page starts the read of the next one (feedPrefetch), so a
+// reader catching up overlaps its work with the server's.
+//
 // With req.Wait and nothing to return, it waits for a notification on
 // channel timebox_feed (sent after each append, see notifyFeed) and reads
 // again; while committed events wait behind an older open transaction it
@@ -48,6 +51,11 @@ func (p *Persistence) ReadFeed(
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
+	if evs, err, ok := p.takePrefetched(ctx, req.After, req.Limit); ok &&
+		(err != nil || len(evs) > 0) {
+		p.readAhead(evs, req.Limit)
+		return evs, err
+	}
 	xid, off := feedArgs(req.After)
 	var deadline time.Time
 	if req.Wait > 0 {
@@ -59,6 +67,7 @@ func (p *Persistence) ReadFeed(
 		wake := p.feedWake()
 		evs, err := p.readFeed(ctx, xid, off, req.Limit)
 		if err != nil || len(evs) > 0 || req.Wait <= 0 {
+			p.readAhead(evs, req.Limit)
 			return evs, err
 		}
 		left := time.Until(deadline)

@@ -132,3 +132,49 @@ func appendRetry(
 	}
 	return ctx.Err()
 }
+
+// Processes creating one consumer at once with different partition
+// counts agree on one: the claims with that count succeed or find the
+// lease held, the others get ErrPartitionMismatch, and the consumer has
+// exactly that many partitions.
+func TestConsumerConcurrentCreation(t *testing.T) {
+	cfg := testConfig(t)
+	ps := []*postgres.Persistence{newPersistence(t, cfg), newPersistence(t, cfg)}
+	ctx := context.Background()
+	const claims = 8
+	counts := make([]int, claims)
+	errs := make([]error, claims)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range claims {
+		counts[i] = 2 + i%3
+		wg.Go(func() {
+			<-start
+			_, errs[i] = ps[i%2].ClaimPartition(ctx, timebox.Lease{
+				Consumer: "c", Partition: 1, Partitions: counts[i],
+				Owner: fmt.Sprint("owner-", i), TTL: time.Minute,
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+	list, err := ps[0].ListConsumers(ctx)
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	won := len(list[0].Partitions)
+	granted := 0
+	for i, err := range errs {
+		switch {
+		case counts[i] != won:
+			require.ErrorIs(t, err, timebox.ErrPartitionMismatch, "claim %d", i)
+		case err == nil:
+			granted++
+		default:
+			require.ErrorIs(t, err, timebox.ErrLeaseHeld, "claim %d", i)
+		}
+	}
+	require.Equal(t, 1, granted)
+	for i, part := range list[0].Partitions {
+		require.Equal(t, i, part.Partition)
+	}
+}

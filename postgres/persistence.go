@@ -34,6 +34,9 @@ type Persistence struct {
 	listen archiveListener
 
 	notifier feedNotifier
+	prefetch feedPrefetch
+	bg       context.Context // ended by Close: the read-ahead's
+	stopBG   context.CancelFunc
 }
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
@@ -83,6 +86,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		}
 		return nil, err
 	}
+	p.bg, p.stopBG = context.WithCancel(context.Background())
 	close(p.ready)
 	return p, nil
 }
@@ -119,6 +123,10 @@ func (p *Persistence) Close() error {
 	p.notifier.mu.Lock() // no notifier starts after this (notifyFeed)
 	p.notifier.mu.Unlock()
 	p.notifier.wg.Wait()
+	p.stopBG()
+	p.prefetch.mu.Lock() // no read-ahead starts after this (readAhead)
+	p.prefetch.mu.Unlock()
+	p.prefetch.wg.Wait()
 	if p.owned {
 		p.pool.Close()
 	}
