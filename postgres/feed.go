@@ -39,10 +39,17 @@ var _ timebox.Feeder = (*Persistence)(nil)
 // A full page starts the read of the next one (feedPrefetch), so a
 // reader catching up overlaps its work with the server's.
 //
-// With req.Wait and nothing to return, it waits for a notification on
-// channel timebox_feed (sent after each append, see notifyFeed) and reads
-// again; while committed events wait behind an older open transaction it
-// looks again with a short backoff (2 to 100 ms), all within req.Wait.
+// An event is returned once every transaction older than its own has
+// ended. So that a caller reads what it has just appended even while
+// other appends are in flight, a read that finds nothing to return while
+// committed events wait behind older open transactions looks again with
+// a short backoff (2 to 100 ms), for up to heldWait or req.Wait, whichever
+// is longer, even when req.Wait is zero; past that it returns nothing (a
+// transaction left open holds the feed back for as long as it stays
+// open). With req.Wait and nothing committed to return, it waits for a
+// notification on channel timebox_feed (sent after appends, see
+// feedNotifier) or an append of p's own, within req.Wait.
+//
 // It returns the driver's error wrapped as Persistence's other reads do,
 // ctx's error when ctx ends, timebox.ErrClosed after Close.
 func (p *Persistence) ReadFeed(
@@ -57,38 +64,40 @@ func (p *Persistence) ReadFeed(
 		return evs, err
 	}
 	xid, off := feedArgs(req.After)
-	var deadline time.Time
+	start := time.Now()
 	if req.Wait > 0 {
-		deadline = time.Now().Add(req.Wait)
 		p.startListener()
 	}
 	backoff := pendingMin
 	for {
 		wake := p.feedWake()
 		evs, err := p.readFeed(ctx, xid, off, req.Limit)
-		if err != nil || len(evs) > 0 || req.Wait <= 0 {
+		if err != nil || len(evs) > 0 {
 			p.readAhead(evs, req.Limit)
 			return evs, err
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return evs, nil
 		}
 		var pending bool
 		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid, off).Scan(&pending)
 		if err != nil {
 			return nil, p.fail(ctx, "read feed", err)
 		}
-		wait := left
+		wait := req.Wait - time.Since(start)
 		if pending {
-			wait = min(wait, backoff)
+			wait = min(max(wait, heldWait-time.Since(start)), backoff)
 			backoff = min(2*backoff, pendingMax)
+		}
+		if wait <= 0 {
+			return evs, nil
 		}
 		if err := p.awaitFeed(ctx, wake, wait); err != nil {
 			return nil, err
 		}
 	}
 }
+
+// heldWait is how long ReadFeed waits, at least, for committed events held
+// back by older open transactions.
+const heldWait = 2 * time.Second
 
 // feedArgs returns pos as read_feed.sql compares it: no row has an xid
 // above MaxInt64 or an off above MaxInt32, so larger values are clamped.
