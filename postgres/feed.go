@@ -203,7 +203,17 @@ type feedNotifier struct {
 	mu       sync.Mutex
 	inflight bool // a notifying statement is in flight
 	dirty    bool // an append committed after the last notifying statement was sent
+	stopped  bool // by Close: no notification starts
 	wg       sync.WaitGroup
+}
+
+// stop waits for the notification in flight, and keeps others from
+// starting.
+func (n *feedNotifier) stop() {
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	n.wg.Wait()
 }
 
 // notifyInline reports whether the next append should notify: when no
@@ -236,7 +246,7 @@ func (p *Persistence) appended(notified, ok bool) {
 	if ok && !notified {
 		n.dirty = true
 	}
-	if n.dirty && !n.inflight && !p.closed.Load() {
+	if n.dirty && !n.inflight && !n.stopped {
 		n.inflight, n.dirty = true, false
 		n.wg.Go(p.runNotifier)
 	}
@@ -254,7 +264,7 @@ func (p *Persistence) runNotifier() {
 		}
 		cancel()
 		n.mu.Lock()
-		if !n.dirty || p.closed.Load() {
+		if !n.dirty || n.stopped {
 			n.inflight = false
 			n.mu.Unlock()
 			return

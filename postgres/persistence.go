@@ -120,13 +120,9 @@ func (p *Persistence) Close() error {
 	}
 	close(p.done)
 	p.stopListener()
-	p.notifier.mu.Lock() // no notifier starts after this (notifyFeed)
-	p.notifier.mu.Unlock()
-	p.notifier.wg.Wait()
+	p.notifier.stop()
 	p.stopBG()
-	p.prefetch.mu.Lock() // no read-ahead starts after this (readAhead)
-	p.prefetch.mu.Unlock()
-	p.prefetch.wg.Wait()
+	p.prefetch.stop()
 	if p.owned {
 		p.pool.Close()
 	}

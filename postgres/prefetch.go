@@ -22,9 +22,19 @@ const (
 // ahead is as gap-safe as any read: it holds only events below the xmin
 // of its own snapshot, taken after the page before it.
 type feedPrefetch struct {
-	mu    sync.Mutex
-	pages map[prefetchKey]*prefetched
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	pages   map[prefetchKey]*prefetched
+	stopped bool // by Close: no read-ahead starts
+	wg      sync.WaitGroup
+}
+
+// stop waits for the reads ahead in flight (Close has ended their
+// context), and keeps others from starting.
+func (f *feedPrefetch) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
+	f.wg.Wait()
 }
 
 type prefetchKey struct {
@@ -64,13 +74,16 @@ func (p *Persistence) takePrefetched(
 // readAhead starts reading the page after evs, a full page of limit
 // events, unless too many pages are being read ahead.
 func (p *Persistence) readAhead(evs []*timebox.Event, limit int) {
-	if len(evs) == 0 || len(evs) < limit || p.closed.Load() {
+	if len(evs) == 0 || len(evs) < limit {
 		return
 	}
 	f := &p.prefetch
 	k := prefetchKey{evs[len(evs)-1].Position, limit}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
 	now := time.Now()
 	for key, pg := range f.pages {
 		if now.Sub(pg.started) > prefetchTTL {
