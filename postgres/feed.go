@@ -123,11 +123,12 @@ func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
 	var lastKey string
 	var lastID timebox.AggregateID
 	for rows.Next() {
-		var xid, seq, sec int64
-		var off, nsec int32
+		var xid int64
+		var off int32
 		var key string
-		var typ, data, eid, md []byte
-		err := rows.Scan(&xid, &off, &key, &seq, &sec, &nsec, &typ, &data, &eid, &md)
+		var f codec.EventFields
+		err := rows.Scan(&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
+			&f.Type, &f.Data, &f.ID, &f.Metadata)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +138,7 @@ func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
 			}
 			lastKey = key
 		}
-		ev, err := newEvent(lastID, seq, sec, nsec, typ, data, eid, md)
+		ev, err := f.Event(lastID)
 		if err != nil {
 			return nil, err
 		}
