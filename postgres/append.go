@@ -42,9 +42,12 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	}
 	defer conn.Release()
 
-	sql, args := appendQuery(p.ns, key, req)
+	notify := len(req.Events) > 0 && p.notifyInline()
+	sql, args := appendQuery(p.ns, key, req, notify)
 	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
+	// A failed append may have committed (its outcome unknown): announce it.
+	p.appended(notify, conflict == nil && len(req.Events) > 0)
 	switch {
 	case err != nil:
 		return p.appendFailed(ctx, conn.Conn(), key, req, err)
@@ -75,8 +78,11 @@ func (p *Persistence) appendFailed(
 // appendQuery returns the statement for req and its arguments: a head
 // check for an empty batch, else the append statement in the shape of
 // req: for a new or an existing aggregate, one event or several, with or
-// without an index change (see sql/append.sql).
-func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
+// without an index change, notifying the feed's channel or not (see
+// sql/append.sql).
+func appendQuery(
+	ns, key string, req timebox.AppendRequest, notify bool,
+) (string, []any) {
 	n := len(req.Events)
 	if n == 0 {
 		return checkHeadSQL, []any{ns, key, req.ExpectedSequence}
@@ -84,7 +90,7 @@ func appendQuery(ns, key string, req timebox.AppendRequest) (string, []any) {
 	evs := eventArgs(req.Events)
 	args := append([]any{ns, key, req.ExpectedSequence}, evs[:4]...)
 	args = append(args, int64(n), evs[4], evs[5])
-	sql := appendSQL[boolIndex(req.ExpectedSequence == 0)][boolIndex(n > 1)]
+	sql := appendSQL[boolIndex(notify)][boolIndex(req.ExpectedSequence == 0)][boolIndex(n > 1)]
 	if req.Index.IsZero() {
 		return sql[0], args
 	}

@@ -226,9 +226,9 @@ func (p *Persistence) awaitArchive(ctx context.Context, wake <-chan struct{}) er
 	}
 }
 
-// archiveListener holds the session that LISTENs for archive
-// notifications, shared by every ConsumeArchive of a Persistence, started
-// by the first and stopped by Close.
+// archiveListener holds the session that LISTENs for archive and feed
+// notifications, shared by every ConsumeArchive and ReadFeed of a
+// Persistence, started by the first and stopped by Close.
 type archiveListener struct {
 	start sync.Once
 	stop  context.CancelFunc
@@ -236,6 +236,7 @@ type archiveListener struct {
 
 	mu   sync.Mutex
 	wake chan struct{} // closed and replaced on every wake-up
+	feed chan struct{} // closed on every feed wake-up (feedWake)
 }
 
 // archiveWake returns the channel the next wake-up closes.
@@ -285,7 +286,7 @@ func (p *Persistence) runListener(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.log.Warn("archive listener lost its session; reconnecting",
+		p.log.Warn("listener lost its session; reconnecting",
 			"error", err, "retry", backoff)
 		t := time.NewTimer(backoff)
 		select {
@@ -299,8 +300,8 @@ func (p *Persistence) runListener(ctx context.Context) {
 }
 
 // listenOnce opens a session of its own, with the pool's settings,
-// LISTENs on it, calls listening, and wakes the consumers on every
-// notification for p's ns until the session breaks or ctx ends. The
+// LISTENs on it, calls listening, and wakes the archive consumers or the
+// feed readers on every notification for p's ns until the session breaks or ctx ends. The
 // session is closed after. ctx's end cuts the wait at once: there is no
 // statement for a cancel request to stop.
 func (p *Persistence) listenOnce(ctx context.Context, listening func()) error {
@@ -313,17 +314,23 @@ func (p *Persistence) listenOnce(ctx context.Context, listening func()) error {
 		return err
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	if _, err := conn.Exec(ctx, "LISTEN "+archiveChannel); err != nil {
+	_, err = conn.Exec(ctx, "LISTEN "+archiveChannel+"; LISTEN "+feedChannel)
+	if err != nil {
 		return err
 	}
 	listening()
 	p.wakeConsumers()
+	p.wakeFeed()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		if n.Payload == p.ns {
+		switch {
+		case n.Payload != p.ns:
+		case n.Channel == feedChannel:
+			p.wakeFeed()
+		default:
 			p.wakeConsumers()
 		}
 	}

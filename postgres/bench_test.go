@@ -3,7 +3,11 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -177,4 +181,110 @@ var benchTargets = []bench.Target{
 		Over: bench.Figure("BenchmarkExecSeqTables/analysed", "cmds/s"),
 		Min:  0.75,
 	},
+}
+
+// seedMore appends n events in batches of 100 from 8 goroutines, each on
+// 100 aggregates of its own.
+func seedMore(b *testing.B, st *timebox.Store, n int) {
+	const batch, aggs, workers = 100, 100, 8
+	base := testserver.Prefix(b)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			heads := map[int]int64{}
+			for i := w; i < n/batch; i += workers {
+				a := i % aggs
+				id := timebox.NewAggregateID(timebox.ID(base),
+					timebox.ID(fmt.Sprint(w)), timebox.ID(fmt.Sprint(a)))
+				evs := make([]*timebox.Event, batch)
+				for j := range evs {
+					evs[j] = &timebox.Event{
+						Timestamp: time.Now(), Type: "bench",
+						Data: bench.Payload(fmt.Sprint(i, "-", j)),
+					}
+				}
+				if err := st.AppendEvents(id, heads[a], evs); err != nil {
+					errs <- err
+					return
+				}
+				heads[a] += batch
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// seedChunk is the most events one bench.SeedFeed call appends safely.
+const seedChunk = 10_000
+
+// feedCatchUpEvents is how many events BenchmarkFeed/catch-up reads, set
+// by TIMEBOX_FEED_EVENTS (default 1,000,000).
+func feedCatchUpEvents() int {
+	if n, err := strconv.Atoi(os.Getenv("TIMEBOX_FEED_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkFeed measures the feed's end-to-end lag under the exec-spread
+// load, and the catch-up read of feedCatchUpEvents events from position 0
+// through Store.ReadAll against one raw SELECT of the same rows, each in
+// a schema created for the run.
+func BenchmarkFeed(b *testing.B) {
+	url := withSchema(b, testserver.PostgresURL(b), testserver.Prefix(b))
+	b.Run("lag", func(b *testing.B) {
+		pc := testConfig(b)
+		pc.URL = url
+		pc.MaxConns = postgres.DefaultMaxConns
+		bench.FeedLag(b, openStore(b, pc, timebox.Config{CacheSize: 1000}))
+	})
+	pc := testConfig(b)
+	pc.URL = url
+	pc.MaxConns = postgres.DefaultMaxConns
+	// The data is seeded once, on the first call of catch-up, so that
+	// running lag alone seeds nothing.
+	st := openStore(b, pc, timebox.Config{})
+	var from timebox.Position
+	seeded := false
+	n := feedCatchUpEvents()
+	n -= n % seedChunk
+	seed := func(b *testing.B) {
+		if seeded {
+			return
+		}
+		seeded = true
+		// bench.SeedFeed gives two workers one aggregate past 10,000
+		// events (100 batches of 100 over 100 aggregates), and reads the
+		// whole feed first: it seeds the first 10,000, seedMore the rest.
+		from = bench.SeedFeed(b, st, seedChunk)
+		seedMore(b, st, n-seedChunk)
+		analyze(b, url)
+	}
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(context.Background()) }()
+	b.Run("catch-up", func(b *testing.B) {
+		seed(b)
+		bench.FeedCatchUp(b, st, from, n, func(ctx context.Context) (int, error) {
+			rows, _ := conn.Query(ctx, `
+				SELECT aggregate, seq, sec, nsec, type, data, id, metadata
+				FROM timebox_events WHERE ns = $1`, pc.Prefix)
+			var key string
+			var seq, sec int64
+			var nsec int32
+			var typ, data, id, md []byte
+			k := 0
+			_, err := pgx.ForEachRow(rows,
+				[]any{&key, &seq, &sec, &nsec, &typ, &data, &id, &md},
+				func() error { k++; return nil })
+			return k, err
+		})
+	})
 }

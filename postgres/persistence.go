@@ -32,12 +32,20 @@ type Persistence struct {
 	done   chan struct{} // closed by Close
 	closed closer.Flag
 	listen archiveListener
+
+	notifier feedNotifier
+	prefetch feedPrefetch
+	bg       context.Context // ended by Close: the read-ahead's
+	stopBG   context.CancelFunc
 }
 
 // ErrInvalidURL means Config.URL could not be parsed. Nothing was opened.
 var ErrInvalidURL = errors.New("postgres: invalid URL")
 
-var _ timebox.Backend = (*Persistence)(nil)
+var (
+	_ timebox.Backend         = (*Persistence)(nil)
+	_ timebox.ConsumerBackend = (*Persistence)(nil)
+)
 
 // NewPersistence lays cfgs over DefaultConfig, validates the result,
 // connects (or takes Config.Pool), checks the server answers and migrates
@@ -78,6 +86,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		}
 		return nil, err
 	}
+	p.bg, p.stopBG = context.WithCancel(context.Background())
 	close(p.ready)
 	return p, nil
 }
@@ -111,6 +120,9 @@ func (p *Persistence) Close() error {
 	}
 	close(p.done)
 	p.stopListener()
+	p.notifier.stop()
+	p.stopBG()
+	p.prefetch.stop()
 	if p.owned {
 		p.pool.Close()
 	}

@@ -77,7 +77,8 @@ func TestConcurrentMigration(t *testing.T) {
 	ids, err := listTables(t, cfg.URL, cfg.Prefix)
 	require.NoError(t, err)
 	require.Equal(t, []string{
-		"timebox_archive", "timebox_events", "timebox_index", "timebox_snapshot",
+		"timebox_archive", "timebox_consumers", "timebox_events",
+		"timebox_feed_kept", "timebox_index", "timebox_snapshot",
 	}, ids)
 }
 

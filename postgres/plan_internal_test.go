@@ -36,7 +36,8 @@ func TestPlansUseIndexes(t *testing.T) {
 		_, err := conn.Exec(ctx, sql)
 		require.NoError(t, err, sql)
 	}
-	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive"
+	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive, " +
+		"timebox_feed_kept, timebox_consumers"
 
 	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn) })
 	exec("TRUNCATE " + tables)
@@ -65,9 +66,19 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 		`INSERT INTO timebox_snapshot (ns, aggregate, head)
 		 SELECT 'plans', 'order:' || i, 20 FROM generate_series(1, $1) i
 		 ON CONFLICT DO NOTHING`,
-		`INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
-		 SELECT 'plans', 'order:' || i, s, 0, 0, 't', '{}'
+		`INSERT INTO timebox_events
+		     (ns, aggregate, seq, sec, nsec, type, data, xid, off)
+		 SELECT 'plans', 'order:' || i, s, 0, 0, 't', '{}', 1000 + i, s
 		 FROM generate_series(1, $1) i, generate_series(0, 19) s
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_feed_kept
+		     (ns, aggregate, seq, sec, nsec, type, data, xid, off)
+		 SELECT 'plans', 'trimmed:' || i, s, 0, 0, 't', '{}', i, s
+		 FROM generate_series(1, $1) i, generate_series(0, 19) s
+		 ON CONFLICT DO NOTHING`,
+		`INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
+		 SELECT 'plans', 'c' || i, p, 4, 0, 0
+		 FROM generate_series(1, $1) i, generate_series(0, 3) p
 		 ON CONFLICT DO NOTHING`,
 		`INSERT INTO timebox_index (ns, aggregate, kind, name, value, sec, nsec)
 		 SELECT 'plans', 'order:' || i, k, CASE k WHEN 0 THEN '' ELSE 'l' END::bytea,
@@ -109,13 +120,18 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"archive_claim":   {archiveClaimSQL, `'plans', 1000`},
 		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
+		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100`},
+		"feed_pending":    {feedPendingSQL, `'plans', 1500, 3`},
+		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
 	}
-	for h, head := range []string{"next", "new"} {
-		for e, evs := range []string{one, many} {
-			name := fmt.Sprintf("append_%s_%d", head, e+1)
-			stmts[name] = struct{ sql, args string }{appendSQL[h][e][0], evs}
-			stmts[name+"_indexed"] = struct{ sql, args string }{
-				appendSQL[h][e][1], evs + index,
+	for n, notify := range []string{"", "_notify"} {
+		for h, head := range []string{"next", "new"} {
+			for e, evs := range []string{one, many} {
+				name := fmt.Sprintf("append_%s_%d%s", head, e+1, notify)
+				stmts[name] = struct{ sql, args string }{appendSQL[n][h][e][0], evs}
+				stmts[name+"_indexed"] = struct{ sql, args string }{
+					appendSQL[n][h][e][1], evs + index,
+				}
 			}
 		}
 	}

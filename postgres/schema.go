@@ -19,7 +19,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -43,6 +43,8 @@ var (
 var addedColumns = map[string]bool{
 	"timebox_events.id": true, "timebox_events.metadata": true, // version 4
 	"timebox_archive.ids": true, "timebox_archive.metas": true, // version 4
+	"timebox_snapshot.xid": true, "timebox_events.xid": true, // version 5
+	"timebox_events.off": true, // version 5
 }
 
 // schemaColumns lists, per table of schema.sql, each column and its type
@@ -50,12 +52,22 @@ var addedColumns = map[string]bool{
 var schemaColumns = map[string]map[string]string{
 	"timebox_snapshot": {
 		"ns": "text", "aggregate": "text", "head": "bigint",
-		"seq": "bigint", "data": "bytea",
+		"seq": "bigint", "data": "bytea", "xid": "bigint",
 	},
 	"timebox_events": {
 		"ns": "text", "aggregate": "text", "seq": "bigint", "sec": "bigint",
 		"nsec": "integer", "type": "bytea", "data": "bytea",
-		"id": "bytea", "metadata": "bytea",
+		"id": "bytea", "metadata": "bytea", "xid": "bigint", "off": "integer",
+	},
+	"timebox_feed_kept": {
+		"ns": "text", "xid": "bigint", "off": "integer", "aggregate": "text",
+		"seq": "bigint", "sec": "bigint", "nsec": "integer", "type": "bytea",
+		"data": "bytea", "id": "bytea", "metadata": "bytea",
+	},
+	"timebox_consumers": {
+		"ns": "text", "name": "text", "part": "integer", "parts": "integer",
+		"xid": "bigint", "off": "bigint", "owner": "text",
+		"expires": "timestamp with time zone",
 	},
 	"timebox_index": {
 		"ns": "text", "aggregate": "text", "kind": "smallint", "name": "bytea",
@@ -117,6 +129,24 @@ var (
 	listAggregatesSQL string
 	//go:embed sql/list_all.sql
 	listAllSQL string
+	//go:embed sql/read_feed.sql
+	readFeedSQL string
+	//go:embed sql/feed_pending.sql
+	feedPendingSQL string
+	//go:embed sql/feed_notify.sql
+	feedNotifySQL string
+	//go:embed sql/consumer_claim.sql
+	consumerClaimSQL string
+	//go:embed sql/consumer_commit.sql
+	consumerCommitSQL string
+	//go:embed sql/consumer_release.sql
+	consumerReleaseSQL string
+	//go:embed sql/consumer_list.sql
+	consumerListSQL string
+	//go:embed sql/consumer_reset.sql
+	consumerResetSQL string
+	//go:embed sql/consumer_delete.sql
+	consumerDeleteSQL string
 )
 
 // appendShape selects one of the append statement's shapes (see
@@ -128,21 +158,27 @@ type appendShape struct {
 	Many bool
 	// Index is a batch that changes the status or labels.
 	Index bool
+	// Notify has the append notify channel timebox_feed.
+	Notify bool
 }
 
-// appendSQL holds sql/append.sql rendered in every shape, indexed by New,
-// Many and Index (0 false, 1 true).
-var appendSQL = func() (res [2][2][2]string) {
+// appendSQL holds sql/append.sql rendered in every shape, indexed by
+// Notify, New, Many and Index (0 false, 1 true).
+var appendSQL = func() (res [2][2][2][2]string) {
 	tmpl := template.Must(template.New("append.sql").Parse(appendTemplate))
-	for _, n := range []bool{false, true} {
-		for _, m := range []bool{false, true} {
-			for _, i := range []bool{false, true} {
-				var b strings.Builder
-				err := tmpl.Execute(&b, appendShape{New: n, Many: m, Index: i})
-				if err != nil {
-					panic(err)
+	for _, t := range []bool{false, true} {
+		for _, n := range []bool{false, true} {
+			for _, m := range []bool{false, true} {
+				for _, i := range []bool{false, true} {
+					var b strings.Builder
+					err := tmpl.Execute(&b, appendShape{
+						New: n, Many: m, Index: i, Notify: t,
+					})
+					if err != nil {
+						panic(err)
+					}
+					res[boolIndex(t)][boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
 				}
-				res[boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
 			}
 		}
 	}

@@ -2,11 +2,14 @@ package postgres_test
 
 import (
 	"context"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/postgres"
 )
 
@@ -119,4 +122,48 @@ func TestSnapshotCommitsDurably(t *testing.T) {
 	var setting string
 	require.NoError(t, tx.QueryRow(ctx, "SHOW synchronous_commit").Scan(&setting))
 	require.Equal(t, "on", setting)
+}
+
+// A database at schema 4 (testdata/schema4.sql, as version 4 left it) is
+// migrated to the feed: its events join the feed before every later
+// append, at Commit 1 in (aggregate, sequence) order, and appends go on.
+func TestSchemaMigratesFrom4(t *testing.T) {
+	cfg, admin := privateSchema(t)
+	ctx := context.Background()
+	ddl, err := os.ReadFile("testdata/schema4.sql")
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, string(ddl))
+	require.NoError(t, err)
+	require.Equal(t, "timebox schema 4", tableComment(t, admin))
+	_, err = admin.Exec(ctx, `
+		INSERT INTO timebox_snapshot (ns, aggregate, head) VALUES
+		    ($1, 'b', 2), ($1, 'a', 1)`, cfg.Prefix)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, `
+		INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data) VALUES
+		    ($1, 'b', 0, 0, 0, 'b0', '{}'), ($1, 'a', 0, 0, 0, 'a0', '{}'),
+		    ($1, 'b', 1, 0, 0, 'b1', '{}')`, cfg.Prefix)
+	require.NoError(t, err)
+
+	p := newPersistence(t, cfg)
+	require.Regexp(t, `^timebox schema [5-9]$`, tableComment(t, admin))
+	s, err := p.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	require.NoError(t, s.AppendEvents(timebox.NewAggregateID("a"), 1,
+		[]*timebox.Event{{Type: "a1", Data: []byte(`{}`)}}))
+	var evs []*timebox.Event
+	for len(evs) < 4 {
+		got, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: time.Second})
+		require.NoError(t, err)
+		evs = got
+	}
+	var types []string
+	for _, ev := range evs {
+		types = append(types, string(ev.Type))
+	}
+	require.Equal(t, []string{"a0", "b0", "b1", "a1"}, types)
+	for i, ev := range evs[:3] {
+		require.Equal(t, timebox.Position{Commit: 1, Offset: uint64(i)}, ev.Position)
+	}
+	require.Greater(t, evs[3].Position.Commit, uint64(2))
 }

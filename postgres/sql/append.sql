@@ -29,34 +29,37 @@ WITH advanced AS (
 {{- if .New}}
     -- Create the head row, or, if a concurrent writer created it first or
     -- a snapshot at 0 left it, advance it only if still at 0.
-    INSERT INTO timebox_snapshot AS s (ns, aggregate, head)
-    VALUES ($1, $2, $8::bigint)
-    ON CONFLICT (ns, aggregate) DO UPDATE SET head = excluded.head
+    INSERT INTO timebox_snapshot AS s (ns, aggregate, head, xid)
+    VALUES ($1, $2, $8::bigint, timebox_feed_xid(NULL, $1, {{.Notify}}))
+    ON CONFLICT (ns, aggregate) DO UPDATE
+    SET head = excluded.head, xid = timebox_feed_xid(s.xid, $1, false)
     WHERE s.head = 0 AND $3::bigint = 0
-    RETURNING s.head
+    RETURNING s.head, s.xid
 {{- else}}
-    UPDATE timebox_snapshot AS s SET head = s.head + $8::bigint
+    UPDATE timebox_snapshot AS s
+    SET head = s.head + $8::bigint, xid = timebox_feed_xid(s.xid, $1, {{.Notify}})
     WHERE s.ns = $1 AND s.aggregate = $2 AND s.head = $3
-    RETURNING s.head
+    RETURNING s.head, s.xid
 {{- end}}
 ), appended AS (
 {{- if .Many}}
     -- The batch at sequences $3, $3+1, ...
     INSERT INTO timebox_events
-        (ns, aggregate, seq, sec, nsec, type, data, id, metadata)
-    SELECT $1, $2, $3 + b.i - 1, b.sec, b.nsec, b.type, b.data, b.id, b.metadata
-    FROM unnest($4::bigint[], $5::integer[], $6::bytea[], $7::bytea[],
+        (ns, aggregate, seq, sec, nsec, type, data, id, metadata, xid, off)
+    SELECT $1, $2, $3 + b.i - 1, b.sec, b.nsec, b.type, b.data, b.id,
+           b.metadata, a.xid, b.i - 1
+    FROM advanced AS a,
+         unnest($4::bigint[], $5::integer[], $6::bytea[], $7::bytea[],
                 $9::bytea[], $10::bytea[])
          WITH ORDINALITY AS b(sec, nsec, type, data, id, metadata, i)
-    WHERE EXISTS (SELECT 1 FROM advanced)
 {{- else}}
     -- One event at $3: the common case, with scalar parameters, since
     -- unnest of arrays costs the server more than the rest of the append.
     INSERT INTO timebox_events
-        (ns, aggregate, seq, sec, nsec, type, data, id, metadata)
+        (ns, aggregate, seq, sec, nsec, type, data, id, metadata, xid, off)
     SELECT $1, $2, $3, $4::bigint, $5::integer, $6::bytea, $7::bytea,
-           $9::bytea, $10::bytea
-    WHERE EXISTS (SELECT 1 FROM advanced)
+           $9::bytea, $10::bytea, a.xid, 0
+    FROM advanced AS a
 {{- end}}
 )
 {{- if .Index}}

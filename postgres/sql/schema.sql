@@ -41,6 +41,74 @@ CREATE TABLE IF NOT EXISTS timebox_events (
 ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS id bytea;
 ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS metadata bytea;
 
+-- Schema 5: the feed (see DESIGN.md, "Feed"). Every event row carries its
+-- Position: xid, the writing transaction's ID (pg_current_xact_id(), as a
+-- bigint), and off, its index in the append's batch. The head row keeps
+-- the xid of the aggregate's last append, so an append whose transaction
+-- ID is not above it fails (timebox_feed_xid) rather than commit events
+-- that would sort before their predecessors.
+ALTER TABLE timebox_snapshot ADD COLUMN IF NOT EXISTS xid bigint;
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS xid bigint;
+ALTER TABLE timebox_events ADD COLUMN IF NOT EXISTS off integer;
+
+-- Events written before schema 5 join the feed as one pseudo-commit at 1,
+-- below every transaction ID (the first normal one is 3), in (aggregate,
+-- sequence) order.
+UPDATE timebox_events AS e SET xid = 1, off = b.off
+FROM (SELECT ns, aggregate, seq,
+             row_number() OVER (PARTITION BY ns ORDER BY aggregate, seq) - 1 AS off
+      FROM timebox_events WHERE xid IS NULL) AS b
+WHERE e.ns = b.ns AND e.aggregate = b.aggregate AND e.seq = b.seq;
+ALTER TABLE timebox_events ALTER COLUMN xid SET NOT NULL;
+ALTER TABLE timebox_events ALTER COLUMN off SET NOT NULL;
+
+-- The feed's order: ReadFeed scans it from a Position on. Unique, so two
+-- batches can never share a Position.
+CREATE UNIQUE INDEX IF NOT EXISTS timebox_events_feed
+    ON timebox_events (ns, xid, off);
+
+-- Events that TrimEvents (timebox_save_snapshot) and Archive
+-- (timebox_archive_aggregate) removed from the live log, kept for the
+-- feed, which reads both tables. A row moves in the transaction that
+-- deletes it, so every snapshot sees it in exactly one of the two.
+CREATE TABLE IF NOT EXISTS timebox_feed_kept (
+    ns        text COLLATE "C" NOT NULL,
+    xid       bigint NOT NULL,
+    off       integer NOT NULL,
+    aggregate text COLLATE "C" NOT NULL,
+    seq       bigint NOT NULL,
+    sec       bigint NOT NULL,
+    nsec      integer NOT NULL,
+    type      bytea NOT NULL,
+    data      bytea NOT NULL,
+    id        bytea,
+    metadata  bytea,
+    PRIMARY KEY (ns, xid, off)
+);
+
+-- timebox_feed_xid returns this transaction's ID as a bigint, or fails
+-- with serialization_failure (40001, retried by the Store) when it is not
+-- above prev, the xid of the aggregate's previous append: a transaction
+-- that took its ID before the append it waited for must not commit events
+-- that sort before that append's. With p_notify it also notifies channel
+-- timebox_feed with payload p_ns, delivered when the append commits.
+CREATE OR REPLACE FUNCTION timebox_feed_xid(
+    prev bigint, p_ns text, p_notify boolean
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    cur bigint := pg_current_xact_id()::text::bigint;
+BEGIN
+    IF prev IS NOT NULL AND prev >= cur THEN
+        RAISE EXCEPTION 'timebox: transaction % is older than the aggregate''s last append %', cur, prev
+            USING ERRCODE = 'serialization_failure';
+    END IF;
+    IF p_notify THEN
+        PERFORM pg_notify('timebox_feed', p_ns);
+    END IF;
+    RETURN cur;
+END;
+$$;
+
 -- Status (kind 0, name '') and labels (kind 1, name = label). sec and nsec
 -- hold the time the aggregate entered its status; 0 for labels.
 CREATE TABLE IF NOT EXISTS timebox_index (
@@ -84,8 +152,17 @@ BEGIN
     END IF;
     SELECT s.seq INTO stored FROM timebox_snapshot s
     WHERE s.ns = p_ns AND s.aggregate = p_aggregate;
-    DELETE FROM timebox_events e
-    WHERE e.ns = p_ns AND e.aggregate = p_aggregate AND e.seq < stored;
+    -- The feed keeps what the trim removes (timebox_feed_kept).
+    WITH trimmed AS (
+        DELETE FROM timebox_events e
+        WHERE e.ns = p_ns AND e.aggregate = p_aggregate AND e.seq < stored
+        RETURNING e.*
+    )
+    INSERT INTO timebox_feed_kept
+        (ns, xid, off, aggregate, seq, sec, nsec, type, data, id, metadata)
+    SELECT t.ns, t.xid, t.off, t.aggregate, t.seq, t.sec, t.nsec, t.type,
+           t.data, t.id, t.metadata
+    FROM trimmed AS t;
 END;
 $$;
 
@@ -138,7 +215,14 @@ BEGIN
     WITH evs AS (
         DELETE FROM timebox_events e
         WHERE e.ns = p_ns AND e.aggregate = p_aggregate
-        RETURNING e.seq, e.sec, e.nsec, e.type, e.data, e.id, e.metadata
+        RETURNING e.*
+    ), kept AS (
+        -- The feed keeps the archived events (timebox_feed_kept).
+        INSERT INTO timebox_feed_kept
+            (ns, xid, off, aggregate, seq, sec, nsec, type, data, id, metadata)
+        SELECT evs.ns, evs.xid, evs.off, evs.aggregate, evs.seq, evs.sec,
+               evs.nsec, evs.type, evs.data, evs.id, evs.metadata
+        FROM evs
     )
     INSERT INTO timebox_archive
         (ns, aggregate, snapshot_seq, snapshot, seqs, secs, nsecs, types, datas,
@@ -159,11 +243,76 @@ BEGIN
 END;
 $$;
 
+-- Durable consumers (Store.Consume): one row per partition, each with its
+-- checkpoint (the Position xid.off of the last event handled) and its
+-- lease (owner NULL when nobody holds it; expires on the server's clock).
+-- parts is the consumer's partition count, on every row.
+CREATE TABLE IF NOT EXISTS timebox_consumers (
+    ns        text COLLATE "C" NOT NULL,
+    name      text COLLATE "C" NOT NULL,
+    part      integer NOT NULL,
+    parts     integer NOT NULL,
+    xid       bigint NOT NULL,
+    off       bigint NOT NULL,
+    owner     text COLLATE "C",
+    expires   timestamptz,
+    PRIMARY KEY (ns, name, part)
+);
+
+-- timebox_consumer_claim gives partition p_part of consumer p_name to
+-- p_owner for p_ttl_ms from now, creating the consumer (p_parts rows,
+-- checkpoints at 0.0) when it does not exist. It returns status 0 with
+-- the checkpoint, 1 when another owner's lease is live, 2 when the
+-- consumer has another partition count; on 1 and 2 nothing is written.
+-- Row 0 is created first and alone decides who creates the others, so
+-- concurrent first claims agree on the partition count.
+CREATE OR REPLACE FUNCTION timebox_consumer_claim(
+    p_ns text, p_name text, p_part integer, p_parts integer,
+    p_owner text, p_ttl_ms bigint,
+    OUT status integer, OUT cxid bigint, OUT coff bigint
+) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    have integer;
+BEGIN
+    INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
+    VALUES (p_ns, p_name, 0, p_parts, 0, 0)
+    ON CONFLICT DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
+        SELECT p_ns, p_name, g, p_parts, 0, 0
+        FROM generate_series(1, p_parts - 1) AS g
+        ON CONFLICT DO NOTHING;
+    END IF;
+    SELECT c.parts INTO have FROM timebox_consumers c
+    WHERE c.ns = p_ns AND c.name = p_name AND c.part = 0;
+    IF have IS NULL THEN
+        -- Deleted meanwhile: the caller claims again later.
+        status := 1;
+        RETURN;
+    ELSIF have <> p_parts THEN
+        status := 2;
+        RETURN;
+    END IF;
+    UPDATE timebox_consumers c
+    SET owner = p_owner,
+        expires = clock_timestamp() + p_ttl_ms * interval '1 millisecond'
+    WHERE c.ns = p_ns AND c.name = p_name AND c.part = p_part
+      AND (c.owner IS NULL OR c.owner = p_owner OR c.expires <= clock_timestamp())
+    RETURNING c.xid, c.off INTO cxid, coff;
+    IF FOUND THEN
+        status := 0;
+    ELSE
+        status := 1;
+    END IF;
+END;
+$$;
+
 -- The version marker NewPersistence checks before migrating: when it
 -- matches, the schema is current and no lock is taken; when it is newer
 -- than the code's, NewPersistence refuses to open rather than rewrite it.
 -- Version 2: snapshots commit durably (1 saved them with
 -- synchronous_commit off). Version 3: archiving (timebox_archive).
 -- Version 4: timebox_events.id and .metadata, and the archive's ids and
--- metas.
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 4';
+-- metas. Version 5: the feed (positions, timebox_feed_kept, consumers).
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 5';

@@ -1,0 +1,279 @@
+package postgres
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// feedChannel is the LISTEN/NOTIFY channel that wakes feed readers; the
+// payload is the ns whose feed grew.
+const feedChannel = "timebox_feed"
+
+// Bounds of a waiting reader's backoff while committed events wait for an
+// older transaction to end (see ReadFeed).
+const (
+	pendingMin = 2 * time.Millisecond
+	pendingMax = 100 * time.Millisecond
+)
+
+var _ timebox.Feeder = (*Persistence)(nil)
+
+// ReadFeed returns up to req.Limit events of the Prefix after req.After,
+// in Position order: Commit is the writing transaction's ID
+// (pg_current_xact_id()), Offset the event's index in its append. It
+// reads only events of transactions below the snapshot's xmin
+// (pg_snapshot_xmin(pg_current_snapshot())): every such transaction has
+// ended, and any later one gets a greater ID, so no event can appear
+// below what a read returned. A transaction left open anywhere in the
+// cluster holds the feed back (lag, never a gap) until it ends; see
+// DESIGN.md. Events trimmed or archived are still read (they move to
+// timebox_feed_kept).
+//
+// A full page starts the read of the next one (feedPrefetch), so a
+// reader catching up overlaps its work with the server's.
+//
+// An event is returned once every transaction older than its own has
+// ended. So that a caller reads what it has just appended even while
+// other appends are in flight, a read that finds nothing to return while
+// committed events wait behind older open transactions looks again with
+// a short backoff (2 to 100 ms), for up to heldWait or req.Wait, whichever
+// is longer, even when req.Wait is zero; past that it returns nothing (a
+// transaction left open holds the feed back for as long as it stays
+// open). With req.Wait and nothing committed to return, it waits for a
+// notification on channel timebox_feed (sent after appends, see
+// feedNotifier) or an append of p's own, within req.Wait.
+//
+// It returns the driver's error wrapped as Persistence's other reads do,
+// ctx's error when ctx ends, timebox.ErrClosed after Close.
+func (p *Persistence) ReadFeed(
+	ctx context.Context, req timebox.FeedRequest,
+) ([]*timebox.Event, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if evs, err, ok := p.takePrefetched(ctx, req.After, req.Limit); ok &&
+		(err != nil || len(evs) > 0) {
+		p.readAhead(evs, req.Limit)
+		return evs, err
+	}
+	xid, off := feedArgs(req.After)
+	start := time.Now()
+	if req.Wait > 0 {
+		p.startListener()
+	}
+	backoff := pendingMin
+	for {
+		wake := p.feedWake()
+		evs, err := p.readFeed(ctx, xid, off, req.Limit)
+		if err != nil || len(evs) > 0 {
+			p.readAhead(evs, req.Limit)
+			return evs, err
+		}
+		var pending bool
+		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid, off).Scan(&pending)
+		if err != nil {
+			return nil, p.fail(ctx, "read feed", err)
+		}
+		wait := req.Wait - time.Since(start)
+		if pending {
+			wait = min(max(wait, heldWait-time.Since(start)), backoff)
+			backoff = min(2*backoff, pendingMax)
+		}
+		if wait <= 0 {
+			return evs, nil
+		}
+		if err := p.awaitFeed(ctx, wake, wait); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// heldWait is how long ReadFeed waits, at least, for committed events held
+// back by older open transactions.
+const heldWait = 2 * time.Second
+
+// feedArgs returns pos as read_feed.sql compares it: no row has an xid
+// above MaxInt64 or an off above MaxInt32, so larger values are clamped.
+func feedArgs(pos timebox.Position) (int64, int32) {
+	return int64(min(pos.Commit, math.MaxInt64)),
+		int32(min(pos.Offset, math.MaxInt32))
+}
+
+func (p *Persistence) readFeed(
+	ctx context.Context, xid int64, off int32, limit int,
+) ([]*timebox.Event, error) {
+	rows, _ := p.pool.Query(ctx, readFeedSQL, p.ns, xid, off, limit)
+	evs, err := scanFeed(rows)
+	if err != nil {
+		return nil, p.fail(ctx, "read feed", err)
+	}
+	return evs, nil
+}
+
+func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
+	defer rows.Close()
+	evs := []*timebox.Event{}
+	var lastKey string
+	var lastID timebox.AggregateID
+	for rows.Next() {
+		var xid int64
+		var off int32
+		var key string
+		var f codec.EventFields
+		err := rows.Scan(&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
+			&f.Type, &f.Data, &f.ID, &f.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		if key != lastKey || lastID == nil {
+			if lastID, err = codec.DecodeID(key); err != nil {
+				return nil, err
+			}
+			lastKey = key
+		}
+		ev, err := f.Event(lastID)
+		if err != nil {
+			return nil, err
+		}
+		ev.Position = timebox.Position{Commit: uint64(xid), Offset: uint64(off)}
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}
+
+// awaitFeed waits until wake is closed (a notification, an append by p,
+// or the listener reconnected), d passes, ctx ends or p closes.
+func (p *Persistence) awaitFeed(
+	ctx context.Context, wake <-chan struct{}, d time.Duration,
+) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wake:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return p.fail(ctx, "read feed", ctx.Err())
+	case <-p.done:
+		return p.checkOpen()
+	}
+}
+
+// feedWake returns the channel the next feed wake-up closes.
+func (p *Persistence) feedWake() <-chan struct{} {
+	p.listen.mu.Lock()
+	defer p.listen.mu.Unlock()
+	if p.listen.feed == nil {
+		p.listen.feed = make(chan struct{})
+	}
+	return p.listen.feed
+}
+
+// wakeFeed wakes every waiting ReadFeed of p.
+func (p *Persistence) wakeFeed() {
+	p.listen.mu.Lock()
+	defer p.listen.mu.Unlock()
+	if p.listen.feed != nil {
+		close(p.listen.feed)
+		p.listen.feed = nil
+	}
+}
+
+// feedNotifier decides which statement announces p's appends on channel
+// timebox_feed. NOTIFY takes a cluster-wide lock from its commit until
+// the end of the transaction, so notifying transactions commit one at a
+// time: were every append to notify, concurrent appends would lose group
+// commit (exec-spread ran at a seventh of its rate). So at most one
+// notifying statement of p is in flight: an append that finds none
+// carries the notification itself (the append statement calls pg_notify),
+// the others do not, and an append that commits unannounced (dirty) is
+// covered by the next notifying statement sent after it: the next append,
+// or, when none is in flight once it is done, a notification of its own
+// (feed_notify.sql, without waiting for a durable commit). Sequential
+// appends thus each notify in their own statement; a burst costs one
+// notification per round trip.
+type feedNotifier struct {
+	mu       sync.Mutex
+	inflight bool // a notifying statement is in flight
+	dirty    bool // an append committed after the last notifying statement was sent
+	stopped  bool // by Close: no notification starts
+	wg       sync.WaitGroup
+}
+
+// stop waits for the notification in flight, and keeps others from
+// starting.
+func (n *feedNotifier) stop() {
+	n.mu.Lock()
+	n.stopped = true
+	n.mu.Unlock()
+	n.wg.Wait()
+}
+
+// notifyInline reports whether the next append should notify: when no
+// notifying statement is in flight. It then covers every append done
+// before it.
+func (p *Persistence) notifyInline() bool {
+	n := &p.notifier
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.inflight {
+		return false
+	}
+	n.inflight, n.dirty = true, false
+	return true
+}
+
+// appended is called after every append, notifying or not (notified), that
+// may have committed events (ok): it wakes p's own readers at once and
+// sends a notification when an append may have committed unannounced.
+func (p *Persistence) appended(notified, ok bool) {
+	if ok {
+		p.wakeFeed()
+	}
+	n := &p.notifier
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if notified {
+		n.inflight = false
+	}
+	if ok && !notified {
+		n.dirty = true
+	}
+	if n.dirty && !n.inflight && !n.stopped {
+		n.inflight, n.dirty = true, false
+		n.wg.Go(p.runNotifier)
+	}
+}
+
+// runNotifier sends notifications until no append is left unannounced.
+func (p *Persistence) runNotifier() {
+	n := &p.notifier
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), notifyTimeout)
+		if _, err := p.pool.Exec(ctx, feedNotifySQL, p.ns); err != nil &&
+			!p.closed.Load() {
+			p.log.Warn("feed notification failed; remote readers wake on "+
+				"their next poll", "error", err)
+		}
+		cancel()
+		n.mu.Lock()
+		if !n.dirty || n.stopped {
+			n.inflight = false
+			n.mu.Unlock()
+			return
+		}
+		n.dirty = false
+		n.mu.Unlock()
+	}
+}
+
+// notifyTimeout bounds one feed notification.
+const notifyTimeout = 5 * time.Second

@@ -1,0 +1,239 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+	"github.com/kode4food/timebox/internal/testserver"
+)
+
+// feedWait is how long these tests wait for a condition: generous, since
+// the test server is shared.
+const feedWait = time.Minute
+
+// feedStore opens a Persistence and a Store on a Prefix of the test's own
+// in a schema of its own, and a session for the transactions the tests
+// hold open.
+func feedStore(
+	t *testing.T, cfgs ...timebox.Config,
+) (*Persistence, *timebox.Store, *pgx.Conn) {
+	t.Helper()
+	u := privateSchemaURL(t)
+	p, err := NewPersistence(Config{URL: u, Prefix: testserver.Prefix(t), MaxConns: 4})
+	require.NoError(t, err)
+	cfg := timebox.Config{}
+	if len(cfgs) > 0 {
+		cfg = cfgs[0]
+	}
+	s, err := p.NewStore(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	conn, err := pgx.Connect(context.Background(), u)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return p, s, conn
+}
+
+func feedEvent(typ string) *timebox.Event {
+	return &timebox.Event{
+		Type: timebox.EventType(typ), Data: []byte(`{}`),
+		Timestamp: time.Now(), ID: typ,
+	}
+}
+
+// appendIn runs the append statement for one event of id at seq inside
+// tx, as Persistence.Append sends it.
+func appendIn(
+	t *testing.T, tx pgx.Tx, p *Persistence, id timebox.AggregateID,
+	seq int64, typ string,
+) error {
+	t.Helper()
+	ev := feedEvent(typ)
+	ev.AggregateID, ev.Sequence = id, seq
+	sql, args := appendQuery(p.ns, codec.EncodeID(id), timebox.AppendRequest{
+		ID: id, ExpectedSequence: seq, Events: []*timebox.Event{ev},
+	}, false)
+	rows, _ := tx.Query(context.Background(), sql, args...)
+	c, err := scanConflict(rows, timebox.AppendRequest{ID: id, ExpectedSequence: seq})
+	require.Nil(t, c)
+	return err
+}
+
+func feedTypes(evs []*timebox.Event) []string {
+	res := make([]string, len(evs))
+	for i, ev := range evs {
+		res[i] = string(ev.Type)
+	}
+	return res
+}
+
+// readAll reads the whole feed after pos, at once.
+func readAll(t *testing.T, s *timebox.Store, pos timebox.Position) []*timebox.Event {
+	t.Helper()
+	evs, err := s.ReadAll(context.Background(), pos, 1000)
+	require.NoError(t, err)
+	return evs
+}
+
+// readN reads the feed after pos until it has n events: an open
+// transaction elsewhere on the shared server may hold it back a while.
+func readN(
+	t *testing.T, p *Persistence, pos timebox.Position, n int,
+) []*timebox.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	var res []*timebox.Event
+	for len(res) < n {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{
+			After: pos, Limit: 1000, Wait: time.Second,
+		})
+		require.NoError(t, err)
+		for _, ev := range evs {
+			res = append(res, ev)
+			pos = ev.Position
+		}
+	}
+	return res
+}
+
+// A transaction that appended and stays open holds back every append
+// committed after it: the reader sees none of them, however often it
+// looks, and once the transaction commits it reads all of them, the held
+// one first (its xid is the smallest), in position order.
+func TestFeedHeldOpenTransaction(t *testing.T) {
+	p, s, conn := feedStore(t)
+	ctx := context.Background()
+	require.NoError(t, s.AppendEvents(timebox.NewAggregateID("before"), 0,
+		[]*timebox.Event{feedEvent("before")}))
+	seen := readN(t, p, timebox.Position{}, 1)
+	require.Equal(t, []string{"before"}, feedTypes(seen))
+	last := seen[0].Position
+
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	require.NoError(t, appendIn(t, tx, p, timebox.NewAggregateID("held"), 0, "held"))
+
+	for i, name := range []string{"later1", "later2", "later3"} {
+		id := timebox.NewAggregateID(timebox.ID(name))
+		require.NoError(t, s.AppendEvents(id, 0, []*timebox.Event{feedEvent(name)}))
+		require.Empty(t, readAll(t, s, last), "after commit %d", i)
+	}
+	// A waiting reader is woken by the held transaction's commit.
+	got := make(chan []*timebox.Event, 1)
+	go func() {
+		evs, _ := p.ReadFeed(ctx, timebox.FeedRequest{
+			After: last, Limit: 100, Wait: feedWait,
+		})
+		got <- evs
+	}()
+	require.NoError(t, tx.Commit(ctx))
+	evs := <-got
+	require.NotEmpty(t, evs)
+	all := readN(t, p, last, 4)
+	require.Equal(t, []string{"held", "later1", "later2", "later3"}, feedTypes(all))
+	require.Equal(t, feedTypes(all)[:len(evs)], feedTypes(evs))
+	requireIncreasing(t, append(seen, all...))
+}
+
+// A transaction that appended and rolls back leaves no hole to wait on:
+// the appends committed after it are read as soon as it ends, and its
+// event never.
+func TestFeedRolledBackTransaction(t *testing.T) {
+	p, s, conn := feedStore(t)
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, appendIn(t, tx, p, timebox.NewAggregateID("doomed"), 0, "doomed"))
+	for _, name := range []string{"kept1", "kept2"} {
+		id := timebox.NewAggregateID(timebox.ID(name))
+		require.NoError(t, s.AppendEvents(id, 0, []*timebox.Event{feedEvent(name)}))
+	}
+	require.Empty(t, readAll(t, s, timebox.Position{}))
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, []string{"kept1", "kept2"},
+		feedTypes(readN(t, p, timebox.Position{}, 2)))
+	require.NoError(t, s.AppendEvents(timebox.NewAggregateID("doomed"), 0,
+		[]*timebox.Event{feedEvent("retried")}))
+	require.Equal(t, []string{"kept1", "kept2", "retried"},
+		feedTypes(readN(t, p, timebox.Position{}, 3)))
+}
+
+// The xid-order trap: transaction B takes its ID, then A appends seq 0
+// and commits with a greater ID, then B appends seq 1 after it. Were B to
+// commit, seq 1 would sort before seq 0 in the feed. The head row keeps
+// A's xid, so B's append fails with serialization_failure, which the
+// backend reports as transient (the Store retries it in a new
+// transaction), and writes nothing; a new transaction appends seq 1 after
+// seq 0.
+func TestFeedXidOrderTrap(t *testing.T) {
+	p, s, conn := feedStore(t)
+	ctx := context.Background()
+	id := timebox.NewAggregateID("trap")
+
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	var bXid int64
+	require.NoError(t, tx.QueryRow(ctx,
+		"SELECT pg_current_xact_id()::text::bigint").Scan(&bXid))
+
+	require.NoError(t, s.AppendEvents(id, 0, []*timebox.Event{feedEvent("a")}))
+
+	err = appendIn(t, tx, p, id, 1, "b")
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "%v", err)
+	require.Equal(t, "40001", pgErr.Code)
+	require.True(t, unavailable(err))
+	require.NoError(t, tx.Rollback(ctx))
+
+	tx2, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	require.NoError(t, appendIn(t, tx2, p, id, 1, "b"))
+	require.NoError(t, tx2.Commit(ctx))
+
+	evs := readN(t, p, timebox.Position{}, 2)
+	require.Equal(t, []string{"a", "b"}, feedTypes(evs))
+	require.Greater(t, evs[0].Position.Commit, uint64(bXid))
+	requireIncreasing(t, evs)
+}
+
+// Trimming and archiving remove events from the live log, not from the
+// feed: it still returns every event appended, once, in order.
+func TestFeedKeepsTrimmedAndArchived(t *testing.T) {
+	p, s, _ := feedStore(t, timebox.Config{TrimEvents: true})
+	trimmed := timebox.NewAggregateID("trimmed")
+	archived := timebox.NewAggregateID("archived")
+	require.NoError(t, s.AppendEvents(trimmed, 0,
+		[]*timebox.Event{feedEvent("t0"), feedEvent("t1"), feedEvent("t2")}))
+	require.NoError(t, s.AppendEvents(archived, 0, []*timebox.Event{feedEvent("a0")}))
+	require.NoError(t, s.PutSnapshot(trimmed, map[string]int{"n": 2}, 2))
+	require.NoError(t, s.Archive(archived))
+	require.NoError(t, s.AppendEvents(archived, 0, []*timebox.Event{feedEvent("a0'")}))
+
+	evs, err := s.GetEvents(trimmed, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	feed := readN(t, p, timebox.Position{}, 5)
+	require.Equal(t, []string{"t0", "t1", "t2", "a0", "a0'"}, feedTypes(feed))
+	requireIncreasing(t, feed)
+	require.Equal(t, uint64(2), feed[2].Position.Offset)
+	require.Equal(t, feed[0].Position.Commit, feed[2].Position.Commit)
+}
+
+func requireIncreasing(t *testing.T, evs []*timebox.Event) {
+	t.Helper()
+	for i := 1; i < len(evs); i++ {
+		require.Equal(t, -1, evs[i-1].Position.Compare(evs[i].Position),
+			"%s then %s", evs[i-1].Position, evs[i].Position)
+	}
+}

@@ -1,0 +1,5 @@
+-- Sets every partition of consumer $2 to checkpoint ($3, $4) and ends
+-- every lease. No row: no such consumer.
+UPDATE timebox_consumers AS c SET xid = $3, off = $4, owner = NULL, expires = NULL
+WHERE c.ns = $1 AND c.name = $2
+RETURNING 1
