@@ -47,10 +47,11 @@ func (s *Store) Consume(
 	if err != nil {
 		return err
 	}
-	if o.owner == "" {
-		o.owner = defaultOwner()
+	owner := defaultOwner()
+	if o.owner != nil {
+		owner = *o.owner
 	}
-	if err := checkConsumerName("owner", o.owner); err != nil {
+	if err := checkConsumerName("owner", owner); err != nil {
 		return err
 	}
 	f, err := s.feeder()
@@ -67,7 +68,7 @@ func (s *Store) Consume(
 	for p := range o.partitions {
 		l := Lease{
 			Consumer: name, Partition: p, Partitions: o.partitions,
-			Owner: o.owner, TTL: o.ttl,
+			Owner: owner, TTL: o.ttl,
 		}
 		pc := &partitionConsumer{s: s, f: f, c: c, l: l, o: o, h: handler}
 		wg.Go(func() {

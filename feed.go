@@ -25,7 +25,7 @@ type (
 		batch      int
 		partitions int
 		ttl        time.Duration
-		owner      string
+		owner      *string
 		consumer   bool // a consumer-only option was given
 	}
 )
@@ -118,7 +118,7 @@ func WithLeaseTTL(d time.Duration) FeedOption {
 // Store.Consumers (default: host name, process ID and a random suffix,
 // unique per Consume call). Consume only.
 func WithOwner(owner string) FeedOption {
-	return func(o *feedOptions) { o.owner, o.consumer = owner, true }
+	return func(o *feedOptions) { o.owner, o.consumer = &owner, true }
 }
 
 // ReadAll returns up to limit of the store's events after position after,

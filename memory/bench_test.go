@@ -9,14 +9,16 @@ import (
 )
 
 func BenchmarkWorkloads(b *testing.B) {
-	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
-		s, err := memory.NewPersistence().NewStore(cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
-	})
+	bench.Run(b, newBenchStore)
+}
+
+func newBenchStore(b *testing.B, cfg timebox.Config) *timebox.Store {
+	s, err := memory.NewPersistence().NewStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 // benchTargets: memory has no server to compare with, and the original
@@ -27,3 +29,11 @@ var benchTargets = []bench.Target{{
 	Of:   bench.Figure("BenchmarkWorkloads/exec-contended", "failed"),
 	Max:  0, MaxZero: true,
 }}
+
+// BenchmarkFeed measures the feed's end-to-end lag under the exec-spread
+// load. Memory has no raw read to compare a catch-up with.
+func BenchmarkFeed(b *testing.B) {
+	b.Run("lag", func(b *testing.B) {
+		bench.FeedLag(b, newBenchStore(b, timebox.Config{CacheSize: 1000}))
+	})
+}

@@ -67,7 +67,7 @@ type group struct {
 // Run runs every conformance case against s as subtests grouped by topic:
 // Append/, Load/, Snapshot/, Executor/, Queue/, Get/, Panic/, Strict/,
 // IfHead/, Busy/, Index/, List/, Page/, Archive/, Lifecycle/, BadInput/,
-// Concurrency/, Ident/, Commands/, Faults/ and Contention/.
+// Concurrency/, Ident/, Commands/, Feed/, Faults/ and Contention/.
 func Run(t *testing.T, s Suite) {
 	require.NotNil(t, s.New, "Suite.New is required")
 	groups := []group{
@@ -90,6 +90,7 @@ func Run(t *testing.T, s Suite) {
 		{"Concurrency", concurrencyCases},
 		{"Ident", identCases(s.Archiving)},
 		{"Commands", commandCases},
+		{"Feed", feedCases(s)},
 		{"Faults", faultCases(s)},
 		{"Contention", contentionCases(s)},
 	}

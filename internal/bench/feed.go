@@ -1,0 +1,168 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kode4food/timebox"
+)
+
+// FeedLag runs the exec-spread load (16 goroutines over 1,000 aggregates)
+// while a subscription follows the feed, and reports the command rate and
+// the p50 and p99 lag from each event's Timestamp (taken when the command
+// raised it, before its append was sent, so the lag is an upper bound of
+// commit → handler) to its handler call: lag-p50-µs, lag-p99-µs. Every
+// event must reach the handler, once, in order.
+func FeedLag(b *testing.B, s *timebox.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := feedEnd(b, s)
+	var mu sync.Mutex
+	var lags []time.Duration
+	got := make(chan struct{}, 1)
+	subDone := make(chan error, 1)
+	go func() {
+		subDone <- s.Subscribe(ctx, start, func(_ context.Context, ev *timebox.Event) error {
+			lag := time.Since(ev.Timestamp)
+			mu.Lock()
+			lags = append(lags, lag)
+			mu.Unlock()
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+			return nil
+		})
+	}()
+	ExecSpread(b, s)
+	deadline := time.After(time.Minute)
+	for {
+		mu.Lock()
+		n := len(lags)
+		mu.Unlock()
+		if n >= b.N {
+			break
+		}
+		select {
+		case <-got:
+		case err := <-subDone:
+			b.Fatalf("subscription ended: %v", err)
+		case <-deadline:
+			b.Fatalf("handler got %d of %d events after a minute", n, b.N)
+		}
+	}
+	cancel()
+	<-subDone
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lags) != b.N {
+		b.Fatalf("handler got %d events, %d committed", len(lags), b.N)
+	}
+	slices.Sort(lags)
+	pct := func(p float64) float64 {
+		return float64(lags[int(float64(len(lags)-1)*p)].Microseconds())
+	}
+	b.ReportMetric(pct(0.50), "lag-p50-µs")
+	b.ReportMetric(pct(0.99), "lag-p99-µs")
+}
+
+// feedEnd returns the Position of the last event in s's feed.
+func feedEnd(b *testing.B, s *timebox.Store) timebox.Position {
+	var pos timebox.Position
+	for {
+		evs, err := s.ReadAll(context.Background(), pos, 10000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return pos
+		}
+		pos = evs[len(evs)-1].Position
+	}
+}
+
+// SeedFeed appends n events to s in batches of 100 over 100 aggregates,
+// from 8 goroutines, and returns the feed's Position before them.
+func SeedFeed(b *testing.B, s *timebox.Store, n int) timebox.Position {
+	start := feedEnd(b, s)
+	base := freshID("feed")
+	const batch, aggs, workers = 100, 100, 8
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			heads := map[int]int64{}
+			for i := w; i < n/batch; i += workers {
+				a := i % aggs
+				id := append(base.Clone(), timebox.ID(fmt.Sprint(a)))
+				evs := make([]*timebox.Event, batch)
+				for j := range evs {
+					evs[j] = &timebox.Event{
+						Timestamp: time.Now(), Type: "bench",
+						Data: Payload(fmt.Sprint(i, "-", j)),
+					}
+				}
+				if err := s.AppendEvents(id, heads[a], evs); err != nil {
+					errs <- err
+					return
+				}
+				heads[a] += batch
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	return start
+}
+
+// FeedCatchUp reads the n events after from (SeedFeed) through
+// Store.ReadAll in pages of 1,000, alternating, run by run, with raw, the
+// backend's own read of the same stored data, which returns how many
+// events it read. It reports both rates (feed-ev/s, raw-ev/s) and
+// feed/raw, their ratio.
+func FeedCatchUp(
+	b *testing.B, s *timebox.Store, from timebox.Position, n int,
+	raw func(ctx context.Context) (int, error),
+) {
+	ctx := context.Background()
+	var feedTime, rawTime time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t := time.Now()
+		got, pos := 0, from
+		for got < n {
+			evs, err := s.ReadAll(ctx, pos, 1000)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				b.Fatalf("feed ended after %d of %d events", got, n)
+			}
+			got += len(evs)
+			pos = evs[len(evs)-1].Position
+		}
+		feedTime += time.Since(t)
+		t = time.Now()
+		m, err := raw(ctx)
+		rawTime += time.Since(t)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if m < n {
+			b.Fatalf("raw read %d of %d events", m, n)
+		}
+	}
+	b.StopTimer()
+	feed := float64(n*b.N) / feedTime.Seconds()
+	rawRate := float64(n*b.N) / rawTime.Seconds()
+	Report(b, feed, "feed-ev/s")
+	Report(b, rawRate, "raw-ev/s")
+	Report(b, feed/rawRate, "feed/raw")
+}

@@ -1,0 +1,167 @@
+package memory
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/kode4food/timebox"
+)
+
+// partition is one partition of a durable consumer.
+type partition struct {
+	checkpoint timebox.Position
+	owner      string
+	expires    time.Time
+}
+
+// ReadFeed returns copies of up to req.Limit events after req.After. The
+// feed holds the stored events themselves, appended under the write lock
+// with the rest of the append, so it is gap-free; trims and archives
+// remove events from their aggregates, never from the feed. With
+// req.Wait it waits for the next append, req.Wait, ctx or Close.
+func (p *Persistence) ReadFeed(
+	ctx context.Context, req timebox.FeedRequest,
+) ([]*timebox.Event, error) {
+	var timeout <-chan time.Time
+	for {
+		var res []*timebox.Event
+		var wake chan struct{}
+		err := p.read(func() error {
+			i := sort.Search(len(p.feed), func(i int) bool {
+				return p.feed[i].Position.Compare(req.After) > 0
+			})
+			evs := p.feed[i:min(len(p.feed), i+req.Limit)]
+			res = make([]*timebox.Event, 0, len(evs))
+			for _, ev := range evs {
+				c := copyEvents([]*timebox.Event{ev}, ev.AggregateID.Clone())[0]
+				c.Position = ev.Position
+				res = append(res, c)
+			}
+			wake = p.feedNotify
+			return nil
+		})
+		if err != nil || len(res) > 0 || req.Wait <= 0 {
+			return res, err
+		}
+		if timeout == nil {
+			t := time.NewTimer(req.Wait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-wake:
+		case <-timeout:
+			return res, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-p.done:
+			return nil, timebox.ErrClosed
+		}
+	}
+}
+
+// ClaimPartition implements timebox.ConsumerBackend.
+func (p *Persistence) ClaimPartition(
+	_ context.Context, l timebox.Lease,
+) (timebox.Position, error) {
+	var pos timebox.Position
+	err := p.write(func() error {
+		parts, ok := p.consumers[l.Consumer]
+		if !ok {
+			parts = make([]partition, l.Partitions)
+			p.consumers[l.Consumer] = parts
+		}
+		if len(parts) != l.Partitions {
+			return timebox.ErrPartitionMismatch
+		}
+		pt := &parts[l.Partition]
+		now := time.Now()
+		if pt.owner != "" && pt.owner != l.Owner && now.Before(pt.expires) {
+			return timebox.ErrLeaseHeld
+		}
+		pt.owner, pt.expires = l.Owner, now.Add(l.TTL)
+		pos = pt.checkpoint
+		return nil
+	})
+	return pos, err
+}
+
+// CommitPartition implements timebox.ConsumerBackend.
+func (p *Persistence) CommitPartition(
+	_ context.Context, l timebox.Lease, pos timebox.Position,
+) error {
+	return p.write(func() error {
+		pt := p.partition(l)
+		if pt == nil || pt.owner != l.Owner {
+			return timebox.ErrLeaseLost
+		}
+		pt.checkpoint, pt.expires = pos, time.Now().Add(l.TTL)
+		return nil
+	})
+}
+
+// ReleasePartition implements timebox.ConsumerBackend.
+func (p *Persistence) ReleasePartition(_ context.Context, l timebox.Lease) error {
+	return p.write(func() error {
+		if pt := p.partition(l); pt != nil && pt.owner == l.Owner {
+			pt.owner, pt.expires = "", time.Time{}
+		}
+		return nil
+	})
+}
+
+// partition returns l's partition, or nil if it does not exist.
+func (p *Persistence) partition(l timebox.Lease) *partition {
+	parts := p.consumers[l.Consumer]
+	if len(parts) != l.Partitions {
+		return nil
+	}
+	return &parts[l.Partition]
+}
+
+// ListConsumers implements timebox.ConsumerBackend.
+func (p *Persistence) ListConsumers(context.Context) ([]timebox.ConsumerInfo, error) {
+	var res []timebox.ConsumerInfo
+	err := p.read(func() error {
+		for name, parts := range p.consumers {
+			info := timebox.ConsumerInfo{Name: name}
+			for i, pt := range parts {
+				info.Partitions = append(info.Partitions, timebox.PartitionInfo{
+					Partition: i, Checkpoint: pt.checkpoint,
+					Owner: pt.owner, Expires: pt.expires,
+				})
+			}
+			res = append(res, info)
+		}
+		return nil
+	})
+	return res, err
+}
+
+// ResetConsumer implements timebox.ConsumerBackend.
+func (p *Persistence) ResetConsumer(
+	_ context.Context, name string, pos timebox.Position,
+) error {
+	return p.write(func() error {
+		parts, ok := p.consumers[name]
+		if !ok {
+			return timebox.ErrConsumerNotFound
+		}
+		for i := range parts {
+			parts[i] = partition{checkpoint: pos}
+		}
+		return nil
+	})
+}
+
+// DeleteConsumer implements timebox.ConsumerBackend.
+func (p *Persistence) DeleteConsumer(_ context.Context, name string) error {
+	return p.write(func() error {
+		if _, ok := p.consumers[name]; !ok {
+			return timebox.ErrConsumerNotFound
+		}
+		delete(p.consumers, name)
+		return nil
+	})
+}
