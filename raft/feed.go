@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -85,6 +86,9 @@ func readFeed(tx *bbolt.Tx, after timebox.Position, limit int) ([]*timebox.Event
 		idx := binary.BigEndian.Uint64(k)
 		var from uint64
 		if idx == after.Commit {
+			if after.Offset == math.MaxUint64 {
+				continue
+			}
 			from = after.Offset + 1
 		}
 		evs, err := decodeFeedEntry(idx, bytes.Clone(v), from, limit-len(res))
