@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -54,7 +55,8 @@ func clusterStore(pick func(*cluster) int) bench.Factory {
 // forwarded, the feed served from the follower's applied state); and a
 // catch-up read on one node of feedEvents events from the start, through
 // Store.ReadAll pages, against a bbolt cursor decoding the same events
-// from the events bucket.
+// from the events bucket (events-cursor) and from the feed bucket
+// (feed-cursor: ReadFeed's own work in one transaction, no pages).
 func BenchmarkFeed(b *testing.B) {
 	b.Run("lag-leader", func(b *testing.B) {
 		bench.FeedLag(b, clusterStore(func(c *cluster) int { return c.leader() })(
@@ -68,10 +70,36 @@ func BenchmarkFeed(b *testing.B) {
 		p := newSingle(b, Config{})
 		st := newStore(b, p, timebox.Config{})
 		seedFeed(b, st, feedEvents)
-		bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
-			return rawReadEvents(p)
+		b.Run("events-cursor", func(b *testing.B) {
+			bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
+				return rawReadEvents(p)
+			})
+		})
+		b.Run("feed-cursor", func(b *testing.B) {
+			bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
+				return rawReadFeed(p)
+			})
 		})
 	})
+}
+
+// rawReadFeed decodes every event of p's feed in one read transaction
+// with a bbolt cursor, and returns how many there were: ReadFeed's work
+// without the pages and the Store.
+func rawReadFeed(p *Persistence) (int, error) {
+	n := 0
+	err := p.fsm.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketFeed).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			evs, err := decodeFeedEntry(0, bytes.Clone(v), 0, math.MaxInt)
+			if err != nil {
+				return err
+			}
+			n += len(evs)
+		}
+		return nil
+	})
+	return n, err
 }
 
 // feedEvents is how many events BenchmarkFeed/catch-up reads
