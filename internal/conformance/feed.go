@@ -19,6 +19,9 @@ import (
 // The Feed/ cases check the store-wide feed (ReadAll, Subscribe) and
 // durable consumers (Consume and the consumer admin calls) of issue 12.
 func feedCases(s Suite) []testCase {
+	if s.NoFeed {
+		return []testCase{{"NotSupported", testFeedNotSupported}}
+	}
 	return []testCase{
 		{"ReadAllOrder", testReadAllOrder},
 		{"ReadAllPages", testReadAllPages},
@@ -588,8 +591,8 @@ func testConsumeTakeover(t *testing.T, s Suite) {
 }
 
 // testConsumePartitions runs a consumer split in four partitions in two
-// processes: every event is handled once, each aggregate's events in
-// order by the partition PartitionOf names.
+// processes that may hold two each: they share the partitions, every
+// event is handled once, each aggregate's events in order by one process.
 func testConsumePartitions(t *testing.T, s Suite) {
 	st := s.store(t)
 	const n, aggs = 4, 12
@@ -610,12 +613,30 @@ func testConsumePartitions(t *testing.T, s Suite) {
 			return nil
 		}
 	}
-	opts := []timebox.FeedOption{timebox.WithPartitions(n), timebox.WithBatchSize(5)}
+	opts := []timebox.FeedOption{
+		timebox.WithPartitions(n), timebox.WithPartitionLimit(2),
+		timebox.WithBatchSize(5),
+	}
 	stopA := run(func(ctx context.Context) error {
 		return st.Consume(ctx, "parts", handler("A"), append(opts, timebox.WithOwner("A"))...)
 	})
 	stopB := run(func(ctx context.Context) error {
 		return st.Consume(ctx, "parts", handler("B"), append(opts, timebox.WithOwner("B"))...)
+	})
+	owners := func() map[string]int {
+		list, err := st.Consumers(context.Background())
+		require.NoError(t, err)
+		res := map[string]int{}
+		for _, c := range list {
+			for _, p := range c.Partitions {
+				res[p.Owner]++
+			}
+		}
+		return res
+	}
+	waitUntil(t, func() bool {
+		o := owners()
+		return o["A"] == 2 && o["B"] == 2
 	})
 	for i := range aggs {
 		require.NoError(t, st.AppendEvents(aid("part", fmt.Sprint(i)), 3, items("q", 2)))
@@ -694,6 +715,8 @@ func testConsumeBadInput(t *testing.T, s Suite) {
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithLeaseTTL(time.Millisecond)),
 		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithOwner("")), timebox.ErrInvalidConsumer)
+	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithPartitionLimit(-1)),
+		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithBatchSize(0)), timebox.ErrInvalidLimit)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, nil), timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h, timebox.WithPartitions(2)),
@@ -784,4 +807,18 @@ func testLeases(t *testing.T, s Suite) {
 	list, err = c.ListConsumers(ctx)
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+func testFeedNotSupported(t *testing.T, s Suite) {
+	st := s.store(t)
+	ctx := context.Background()
+	h := func(context.Context, *timebox.Event) error { return nil }
+	_, err := st.ReadAll(ctx, timebox.Position{}, 1)
+	require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h), timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.Consume(ctx, "c", h), timebox.ErrFeedNotSupported)
+	_, err = st.Consumers(ctx)
+	require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.ResetConsumer(ctx, "c", timebox.Position{}), timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.DeleteConsumer(ctx, "c"), timebox.ErrFeedNotSupported)
 }
