@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -91,7 +90,7 @@ func readFeed(tx *bbolt.Tx, after timebox.Position, limit int) ([]*timebox.Event
 			}
 			from = after.Offset + 1
 		}
-		evs, err := decodeFeedEntry(idx, bytes.Clone(v), from, limit-len(res))
+		evs, err := decodeFeedEntry(idx, v, from, limit-len(res))
 		if err != nil {
 			return nil, err
 		}
@@ -101,24 +100,27 @@ func readFeed(tx *bbolt.Tx, after timebox.Position, limit int) ([]*timebox.Event
 }
 
 // decodeFeedEntry decodes up to limit events of the append stored at log
-// index idx, from offset from on. The events refer to b.
+// index idx, from offset from on. The events do not refer to b.
 func decodeFeedEntry(idx uint64, b []byte, from uint64, limit int) ([]*timebox.Event, error) {
 	c, err := decodeAppend(b)
 	if err != nil {
 		return nil, fmt.Errorf("raft: feed entry %d: %w", idx, err)
 	}
+	if from >= uint64(len(c.events)) {
+		return nil, nil
+	}
 	id, err := codec.DecodeID(c.key)
 	if err != nil {
 		return nil, fmt.Errorf("raft: feed entry %d: %w", idx, err)
 	}
-	var res []*timebox.Event
-	for i := from; i < uint64(len(c.events)) && len(res) < limit; i++ {
-		ev, err := codec.DecodeEvent(c.events[i], id)
-		if err != nil {
-			return nil, fmt.Errorf("raft: feed entry %d event %d: %w", idx, i, err)
-		}
-		ev.Position = timebox.Position{Commit: idx, Offset: i}
-		res = append(res, ev)
+	recs := c.events[from:]
+	recs = recs[:min(len(recs), limit)]
+	res, err := codec.DecodeEvents(id, recs)
+	if err != nil {
+		return nil, fmt.Errorf("raft: feed entry %d: %w", idx, err)
+	}
+	for i, ev := range res {
+		ev.Position = timebox.Position{Commit: idx, Offset: from + uint64(i)}
 	}
 	return res, nil
 }
