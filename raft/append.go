@@ -94,12 +94,25 @@ func (p *Persistence) catchUp(ctx context.Context) func() error {
 // While this node's disk fails (Err), it refuses at once with that error:
 // it could not store the entry, nor apply it to answer.
 func (p *Persistence) propose(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
-	return p.retry(ctx, func() error {
+	_, err := p.proposeResult(ctx, cmd, id)
+	return err
+}
+
+// proposeResult is propose returning the state machine's response too
+// (nil unless the command answers one, as consumer commands do).
+func (p *Persistence) proposeResult(
+	ctx context.Context, cmd []byte, id timebox.AggregateID,
+) (any, error) {
+	var res any
+	err := p.retry(ctx, func() error {
 		if err := p.Err(); err != nil {
 			return err
 		}
-		return p.proposeOnce(ctx, cmd, id)
+		var err error
+		res, err = p.proposeOnce(ctx, cmd, id)
+		return err
 	})
+	return res, err
 }
 
 // retry runs fn until it fails with something other than errNotLeader,
@@ -129,43 +142,54 @@ func (p *Persistence) retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-func (p *Persistence) proposeOnce(ctx context.Context, cmd []byte, id timebox.AggregateID) error {
+func (p *Persistence) proposeOnce(
+	ctx context.Context, cmd []byte, id timebox.AggregateID,
+) (any, error) {
 	if err := ctx.Err(); err != nil {
-		return err // nothing sent yet: a late command is never committed
+		return nil, err // nothing sent yet: a late command is never committed
 	}
 	leader := p.Leader()
 	switch {
 	case leader.ID == p.cfg.LocalID:
 		_, resp, err := p.applyLocal(cmd)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return responseError(resp)
+		return resp, responseError(resp)
 	case leader.Address == "":
-		return errNotLeader
+		return nil, errNotLeader
 	}
 	code, body, sent, err := p.fwd.call(ctx, leader.Address, fwdApply, cmd)
 	if err != nil {
-		return p.forwardError(ctx, sent, err)
+		return nil, p.forwardError(ctx, sent, err)
 	}
 	switch code {
 	case codeOK:
 		if len(body) != 8 {
-			return fmt.Errorf("%w: bad reply from leader", timebox.ErrUnknownOutcome)
+			return nil, fmt.Errorf("%w: bad reply from leader", timebox.ErrUnknownOutcome)
 		}
-		return p.waitCommitted(ctx, binary.BigEndian.Uint64(body))
+		return nil, p.waitCommitted(ctx, binary.BigEndian.Uint64(body))
+	case codeResult:
+		res, err := decodeResult(body[min(8, len(body)):])
+		if len(body) < 8 || err != nil {
+			return nil, fmt.Errorf("%w: bad reply from leader", timebox.ErrUnknownOutcome)
+		}
+		if err := p.waitCommitted(ctx, binary.BigEndian.Uint64(body)); err != nil {
+			return nil, err
+		}
+		return res, res.err
 	case codeConflict:
 		conflict, err := decodeConflict(body, id)
 		if err != nil {
-			return fmt.Errorf("raft: conflict from leader: %w", err)
+			return nil, fmt.Errorf("raft: conflict from leader: %w", err)
 		}
-		return conflict
+		return nil, conflict
 	case codeNotLeader:
-		return errNotLeader
+		return nil, errNotLeader
 	case codeUnknown:
-		return fmt.Errorf("%w: leader: %s", timebox.ErrUnknownOutcome, body)
+		return nil, fmt.Errorf("%w: leader: %s", timebox.ErrUnknownOutcome, body)
 	default:
-		return fmt.Errorf("raft: leader: %s", body)
+		return nil, fmt.Errorf("raft: leader: %s", body)
 	}
 }
 
@@ -258,6 +282,8 @@ func responseError(resp any) error {
 		return nil
 	case *timebox.VersionConflictError:
 		return r
+	case *consumerResult:
+		return r.err
 	case error:
 		return r
 	default:

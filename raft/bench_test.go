@@ -1,17 +1,25 @@
 package raft
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"os"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
+	"go.etcd.io/bbolt"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/bench"
+	"github.com/kode4food/timebox/internal/codec"
 )
 
 // benchTuning is production's: shorter leases make a loaded machine see
@@ -39,6 +47,139 @@ func clusterStore(pick func(*cluster) int) bench.Factory {
 		c := startCluster(b, 3, benchTuning(), false)
 		return c.store(pick(c), cfg)
 	}
+}
+
+// BenchmarkFeed measures the feed on a 3-node loopback cluster: the lag
+// from a command to a subscription's handler under the exec-spread load,
+// with load and subscription on the leader, then on a follower (writes
+// forwarded, the feed served from the follower's applied state); and a
+// catch-up read on one node of feedEvents events from the start, through
+// Store.ReadAll pages, against a bbolt cursor decoding the same events
+// from the events bucket (events-cursor) and from the feed bucket
+// (feed-cursor: ReadFeed's own work in one transaction, no pages).
+func BenchmarkFeed(b *testing.B) {
+	b.Run("lag-leader", func(b *testing.B) {
+		bench.FeedLag(b, clusterStore(func(c *cluster) int { return c.leader() })(
+			b, timebox.Config{CacheSize: 1000}))
+	})
+	b.Run("lag-follower", func(b *testing.B) {
+		bench.FeedLag(b, clusterStore(func(c *cluster) int { return c.followers()[0] })(
+			b, timebox.Config{CacheSize: 1000}))
+	})
+	b.Run("catch-up", func(b *testing.B) {
+		p := newSingle(b, Config{})
+		st := newStore(b, p, timebox.Config{})
+		seedFeed(b, st, feedEvents)
+		b.Run("events-cursor", func(b *testing.B) {
+			bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
+				return rawReadEvents(p)
+			})
+		})
+		b.Run("feed-cursor", func(b *testing.B) {
+			bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
+				return rawReadFeed(p)
+			})
+		})
+	})
+}
+
+// rawReadFeed decodes every event of p's feed in one read transaction
+// with a bbolt cursor, and returns how many there were: ReadFeed's work
+// without the pages and the Store.
+func rawReadFeed(p *Persistence) (int, error) {
+	n := 0
+	err := p.fsm.view(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketFeed).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			evs, err := decodeFeedEntry(0, v, 0, math.MaxInt)
+			if err != nil {
+				return err
+			}
+			n += len(evs)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// feedEvents is how many events BenchmarkFeed/catch-up reads
+// (TIMEBOX_FEED_EVENTS, default 1,000,000).
+var feedEvents = func() int {
+	if n, err := strconv.Atoi(os.Getenv("TIMEBOX_FEED_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 1_000_000
+}()
+
+// seedFeed appends n events to an empty store in batches of 100, from 8
+// goroutines, each with aggregates of its own. (bench.SeedFeed gives one
+// aggregate to two goroutines once n passes 10,000, which then conflict.)
+func seedFeed(b *testing.B, st *timebox.Store, n int) {
+	const batch, workers, aggs = 100, 8, 16
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			heads := map[int]int64{}
+			for i := w; i < n/batch; i += workers {
+				a := i % aggs
+				id := timebox.NewAggregateID("seed", timebox.ID(fmt.Sprint(w)), timebox.ID(fmt.Sprint(a)))
+				evs := make([]*timebox.Event, batch)
+				for j := range evs {
+					evs[j] = &timebox.Event{
+						Timestamp: time.Now(), Type: "bench",
+						Data: bench.Payload(fmt.Sprint(i, "-", j)),
+					}
+				}
+				if err := st.AppendEvents(id, heads[a], evs); err != nil {
+					errs <- err
+					return
+				}
+				heads[a] += batch
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rawReadEvents decodes every stored event of p in one read transaction
+// with a bbolt cursor, each aggregate's at once, and returns how many
+// there were.
+func rawReadEvents(p *Persistence) (int, error) {
+	n := 0
+	err := p.fsm.view(func(tx *bbolt.Tx) error {
+		var key []byte
+		var recs [][]byte
+		flush := func() error {
+			if len(recs) == 0 {
+				return nil
+			}
+			id, err := codec.DecodeID(string(key))
+			if err == nil {
+				_, err = codec.DecodeEvents(id, recs)
+			}
+			n += len(recs)
+			recs = recs[:0]
+			return err
+		}
+		c := tx.Bucket(bucketEvents).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			agg := k[:len(k)-9] // key NUL seq(8)
+			if !bytes.Equal(agg, key) {
+				if err := flush(); err != nil {
+					return err
+				}
+				key = agg
+			}
+			recs = append(recs, v)
+		}
+		return flush()
+	})
+	return n, err
 }
 
 // BenchmarkRawApply is the baseline: hraft Apply of 256-byte entries on a

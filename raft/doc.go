@@ -31,6 +31,13 @@
 // node presenting a certificate of the cluster's CA and verifying its
 // peer's before any protocol byte is read.
 //
+// The store's feed (timebox.Store.ReadAll, Subscribe, Consume) is part
+// of the replicated state: an event's Position is the Raft log index of
+// its append and its place in it, every node serves the feed from its own
+// applied state, gap-free across restarts and snapshot installs, and
+// durable consumers' checkpoints and leases are committed through the
+// leader like appends. Trimming and archiving leave the feed alone.
+//
 // [Config.Publisher] hands every committed batch to the application on
 // every node, in commit order. Archiving is replicated: [Persistence.Archive]
 // moves an aggregate into an archive record in the state machine, and a

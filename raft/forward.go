@@ -30,6 +30,7 @@ const (
 	codeNotLeader byte = 2 // nothing was done; ask the new leader
 	codeUnknown   byte = 3 // payload: message; the write may have happened
 	codeError     byte = 4 // payload: message; nothing was written
+	codeResult    byte = 5 // payload: log index (8 bytes BE), consumer result
 
 	// maxFrame is the largest frame accepted, so the largest command
 	// that can be forwarded.
@@ -218,6 +219,8 @@ func responseCode(idx uint64, resp any) (byte, []byte) {
 		return codeOK, binary.BigEndian.AppendUint64(nil, idx)
 	case *timebox.VersionConflictError:
 		return codeConflict, encodeConflict(r)
+	case *consumerResult:
+		return codeResult, append(binary.BigEndian.AppendUint64(nil, idx), encodeResult(r)...)
 	case error:
 		return codeError, []byte(r.Error())
 	default:

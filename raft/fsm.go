@@ -254,7 +254,7 @@ func (f *fsm) applyBatch(logs []*hraft.Log) ([]any, error) {
 			if l.Type != hraft.LogCommand {
 				continue
 			}
-			r, evs, err := applyCommand(tx, l.Data, publish)
+			r, evs, err := applyCommand(tx, l.Index, l.Data, publish)
 			if err != nil {
 				return err
 			}
@@ -280,10 +280,10 @@ func (f *fsm) applyBatch(logs []*hraft.Log) ([]any, error) {
 	return res, nil
 }
 
-// applyCommand applies one command. A rejected or malformed command is a
-// response, not an error; the error is a failure of the state file. evs
-// holds the appended events when decode is set.
-func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event, error) {
+// applyCommand applies the command at log index idx. A rejected or
+// malformed command is a response, not an error; the error is a failure of
+// the state file. evs holds the appended events when decode is set.
+func applyCommand(tx *bbolt.Tx, idx uint64, data []byte, decode bool) (any, []*timebox.Event, error) {
 	op, err := commandOp(data)
 	if err != nil {
 		return err, nil, nil
@@ -294,7 +294,7 @@ func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event
 		if err != nil {
 			return err, nil, nil
 		}
-		return applyAppend(tx, c, decode)
+		return applyAppend(tx, idx, data, c, decode)
 	case opSnapshot:
 		c, err := decodeSnapshot(data)
 		if err != nil {
@@ -304,12 +304,20 @@ func applyCommand(tx *bbolt.Tx, data []byte, decode bool) (any, []*timebox.Event
 	case opArchive, opLease, opAck, opRelease:
 		r, err := applyArchiveOp(tx, op, data)
 		return r, nil, err
+	case opClaim, opCommit, opUnlease, opReset, opDelete:
+		r, err := applyConsumerOp(tx, op, data)
+		return r, nil, err
 	default:
 		return fmt.Errorf("%w: op %d", errMalformedCommand, op), nil, nil
 	}
 }
 
-func applyAppend(tx *bbolt.Tx, c *appendCmd, decode bool) (any, []*timebox.Event, error) {
+// applyAppend applies c, the command data at log index idx: when the
+// head is as expected, it stores the events, the index change and the
+// feed entry.
+func applyAppend(
+	tx *bbolt.Tx, idx uint64, data []byte, c *appendCmd, decode bool,
+) (any, []*timebox.Event, error) {
 	rec, _ := getAgg(tx, c.key)
 	if rec.head != c.expected {
 		conflict, err := newConflict(tx, c.key, c.expected, rec.head)
@@ -329,6 +337,9 @@ func applyAppend(tx *bbolt.Tx, c *appendCmd, decode bool) (any, []*timebox.Event
 		return nil, nil, err
 	}
 	if err := applyIndex(tx, c.key, c.index); err != nil {
+		return nil, nil, err
+	}
+	if err := putFeed(tx, idx, data); err != nil {
 		return nil, nil, err
 	}
 	if !decode {

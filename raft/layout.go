@@ -41,9 +41,11 @@ var (
 		bucketStatus, bucketByStatus, bucketLabels, bucketByLabel,
 	}
 
-	// allBuckets adds the archive's (archive_cmd.go), created when
-	// missing, as in a snapshot taken before archiving existed.
-	allBuckets = append(append([][]byte(nil), coreBuckets...), bucketArchive, bucketLeases)
+	// allBuckets adds the archive's (archive_cmd.go), the feed's
+	// (feed.go) and the consumers' (consumer_cmd.go), created when
+	// missing, as in a snapshot taken before they existed.
+	allBuckets = append(append([][]byte(nil), coreBuckets...),
+		bucketArchive, bucketLeases, bucketFeed, bucketConsumers, bucketParts)
 
 	keyApplied = []byte("applied")
 )

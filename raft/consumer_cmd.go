@@ -1,0 +1,271 @@
+package raft
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
+)
+
+// Durable consumers live in the replicated state, so every node holds the
+// same checkpoints and leases and lists them locally:
+//
+//	consumers       lp(name)              -> partitions (uvarint)
+//	consumer_parts  lp(name) partition(4 BE) -> commit offset lp(owner) time(expires)
+//
+// Five commands change them, each applied atomically; they share one
+// encoding, lp(name) partition partitions lp(owner) time(now) ttl commit
+// offset, whatever fields the op uses. now is the proposer's clock, so
+// every node decides a lease the same way.
+//
+//	opClaim    create the consumer if missing; lease the partition to
+//	  owner until now+ttl if free, expired at now, or owner's already
+//	opCommit   set the checkpoint and lease until now+ttl, if owner holds
+//	  the lease
+//	opUnlease  end owner's lease, keeping the checkpoint
+//	opReset    every checkpoint to the position, every lease ended
+//	opDelete   remove the consumer
+const (
+	opClaim   byte = 7
+	opCommit  byte = 8
+	opUnlease byte = 9
+	opReset   byte = 10
+	opDelete  byte = 11
+)
+
+var (
+	bucketConsumers = []byte("consumers")
+	bucketParts     = []byte("consumer_parts")
+)
+
+type (
+	// consumerCmd is a consumer command as it travels through the log.
+	consumerCmd struct {
+		op         byte
+		name       string
+		partition  int
+		partitions int
+		owner      string
+		now        time.Time
+		ttl        time.Duration
+		pos        timebox.Position
+	}
+
+	// consumerResult is a consumer command's outcome: the partition's
+	// checkpoint for a claim, and nil or one of the consumer errors.
+	consumerResult struct {
+		pos timebox.Position
+		err error
+	}
+
+	// partState is one stored partition.
+	partState struct {
+		checkpoint timebox.Position
+		owner      string
+		expires    time.Time
+	}
+)
+
+// consumerErrs numbers the errors a consumerResult may carry on the wire
+// (forward.go); 0 is success.
+var consumerErrs = []error{
+	nil, timebox.ErrLeaseHeld, timebox.ErrLeaseLost,
+	timebox.ErrConsumerNotFound, timebox.ErrPartitionMismatch,
+}
+
+func encodeConsumer(c consumerCmd) []byte {
+	buf := codec.AppendString([]byte{commandVersion, c.op}, c.name)
+	buf = binary.AppendUvarint(buf, uint64(c.partition))
+	buf = binary.AppendUvarint(buf, uint64(c.partitions))
+	buf = codec.AppendString(buf, c.owner)
+	buf = codec.AppendTime(buf, c.now)
+	buf = binary.AppendUvarint(buf, uint64(c.ttl))
+	buf = binary.AppendUvarint(buf, c.pos.Commit)
+	return binary.AppendUvarint(buf, c.pos.Offset)
+}
+
+func decodeConsumer(op byte, b []byte) (consumerCmd, error) {
+	r := codec.NewReader(b[2:])
+	c := consumerCmd{op: op, name: string(r.Bytes())}
+	c.partition, c.partitions = int(r.Uvarint()), int(r.Uvarint())
+	c.owner, c.now = string(r.Bytes()), r.Time()
+	c.ttl = time.Duration(r.Uvarint())
+	c.pos = timebox.Position{Commit: r.Uvarint(), Offset: r.Uvarint()}
+	leased := op == opClaim || op == opCommit
+	if r.Bad() || r.Len() != 0 || c.partitions > 1<<16 || leased && c.partition >= c.partitions {
+		return c, fmt.Errorf("%w: consumer", errMalformedCommand)
+	}
+	return c, nil
+}
+
+func encodeResult(r *consumerResult) []byte {
+	var code byte
+	for i, err := range consumerErrs[1:] {
+		if errors.Is(r.err, err) {
+			code = byte(i + 1)
+		}
+	}
+	buf := []byte{code}
+	buf = binary.AppendUvarint(buf, r.pos.Commit)
+	return binary.AppendUvarint(buf, r.pos.Offset)
+}
+
+func decodeResult(b []byte) (*consumerResult, error) {
+	if len(b) == 0 || int(b[0]) >= len(consumerErrs) {
+		return nil, errMalformedCommand
+	}
+	r := codec.NewReader(b[1:])
+	res := &consumerResult{err: consumerErrs[b[0]]}
+	res.pos = timebox.Position{Commit: r.Uvarint(), Offset: r.Uvarint()}
+	if r.Bad() || r.Len() != 0 {
+		return nil, errMalformedCommand
+	}
+	return res, nil
+}
+
+// applyConsumerOp applies one consumer command; a malformed one is a
+// response, not an error.
+func applyConsumerOp(tx *bbolt.Tx, op byte, data []byte) (any, error) {
+	c, err := decodeConsumer(op, data)
+	if err != nil {
+		return err, nil
+	}
+	n, exists := getConsumer(tx, c.name)
+	switch op {
+	case opClaim:
+		return claimPartition(tx, c, n, exists)
+	case opCommit:
+		part, ok := getPart(tx, c.name, c.partition)
+		if !exists || !ok || c.partition >= n || part.owner != c.owner {
+			return &consumerResult{err: timebox.ErrLeaseLost}, nil
+		}
+		part.checkpoint, part.expires = c.pos, c.now.Add(c.ttl)
+		return &consumerResult{}, putPart(tx, c.name, c.partition, part)
+	case opUnlease:
+		part, ok := getPart(tx, c.name, c.partition)
+		if !ok || part.owner != c.owner {
+			return &consumerResult{}, nil
+		}
+		part.owner, part.expires = "", time.Time{}
+		return &consumerResult{}, putPart(tx, c.name, c.partition, part)
+	case opReset:
+		if !exists {
+			return &consumerResult{err: timebox.ErrConsumerNotFound}, nil
+		}
+		for i := range n {
+			if err := putPart(tx, c.name, i, partState{checkpoint: c.pos}); err != nil {
+				return nil, err
+			}
+		}
+		return &consumerResult{}, nil
+	default: // opDelete
+		if !exists {
+			return &consumerResult{err: timebox.ErrConsumerNotFound}, nil
+		}
+		for i := range n {
+			if err := tx.Bucket(bucketParts).Delete(partKey(c.name, i)); err != nil {
+				return nil, err
+			}
+		}
+		return &consumerResult{}, tx.Bucket(bucketConsumers).Delete(consumerKey(c.name))
+	}
+}
+
+// claimPartition applies opClaim to a consumer of n partitions, which
+// exists or not.
+func claimPartition(tx *bbolt.Tx, c consumerCmd, n int, exists bool) (any, error) {
+	switch {
+	case !exists:
+		v := binary.AppendUvarint(nil, uint64(c.partitions))
+		if err := tx.Bucket(bucketConsumers).Put(consumerKey(c.name), v); err != nil {
+			return nil, err
+		}
+		for i := range c.partitions {
+			if err := putPart(tx, c.name, i, partState{}); err != nil {
+				return nil, err
+			}
+		}
+	case n != c.partitions:
+		return &consumerResult{err: timebox.ErrPartitionMismatch}, nil
+	}
+	part, _ := getPart(tx, c.name, c.partition)
+	if part.owner != "" && part.owner != c.owner && part.expires.After(c.now) {
+		return &consumerResult{err: timebox.ErrLeaseHeld}, nil
+	}
+	part.owner, part.expires = c.owner, c.now.Add(c.ttl)
+	if err := putPart(tx, c.name, c.partition, part); err != nil {
+		return nil, err
+	}
+	return &consumerResult{pos: part.checkpoint}, nil
+}
+
+func consumerKey(name string) []byte {
+	return codec.AppendString(nil, name)
+}
+
+func partKey(name string, partition int) []byte {
+	return binary.BigEndian.AppendUint32(consumerKey(name), uint32(partition))
+}
+
+// getConsumer returns the partition count of consumer name.
+func getConsumer(tx *bbolt.Tx, name string) (int, bool) {
+	v := tx.Bucket(bucketConsumers).Get(consumerKey(name))
+	if v == nil {
+		return 0, false
+	}
+	n, _ := binary.Uvarint(v)
+	return int(n), true
+}
+
+func getPart(tx *bbolt.Tx, name string, partition int) (partState, bool) {
+	return decodePart(tx.Bucket(bucketParts).Get(partKey(name, partition)))
+}
+
+func decodePart(v []byte) (partState, bool) {
+	if v == nil {
+		return partState{}, false
+	}
+	r := codec.NewReader(v)
+	s := partState{checkpoint: timebox.Position{Commit: r.Uvarint(), Offset: r.Uvarint()}}
+	s.owner, s.expires = string(r.Bytes()), r.Time()
+	return s, !r.Bad()
+}
+
+func putPart(tx *bbolt.Tx, name string, partition int, s partState) error {
+	buf := binary.AppendUvarint(nil, s.checkpoint.Commit)
+	buf = binary.AppendUvarint(buf, s.checkpoint.Offset)
+	buf = codec.AppendString(buf, s.owner)
+	buf = codec.AppendTime(buf, s.expires)
+	return tx.Bucket(bucketParts).Put(partKey(name, partition), buf)
+}
+
+// listConsumers reads every consumer with its partitions.
+func listConsumers(tx *bbolt.Tx) ([]timebox.ConsumerInfo, error) {
+	var res []timebox.ConsumerInfo
+	parts := tx.Bucket(bucketParts).Cursor()
+	err := tx.Bucket(bucketConsumers).ForEach(func(k, _ []byte) error {
+		name := string(codec.NewReader(k).Bytes())
+		info := timebox.ConsumerInfo{Name: name}
+		for pk, v := parts.Seek(k); bytes.HasPrefix(pk, k) && len(pk) == len(k)+4; pk, v = parts.Next() {
+			s, ok := decodePart(v)
+			if !ok {
+				return fmt.Errorf("raft: consumer %q: malformed partition", name)
+			}
+			info.Partitions = append(info.Partitions, timebox.PartitionInfo{
+				Partition:  int(binary.BigEndian.Uint32(pk[len(k):])),
+				Checkpoint: s.checkpoint,
+				Owner:      s.owner,
+				Expires:    s.expires,
+			})
+		}
+		res = append(res, info)
+		return nil
+	})
+	return res, err
+}
