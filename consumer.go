@@ -62,6 +62,11 @@ func (s *Store) Consume(
 	if err != nil {
 		return err
 	}
+	limit := o.partitions
+	if o.limit > 0 {
+		limit = min(o.limit, o.partitions)
+	}
+	slots := make(chan struct{}, limit)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -70,7 +75,9 @@ func (s *Store) Consume(
 			Consumer: name, Partition: p, Partitions: o.partitions,
 			Owner: owner, TTL: o.ttl,
 		}
-		pc := &partitionConsumer{s: s, f: f, c: c, l: l, o: o, h: handler}
+		pc := &partitionConsumer{
+			s: s, f: f, c: c, l: l, o: o, h: handler, slots: slots,
+		}
 		wg.Go(func() {
 			if err := pc.run(ctx); err != nil {
 				cancel(err)
@@ -100,6 +107,9 @@ type partitionConsumer struct {
 	l Lease
 	o *feedOptions
 	h FeedHandler
+	// slots holds a token for each partition this process holds or is
+	// claiming (WithPartitionLimit).
+	slots chan struct{}
 
 	pos       Position // last event read and handled (or skipped)
 	committed Position
@@ -114,16 +124,29 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		if err := pc.s.checkOpen(); err != nil {
 			return err
 		}
+		select {
+		case pc.slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		pos, err := pc.c.ClaimPartition(ctx, pc.l)
-		switch {
-		case err == nil:
-			attempt = -1
+		if err == nil {
 			err = pc.consume(ctx, pos)
+			<-pc.slots
+			var he *handlerError
+			if errors.As(err, &he) {
+				return he.err
+			}
 			if !errors.Is(err, ErrLeaseLost) {
 				return err
 			}
+			attempt = -1
 			log.Info("timebox: consumer lost its lease",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition)
+			continue
+		}
+		<-pc.slots
+		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, ErrLeaseHeld):
@@ -167,7 +190,8 @@ func (pc *partitionConsumer) consume(ctx context.Context, pos Position) (err err
 		for _, ev := range evs {
 			if pc.mine(ev) {
 				if err := pc.h(ctx, ev); err != nil {
-					return fmt.Errorf("consumer %q at %s: %w", pc.l.Consumer, ev.Position, err)
+					return &handlerError{fmt.Errorf("consumer %q at %s: %w",
+						pc.l.Consumer, ev.Position, err)}
 				}
 			}
 			pc.pos = ev.Position
@@ -209,3 +233,11 @@ func (pc *partitionConsumer) commit(ctx context.Context) error {
 		return err
 	}
 }
+
+// handlerError carries a handler's error out of a partition, so that it
+// is returned as it is even when it wraps a backend error.
+type handlerError struct{ err error }
+
+func (e *handlerError) Error() string { return e.err.Error() }
+
+func (e *handlerError) Unwrap() error { return e.err }

@@ -24,6 +24,7 @@ type (
 		prefix     AggregateID
 		batch      int
 		partitions int
+		limit      int
 		ttl        time.Duration
 		owner      *string
 		consumer   bool // a consumer-only option was given
@@ -53,7 +54,7 @@ var (
 	// ErrInvalidConsumer means a consumer name, owner, handler or option
 	// was invalid (an empty name or owner, or one longer than 200 bytes,
 	// not UTF-8 or holding a NUL byte; a nil handler; partitions outside
-	// 1..1024; a lease shorter than 100 ms; a consumer option given to
+	// 1..1024 or a negative partition limit; a lease shorter than 100 ms; a consumer option given to
 	// Subscribe). Nothing was read or written.
 	ErrInvalidConsumer = errors.New("invalid consumer")
 
@@ -103,6 +104,16 @@ func WithBatchSize(n int) FeedOption {
 // can, and handles its partitions concurrently. Consume only; default 1.
 func WithPartitions(n int) FeedOption {
 	return func(o *feedOptions) { o.partitions, o.consumer = n, true }
+}
+
+// WithPartitionLimit makes a process hold at most n of a consumer's
+// partitions at a time (default: all it can claim), so that processes
+// started one after another share the partitions rather than the first
+// taking them all. To keep every partition handled while one process is
+// down, give each of M processes a limit of at least partitions/(M-1),
+// rounded up. Consume only.
+func WithPartitionLimit(n int) FeedOption {
+	return func(o *feedOptions) { o.limit, o.consumer = n, true }
 }
 
 // WithLeaseTTL sets how long a durable consumer's lease lasts without
@@ -324,6 +335,8 @@ func feedOpts(handler FeedHandler, opts []FeedOption) (*feedOptions, error) {
 		return nil, fmt.Errorf("%w: batch size %d", ErrInvalidLimit, o.batch)
 	case o.partitions < 1 || o.partitions > maxFeedPartitions:
 		return nil, fmt.Errorf("%w: %d partitions", ErrInvalidConsumer, o.partitions)
+	case o.limit < 0:
+		return nil, fmt.Errorf("%w: partition limit %d", ErrInvalidConsumer, o.limit)
 	case o.ttl < minLeaseTTL:
 		return nil, fmt.Errorf("%w: lease %s", ErrInvalidConsumer, o.ttl)
 	}

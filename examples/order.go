@@ -1,7 +1,7 @@
 // Command examples runs an order's lifecycle through Timebox: create with
 // items and a shipping address, confirm, ship, deliver. An Indexer keeps
 // each order's status and its region label, and the run ends with the
-// index reads.
+// index reads and a read model of order totals fed by a durable consumer.
 //
 //	go run ./examples                    # memory, no set-up
 //	go run ./examples -backend postgres  # or redis, raft
@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kode4food/timebox"
 )
@@ -131,16 +132,21 @@ func run(backend string) error {
 	}
 	defer func() { _ = store.Close() }()
 
+	prefix := timebox.ID(fmt.Sprintf("run-%d", os.Getpid()))
+	model := newTotals()
+	stop := followOrders(store, "order-totals-"+string(prefix),
+		timebox.NewAggregateID("order", prefix), model)
+	raised := 0
 	orders := timebox.NewExecutor(store,
 		func() *Order { return &Order{} }, appliers,
 		func(o *Order, evs []*timebox.Event) {
 			for _, ev := range evs {
+				raised++
 				fmt.Printf("  event %d %-16s status now %q\n", ev.Sequence, ev.Type, o.Status)
 			}
 		},
 	)
 
-	prefix := timebox.ID(fmt.Sprintf("run-%d", os.Getpid()))
 	first := timebox.NewAggregateID("order", prefix, "1")
 	second := timebox.NewAggregateID("order", prefix, "2")
 	steps := []struct {
@@ -171,7 +177,14 @@ func run(backend string) error {
 			fmt.Printf("  rejected: %v\n", err)
 		}
 	}
-	return printIndexes(store, timebox.NewAggregateID("order", prefix))
+	if err := printIndexes(store, timebox.NewAggregateID("order", prefix)); err != nil {
+		return err
+	}
+	if err := model.waitFor(raised, 30*time.Second); err != nil {
+		return err
+	}
+	model.print()
+	return stop()
 }
 
 func printIndexes(store *timebox.Store, prefix timebox.AggregateID) error {

@@ -40,8 +40,7 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 			return nil
 		}
 		if a == nil {
-			a = &aggregate{id: req.ID.Clone()}
-			p.aggs[k] = a
+			a = p.add(k, req.ID)
 		}
 		p.commits++
 		for i := range block {

@@ -25,8 +25,7 @@ func (p *Persistence) Archive(_ context.Context, id timebox.AggregateID) error {
 			SnapshotSequence: a.snapSeq,
 			Events:           a.events,
 		})
-		p.unindex(k, a)
-		delete(p.aggs, k)
+		p.drop(k, a)
 		p.wake()
 		return nil
 	})

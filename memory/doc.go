@@ -15,6 +15,7 @@
 // DESIGN.md describes the layout and the guarantees.
 //
 // Files by duty: persistence.go (the type, open and close), append.go,
-// load.go, snapshot.go, index.go (status and label indexes), query.go (index
-// reads and listing), archive.go.
+// load.go, snapshot.go, index.go (the aggregate list, status and label
+// indexes), btree.go (the ordered set they are kept in), query.go (index
+// reads and listing), page.go (paged lists), archive.go.
 package memory

@@ -2,52 +2,39 @@ package memory
 
 import (
 	"context"
-	"math"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/codec"
 )
 
 var _ timebox.PagedQueries = (*Persistence)(nil)
 
-// The memory backend's indexes are hash maps keyed by encoded ID (whose
-// byte order is AggregateID.CompareKey), so a page is selected from the
-// status's or label value's members (not the whole store; ListAggregates
-// from every aggregate): one pass keeping the first limit after the cursor
-// (see firstN), O(members × log limit), with no sort of the whole set.
+// Each paged query reads one range of an ordered index (see btree.go):
+// the status's tree of (entry time, key), the label value's tree of keys,
+// or the tree of every live key. Keys are encoded IDs, whose byte order is
+// AggregateID.CompareKey. The page starts just after the cursor (for a key
+// k, the first entry not below k+"\x00", the least string above k), so a
+// page costs O(log n + limit) whatever the set's size and the page's
+// depth, and an entry that stays put keeps its place between pages.
 
 // ListAggregatesByStatusAfter pages status by entry time, then key.
 func (p *Persistence) ListAggregatesByStatusAfter(
 	_ context.Context, status string, after *timebox.StatusEntry, limit int,
 ) ([]timebox.StatusEntry, error) {
-	type entry struct {
-		k  string
-		at time.Time
-	}
-	var afterKey string
+	var from *statusEntry
 	if after != nil {
-		afterKey = key(after.ID)
-	}
-	cmp := func(a, b entry) int {
-		if c := a.at.Compare(b.at); c != 0 {
-			return c
-		}
-		return strings.Compare(a.k, b.k)
+		from = &statusEntry{after.Timestamp, successor(key(after.ID))}
 	}
 	var res []timebox.StatusEntry
 	err := p.read(func() error {
-		top := firstN[entry]{n: limit, cmp: cmp}
-		for k, at := range p.status[status] {
-			e := entry{k, at}
-			if after == nil || cmp(e, entry{afterKey, after.Timestamp}) > 0 {
-				top.add(e)
+		p.status[status].ascend(from, func(e statusEntry) bool {
+			if len(res) == limit {
+				return false
 			}
-		}
-		for _, e := range top.result() {
 			res = append(res, timebox.StatusEntry{ID: p.aggs[e.k].id.Clone(), Timestamp: e.at})
-		}
+			return true
+		})
 		return nil
 	})
 	return res, err
@@ -58,13 +45,20 @@ func (p *Persistence) ListAggregatesByStatusAfter(
 func (p *Persistence) ListAggregatesByLabelAfter(
 	_ context.Context, label, value string, after timebox.AggregateID, limit int,
 ) ([]timebox.AggregateID, error) {
+	var from *string
+	if after != nil {
+		s := successor(key(after))
+		from = &s
+	}
 	var res []timebox.AggregateID
 	err := p.read(func() error {
-		var keys []string
-		for k := range p.labels[label][value] {
-			keys = append(keys, k)
-		}
-		res = p.idsAfter(keys, after, limit)
+		p.labels[label][value].ascend(from, func(k string) bool {
+			if len(res) == limit {
+				return false
+			}
+			res = append(res, p.aggs[k].id.Clone())
+			return true
+		})
 		return nil
 	})
 	return res, err
@@ -76,73 +70,42 @@ func (p *Persistence) ListAggregatesAfter(
 ) ([]timebox.AggregateID, error) {
 	var res []timebox.AggregateID
 	err := p.read(func() error {
-		var keys []string
-		for k, a := range p.aggs {
-			if a.id.HasPrefix(prefix) {
-				keys = append(keys, k)
-			}
-		}
-		res = p.idsAfter(keys, after, limit)
+		res = p.list(prefix, after, limit)
 		return nil
 	})
 	return res, err
 }
 
-// idsAfter returns the IDs of the first limit of keys after after's key,
-// in key order. p.mu is held.
-func (p *Persistence) idsAfter(
-	keys []string, after timebox.AggregateID, limit int,
-) []timebox.AggregateID {
-	top := firstN[string]{n: limit, cmp: strings.Compare}
-	ak := ""
+// list returns the IDs of up to limit live aggregates that start with the
+// whole parts of prefix, after after (nil: from the first), by key. It
+// reads the aggregate whose ID is prefix, which sorts before all others
+// under it, then the range of keys that start with prefix's encoding and
+// the separator. p.mu is held.
+func (p *Persistence) list(prefix, after timebox.AggregateID, limit int) []timebox.AggregateID {
+	var res []timebox.AggregateID
+	var from string
 	if after != nil {
-		ak = key(after)
+		from = successor(key(after))
 	}
-	for _, k := range keys {
-		if after == nil || k > ak {
-			top.add(k)
+	under := codec.EncodePrefix(prefix)
+	if len(prefix) > 0 {
+		self := key(prefix)
+		if a := p.aggs[self]; a != nil && from <= self && limit > 0 {
+			res = append(res, a.id.Clone())
 		}
+		from = max(from, under)
 	}
-	keys = top.result()
-	res := make([]timebox.AggregateID, 0, len(keys))
-	for _, k := range keys {
+	p.keys.ascend(&from, func(k string) bool {
+		if len(res) == limit || !strings.HasPrefix(k, under) {
+			return false
+		}
 		res = append(res, p.aggs[k].id.Clone())
-	}
+		return true
+	})
 	return res
 }
 
-// firstN keeps the n least items added: it buffers up to 2n, then sorts
-// and drops all but the n least, so m items cost O(m log n).
-type firstN[T any] struct {
-	n     int
-	cmp   func(a, b T) int
-	items []T
-	// full is set once n items are known: bound is the greatest of them,
-	// and an item not below it can never be among the n least.
-	full  bool
-	bound T
-}
-
-func (f *firstN[T]) add(v T) {
-	if f.full && f.cmp(v, f.bound) >= 0 {
-		return
-	}
-	f.items = append(f.items, v)
-	if f.n <= math.MaxInt/2 && len(f.items) >= 2*f.n {
-		f.trim()
-	}
-}
-
-// result returns the n least items, sorted.
-func (f *firstN[T]) result() []T {
-	f.trim()
-	return f.items
-}
-
-func (f *firstN[T]) trim() {
-	slices.SortFunc(f.items, f.cmp)
-	if len(f.items) >= f.n {
-		f.items = f.items[:f.n]
-		f.full, f.bound = true, f.items[f.n-1]
-	}
+// successor returns the least string above k.
+func successor(k string) string {
+	return k + "\x00"
 }

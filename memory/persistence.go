@@ -3,6 +3,7 @@ package memory
 import (
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,8 +20,9 @@ type Persistence struct {
 	ready  chan struct{}
 
 	aggs   map[string]*aggregate
-	status map[string]map[string]time.Time           // status → key → entered
-	labels map[string]map[string]map[string]struct{} // label → value → keys
+	keys   *btree[string]                       // the keys of aggs
+	status map[string]*btree[statusEntry]       // status → (entered, key)
+	labels map[string]map[string]*btree[string] // label → value → keys
 
 	archive  []*timebox.ArchiveRecord
 	streamID int64
@@ -60,8 +62,9 @@ func NewPersistence() *Persistence {
 		done:   make(chan struct{}),
 		ready:  ready,
 		aggs:   map[string]*aggregate{},
-		status: map[string]map[string]time.Time{},
-		labels: map[string]map[string]map[string]struct{}{},
+		keys:   newBTree(strings.Compare),
+		status: map[string]*btree[statusEntry]{},
+		labels: map[string]map[string]*btree[string]{},
 		notify: make(chan struct{}),
 
 		feedNotify: make(chan struct{}),

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"math"
 
 	"github.com/kode4food/timebox"
 )
@@ -21,17 +22,18 @@ func (p *Persistence) GetAggregateStatus(
 }
 
 // ListAggregatesByStatus returns the aggregates in status from the status
-// index, without looking at any other aggregate.
+// index, without looking at any other aggregate, in page order.
 func (p *Persistence) ListAggregatesByStatus(
 	_ context.Context, status string,
 ) ([]timebox.StatusEntry, error) {
 	var res []timebox.StatusEntry
 	err := p.read(func() error {
-		for k, at := range p.status[status] {
+		p.status[status].ascend(nil, func(e statusEntry) bool {
 			res = append(res, timebox.StatusEntry{
-				ID: p.aggs[k].id.Clone(), Timestamp: at,
+				ID: p.aggs[e.k].id.Clone(), Timestamp: e.at,
 			})
-		}
+			return true
+		})
 		return nil
 	})
 	return res, err
@@ -51,31 +53,30 @@ func (p *Persistence) ListLabelValues(
 	return res, err
 }
 
-// ListAggregatesByLabel returns the aggregates whose label has value.
+// ListAggregatesByLabel returns the aggregates whose label has value, by
+// key.
 func (p *Persistence) ListAggregatesByLabel(
 	_ context.Context, label, value string,
 ) ([]timebox.AggregateID, error) {
 	var res []timebox.AggregateID
 	err := p.read(func() error {
-		for k := range p.labels[label][value] {
+		p.labels[label][value].ascend(nil, func(k string) bool {
 			res = append(res, p.aggs[k].id.Clone())
-		}
+			return true
+		})
 		return nil
 	})
 	return res, err
 }
 
-// ListAggregates returns the live aggregates whose ID starts with prefix.
+// ListAggregates returns the live aggregates whose ID starts with prefix,
+// by key, from the range of the aggregate list under prefix.
 func (p *Persistence) ListAggregates(
 	_ context.Context, prefix timebox.AggregateID,
 ) ([]timebox.AggregateID, error) {
 	var res []timebox.AggregateID
 	err := p.read(func() error {
-		for _, a := range p.aggs {
-			if a.id.HasPrefix(prefix) {
-				res = append(res, a.id.Clone())
-			}
-		}
+		res = p.list(prefix, nil, math.MaxInt)
 		return nil
 	})
 	return res, err

@@ -18,8 +18,7 @@ func (p *Persistence) SaveSnapshot(_ context.Context, req timebox.SnapshotReques
 			return nil
 		}
 		if a == nil {
-			a = &aggregate{id: req.ID.Clone()}
-			p.aggs[k] = a
+			a = p.add(k, req.ID)
 		}
 		if a.snapshot != nil && req.Sequence < a.snapSeq {
 			return nil

@@ -588,8 +588,8 @@ func testConsumeTakeover(t *testing.T, s Suite) {
 }
 
 // testConsumePartitions runs a consumer split in four partitions in two
-// processes: every event is handled once, each aggregate's events in
-// order by the partition PartitionOf names.
+// processes that may hold two each: they share the partitions, every
+// event is handled once, each aggregate's events in order by one process.
 func testConsumePartitions(t *testing.T, s Suite) {
 	st := s.store(t)
 	const n, aggs = 4, 12
@@ -610,12 +610,30 @@ func testConsumePartitions(t *testing.T, s Suite) {
 			return nil
 		}
 	}
-	opts := []timebox.FeedOption{timebox.WithPartitions(n), timebox.WithBatchSize(5)}
+	opts := []timebox.FeedOption{
+		timebox.WithPartitions(n), timebox.WithPartitionLimit(2),
+		timebox.WithBatchSize(5),
+	}
 	stopA := run(func(ctx context.Context) error {
 		return st.Consume(ctx, "parts", handler("A"), append(opts, timebox.WithOwner("A"))...)
 	})
 	stopB := run(func(ctx context.Context) error {
 		return st.Consume(ctx, "parts", handler("B"), append(opts, timebox.WithOwner("B"))...)
+	})
+	owners := func() map[string]int {
+		list, err := st.Consumers(context.Background())
+		require.NoError(t, err)
+		res := map[string]int{}
+		for _, c := range list {
+			for _, p := range c.Partitions {
+				res[p.Owner]++
+			}
+		}
+		return res
+	}
+	waitUntil(t, func() bool {
+		o := owners()
+		return o["A"] == 2 && o["B"] == 2
 	})
 	for i := range aggs {
 		require.NoError(t, st.AppendEvents(aid("part", fmt.Sprint(i)), 3, items("q", 2)))
@@ -694,6 +712,8 @@ func testConsumeBadInput(t *testing.T, s Suite) {
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithLeaseTTL(time.Millisecond)),
 		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithOwner("")), timebox.ErrInvalidConsumer)
+	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithPartitionLimit(-1)),
+		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithBatchSize(0)), timebox.ErrInvalidLimit)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, nil), timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h, timebox.WithPartitions(2)),
