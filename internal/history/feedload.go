@@ -59,7 +59,7 @@ type FeedLoad struct {
 //  2. at FirstRestart it is stopped (its context cancelled) and the next
 //     one started;
 //  3. when the fault starts, the running incarnation's handler is made to
-//     stall after a few more events (2 to 8, as many marker events are
+//     stall at the 2nd to 8th event from then (as many marker events are
 //     appended in one batch so there are enough), most likely in the
 //     middle of a batch; once it stalls the next incarnation is started,
 //     waits for the lease to run out and takes over, re-handling the
