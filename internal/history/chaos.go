@@ -66,12 +66,12 @@ func (p Plan) Pick(short, long time.Duration) time.Duration {
 // (Markdown(backend, scenario+" (Exec|append)")), and the consumer's
 // (FeedReport.Markdown(backend, scenario)), is printed on a line of its
 // own under -v, so `grep '^| '` collects it, and logged otherwise. The
-// stores' backend must have a feed.
+// stores' backend must have a feed. It returns the consumer's report.
 func RunChaos(
 	t testing.TB, plan Plan, backend, scenario string,
 	stores []*timebox.Store, fault func(context.Context) error,
 	opts ...ChaosOption,
-) {
+) FeedReport {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(
 		context.Background(), 3*plan.Duration+DefaultFeedDrain+time.Minute,
@@ -134,6 +134,7 @@ func RunChaos(
 		t.Log(arep.String())
 		require.True(t, arep.Clean(), arep.String())
 	}
+	return frep
 }
 
 // printRow prints a RELIABILITY.md row at the start of a line under -v,

@@ -314,13 +314,18 @@ func (f *FeedRun) drain() ([]*timebox.Event, error) {
 }
 
 // feedEnd returns the latest position any store's feed holds after from
-// (from itself if none), and the index of a store holding it.
+// (from itself if none), and the index of a store holding it. A closed
+// store (ErrClosed: a node still down) is passed over, unless all are.
 func (f *FeedRun) feedEnd(ctx context.Context, from timebox.Position) (timebox.Position, int, error) {
-	end, src := from, 0
+	end, src, open := from, 0, 0
+stores:
 	for i, st := range f.l.Stores {
 		pos := from
 		for {
 			evs, err := readAllRetry(ctx, st, pos, feedPage)
+			if errors.Is(err, timebox.ErrClosed) {
+				continue stores
+			}
 			if err != nil {
 				return end, src, fmt.Errorf("store %d: %w", i, err)
 			}
@@ -329,9 +334,12 @@ func (f *FeedRun) feedEnd(ctx context.Context, from timebox.Position) (timebox.P
 			}
 			pos = evs[len(evs)-1].Position
 		}
-		if pos.Compare(end) > 0 {
+		if open++; open == 1 || pos.Compare(end) > 0 {
 			end, src = pos, i
 		}
+	}
+	if open == 0 {
+		return end, src, timebox.ErrClosed
 	}
 	return end, src, nil
 }
@@ -369,7 +377,8 @@ func readAllRetry(
 ) ([]*timebox.Event, error) {
 	for {
 		evs, err := st.ReadAll(ctx, after, limit)
-		if err == nil || errors.Is(err, timebox.ErrFeedNotSupported) {
+		if err == nil || errors.Is(err, timebox.ErrFeedNotSupported) ||
+			errors.Is(err, timebox.ErrClosed) {
 			return evs, err
 		}
 		if serr := Sleep(ctx, 50*time.Millisecond); serr != nil {
