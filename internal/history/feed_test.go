@@ -76,6 +76,7 @@ func TestCheckFeedClean(t *testing.T) {
 	},
 		handled(0, 1, 2, 3), handled(1, 4, 5), handled(2, 5, 6),
 		handled(4, 7))
+	rec.Incarnations[3].Err = "store is closed"
 	r := history.CheckFeed(rec, feedOf(7), ackedUpTo(6))
 	require.Zero(t, r.Anomalies(), "%+v", r)
 	require.Equal(t, 6, r.Feed)
@@ -85,6 +86,7 @@ func TestCheckFeedClean(t *testing.T) {
 	require.Equal(t, 4, r.Restarts)
 	require.Equal(t, 1, r.Takeovers)
 	require.Equal(t, 1, r.Crashes)
+	require.Equal(t, []string{"store is closed"}, r.Errors)
 	require.Contains(t, r.Markdown("memory", "pause"),
 		"| memory | pause | 6 | 7 | 1 | 4 (1, 1) | 0 | 0 | 0 | 0 | 0 |")
 }

@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,9 @@ type FeedReport struct {
 	// MaxLag is the longest time from an acknowledged event's Timestamp to
 	// its first handling.
 	MaxLag time.Duration
+	// Errors holds the distinct errors of the Crashed incarnations (a
+	// few), for diagnosis.
+	Errors []string
 
 	// Lost counts acknowledged events never handled.
 	Lost int
@@ -145,6 +149,9 @@ func CheckFeed(rec FeedRecording, feed []*timebox.Event, acked []string) FeedRep
 			}
 		case Crashed:
 			r.Crashes++
+			if !slices.Contains(r.Errors, inc.Err) && len(r.Errors) < maxErrorSamples {
+				r.Errors = append(r.Errors, inc.Err)
+			}
 		}
 	}
 	byPos := map[timebox.Position]*timebox.Event{}
@@ -243,15 +250,20 @@ func (c *feedChecker) handling(h Handling) {
 	}
 }
 
-// String describes r on one line.
+// String describes r on a line, and the crashes' errors on one each.
 func (r FeedReport) String() string {
-	return fmt.Sprintf("consumer: feed %d events, handled %d (%d handlings, "+
+	var b strings.Builder
+	fmt.Fprintf(&b, "consumer: feed %d events, handled %d (%d handlings, "+
 		"%d duplicates), restarts %d (takeovers %d, crashes %d), max lag %s; "+
 		"lost %d, skipped %d, mismatched %d, disordered %d, reordered %d, "+
 		"unexplained duplicates %d",
 		r.Feed, r.Handled, r.Handlings, r.Duplicates, r.Restarts, r.Takeovers,
 		r.Crashes, r.MaxLag.Round(time.Millisecond), r.Lost, r.Skipped,
 		r.Mismatched, r.Disordered, r.Reordered, r.Unexplained)
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "\ncrash: %s", e)
+	}
+	return b.String()
 }
 
 // FeedMarkdownHeader is the header of the table FeedReport.Markdown rows
