@@ -57,21 +57,28 @@ func (p Plan) Pick(short, long time.Duration) time.Duration {
 // RunChaos runs two workloads on stores at once, one through Executors
 // and one through raw AppendEvents, sharing one run of fault (started a
 // third of the way in, see Once), then requires each report to be clean
-// (see Require) and fault to have returned nil. Each report's
-// RELIABILITY.md row (Markdown(backend, scenario+" (Exec|append)")) is
-// printed on a line of its own under -v, so `grep '^| '` collects it, and
-// logged otherwise.
+// (see Require) and fault to have returned nil. Throughout, a durable
+// consumer runs on the same stores (a FeedLoad, see FeedRun), stopped and
+// restarted before and after the fault and abandoned during it; it is
+// drained once the workloads are over and its recording must pass
+// CheckFeed against the final feed and the workloads' acknowledged
+// events (see RequireFeed). Each report's RELIABILITY.md row
+// (Markdown(backend, scenario+" (Exec|append)")), and the consumer's
+// (FeedReport.Markdown(backend, scenario)), is printed on a line of its
+// own under -v, so `grep '^| '` collects it, and logged otherwise. The
+// stores' backend must have a feed. It returns the consumer's report.
 func RunChaos(
 	t testing.TB, plan Plan, backend, scenario string,
 	stores []*timebox.Store, fault func(context.Context) error,
 	opts ...ChaosOption,
-) {
+) FeedReport {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(
-		context.Background(), 3*plan.Duration+time.Minute,
+		context.Background(), 3*plan.Duration+DefaultFeedDrain+time.Minute,
 	)
 	defer cancel()
-	fault = Once(fault)
+	feed := StartFeed(ctx, FeedLoad{Stores: stores, FirstRestart: plan.Duration / 6})
+	fault = Once(feed.Fault(fault))
 	kinds := []struct {
 		name string
 		exec bool
@@ -105,23 +112,38 @@ func RunChaos(
 		})
 	}
 	wg.Wait()
+	frec, fevs, ferr := feed.Finish()
+	var acked []string
 	for i, k := range kinds {
 		require.NoError(t, errs[i], k.name)
-		row := reps[i].Markdown(backend, scenario+" ("+k.name+")")
-		if testing.Verbose() {
-			fmt.Println(row) // at the start of a line, unlike t.Log's
-		} else {
-			t.Log(row)
-		}
+		printRow(t, reps[i].Markdown(backend, scenario+" ("+k.name+")"))
+		acked = append(acked, AckedKeys(reps[i].Ops)...)
+	}
+	frep := CheckFeed(frec, fevs, acked)
+	if ferr == nil {
+		printRow(t, frep.Markdown(backend, scenario))
 	}
 	for i := range kinds {
 		require.NoError(t, reps[i].FaultErr)
 		Require(t, reps[i])
 	}
+	require.NoError(t, ferr, "consumer")
+	RequireFeed(t, frep)
 	if o.archive != nil {
 		require.NoError(t, aerr, "archive load")
 		t.Log(arep.String())
 		require.True(t, arep.Clean(), arep.String())
+	}
+	return frep
+}
+
+// printRow prints a RELIABILITY.md row at the start of a line under -v,
+// unlike t.Log, and logs it otherwise.
+func printRow(t testing.TB, row string) {
+	if testing.Verbose() {
+		fmt.Println(row)
+	} else {
+		t.Log(row)
 	}
 }
 

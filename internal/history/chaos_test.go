@@ -68,10 +68,31 @@ func TestRunChaosMemory(t *testing.T) {
 	plan := history.NewPlan()
 	plan.Duration, plan.Window = duration(), duration()/4
 	var faults atomic.Int64
-	history.RunChaos(t, plan, "memory", "pause", memoryStores(t, 2),
+	rep := history.RunChaos(t, plan, "memory", "pause", memoryStores(t, 2),
 		func(ctx context.Context) error {
 			faults.Add(1)
 			return history.Sleep(ctx, plan.Window)
 		})
 	require.Equal(t, int64(1), faults.Load())
+	require.Equal(t, 1, rep.Takeovers)
+	require.Equal(t, 3, rep.Restarts, "a restart before, during and after the fault")
+	require.Zero(t, rep.Crashes)
+	require.Equal(t, rep.Feed, rep.Handled)
+}
+
+// With one store closed throughout (on a backend of its own, as closing a
+// store closes its backend), every consumer incarnation that lands on it
+// crashes at once and one on the next store takes over; the workloads'
+// calls on it fail, writing nothing.
+func TestRunChaosMemoryStoreDown(t *testing.T) {
+	plan := history.NewPlan()
+	plan.Duration, plan.Window = duration(), duration()/4
+	stores := memoryStores(t, 3)
+	stores[1] = memoryStores(t, 1)[0] // a process that cannot reach the store
+	require.NoError(t, stores[1].Close())
+	rep := history.RunChaos(t, plan, "memory", "a store closed", stores,
+		func(ctx context.Context) error {
+			return history.Sleep(ctx, plan.Window)
+		})
+	require.Positive(t, rep.Crashes)
 }

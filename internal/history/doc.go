@@ -4,5 +4,7 @@
 // the history is checked for linearizability with porcupine against a
 // model of a per-aggregate append-only log with expected-sequence appends.
 // Run drives a concurrent workload with an optional fault in the middle
-// and returns a Report; see DESIGN.md.
+// and returns a Report. RunChaos runs two workloads and a durable
+// consumer (FeedRun) through a fault, and CheckFeed checks what the
+// consumer handled against the final feed; see DESIGN.md.
 package history

@@ -47,6 +47,9 @@ type Report struct {
 	FaultErr error
 	// Errors holds up to a few distinct error messages, for diagnosis.
 	Errors []string
+	// Ops are the recorded operations, in the order they ended (set by
+	// Run), for further checks such as CheckFeed's.
+	Ops []Op
 }
 
 // maxErrorSamples bounds Report.Errors.

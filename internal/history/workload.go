@@ -278,7 +278,7 @@ func (r *run) report(ctx context.Context) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	rep.Elapsed = elapsed
+	rep.Elapsed, rep.Ops = elapsed, ops
 	rep.FaultErr = r.faultErr
 	rep.Fault = r.Fault != nil
 	if rep.Fault {
