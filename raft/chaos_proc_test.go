@@ -379,21 +379,27 @@ type NodeArgs struct {
 	Snapshot timebox.SnapshotRequest
 	ID       timebox.AggregateID
 	From     int64
+	Feed     timebox.FeedRequest // ReadFeed
+	Lease    timebox.Lease       // the consumer partition calls
+	Pos      timebox.Position    // CommitPartition, ResetConsumer
+	Name     string              // ResetConsumer, DeleteConsumer
 }
 
 // NodeReply is the result of every NodeService call: Code classifies the
 // error, if any, so the parent can rebuild one that errors.Is recognises.
 type NodeReply struct {
-	Code     string
-	Msg      string
-	Conflict *timebox.VersionConflictError
-	Events   []*timebox.Event
-	Snapshot *timebox.SnapshotRecord
-	Leader   string
-	State    string
-	Hash     string
-	Archive  *timebox.ArchiveRecord
-	Ticket   uint64
+	Code      string
+	Msg       string
+	Conflict  *timebox.VersionConflictError
+	Events    []*timebox.Event
+	Snapshot  *timebox.SnapshotRecord
+	Leader    string
+	State     string
+	Hash      string
+	Archive   *timebox.ArchiveRecord
+	Ticket    uint64
+	Pos       timebox.Position
+	Consumers []timebox.ConsumerInfo
 }
 
 const (
@@ -421,6 +427,11 @@ func (r *NodeReply) set(err error) {
 		r.Code = codeNodeTimeout
 	default:
 		r.Code = codeNodeError
+		for code, sentinel := range nodeSentinels {
+			if errors.Is(err, sentinel) {
+				r.Code = code
+			}
+		}
 	}
 }
 
@@ -439,9 +450,11 @@ func (r *NodeReply) err() error {
 		return fmt.Errorf("%w: node: %s", timebox.ErrClosed, r.Msg)
 	case codeNodeTimeout:
 		return fmt.Errorf("%w: node: %s", context.DeadlineExceeded, r.Msg)
-	default:
-		return fmt.Errorf("node: %s", r.Msg)
 	}
+	if sentinel, ok := nodeSentinels[r.Code]; ok {
+		return fmt.Errorf("%w: node: %s", sentinel, r.Msg)
+	}
+	return fmt.Errorf("node: %s", r.Msg)
 }
 
 // NodeService serves a node's Backend calls to the parent process.

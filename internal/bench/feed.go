@@ -85,20 +85,21 @@ func feedEnd(b *testing.B, s *timebox.Store) timebox.Position {
 	}
 }
 
-// SeedFeed appends n events to s in batches of 100 over 100 aggregates,
-// from 8 goroutines, and returns the feed's Position before them.
+// SeedFeed appends n events (rounded down to a multiple of 100) to s in
+// batches of 100, from 8 goroutines each appending to its own 12
+// aggregates, and returns the feed's Position before them.
 func SeedFeed(b *testing.B, s *timebox.Store, n int) timebox.Position {
 	start := feedEnd(b, s)
 	base := freshID("feed")
-	const batch, aggs, workers = 100, 100, 8
+	const batch, aggsPerWorker, workers = 100, 12, 8
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for w := range workers {
 		wg.Go(func() {
-			heads := map[int]int64{}
+			heads := make([]int64, aggsPerWorker)
 			for i := w; i < n/batch; i += workers {
-				a := i % aggs
-				id := append(base.Clone(), timebox.ID(fmt.Sprint(a)))
+				a := (i / workers) % aggsPerWorker
+				id := append(base.Clone(), timebox.ID(fmt.Sprint(w, "-", a)))
 				evs := make([]*timebox.Event, batch)
 				for j := range evs {
 					evs[j] = &timebox.Event{
