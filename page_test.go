@@ -17,6 +17,8 @@ type plainBackend struct{ timebox.Backend }
 func TestPagingFallback(t *testing.T) {
 	_, paged := any(plainBackend{}).(timebox.PagedQueries)
 	require.False(t, paged)
+	_, feeds := any(plainBackend{}).(timebox.Feeder)
+	require.False(t, feeds)
 	conformance.Run(t, conformance.Suite{
 		New: func(t *testing.T, cfg timebox.Config) *timebox.Store {
 			s, err := timebox.NewStore(plainBackend{memory.NewPersistence()}, cfg)
@@ -24,5 +26,6 @@ func TestPagingFallback(t *testing.T) {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		},
+		NoFeed: true,
 	})
 }

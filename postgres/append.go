@@ -180,7 +180,11 @@ func scanConflict(
 		if seq == nil {
 			continue
 		}
-		ev, err := newEvent(slices.Clone(req.ID), *seq, *sec, *nsec, typ, data, eid, md)
+		f := codec.EventFields{
+			Sequence: *seq, Sec: *sec, Nsec: *nsec,
+			Type: typ, Data: data, ID: eid, Metadata: md,
+		}
+		ev, err := f.Event(slices.Clone(req.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -144,7 +144,11 @@ func (p *Persistence) claimArchive(ctx context.Context) (*leasedRecord, error) {
 		Events:           make([]*timebox.Event, n),
 	}
 	for i := range n {
-		ev, err := newEvent(id, seqs[i], secs[i], nsecs[i], types[i], datas[i], ids[i], metas[i])
+		f := codec.EventFields{
+			Sequence: seqs[i], Sec: secs[i], Nsec: nsecs[i],
+			Type: types[i], Data: datas[i], ID: ids[i], Metadata: metas[i],
+		}
+		ev, err := f.Event(id)
 		if err != nil {
 			l.rec, l.err = nil, fmt.Errorf("postgres: archive record %d of %q: %w: %w",
 				l.id, key, timebox.ErrArchiveRecordMalformed, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/faultproxy"
 	"github.com/kode4food/timebox/internal/history"
 	"github.com/kode4food/timebox/postgres"
@@ -43,15 +44,8 @@ const (
 // are closed when t ends.
 func chaosStores(t *testing.T, cfg postgres.Config, n int) []*timebox.Store {
 	t.Helper()
-	stores := make([]*timebox.Store, n)
 	cfg.ArchiveLease = chaosLease
-	for i := range stores {
-		st, err := newPersistence(t, cfg).NewStore(timebox.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		stores[i] = st
-	}
-	return stores
+	return conformance.Stores(t, n, timebox.Config{}, opener(cfg))
 }
 
 // proxied starts a fault proxy in front of cfg's server and returns cfg

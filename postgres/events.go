@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -33,45 +31,18 @@ func scanEvents(rows pgx.Rows, id timebox.AggregateID) ([]*timebox.Event, error)
 	defer rows.Close()
 	evs := []*timebox.Event{}
 	for rows.Next() {
-		var seq, sec int64
-		var nsec int32
-		var typ, data, eid, md []byte
-		if err := rows.Scan(&seq, &sec, &nsec, &typ, &data, &eid, &md); err != nil {
+		var f codec.EventFields
+		err := rows.Scan(&f.Sequence, &f.Sec, &f.Nsec, &f.Type, &f.Data, &f.ID, &f.Metadata)
+		if err != nil {
 			return nil, err
 		}
-		ev, err := newEvent(id, seq, sec, nsec, typ, data, eid, md)
+		ev, err := f.Event(id)
 		if err != nil {
 			return nil, err
 		}
 		evs = append(evs, ev)
 	}
 	return evs, rows.Err()
-}
-
-// errMalformedMetadata reports a metadata column that
-// codec.AppendMetadata cannot have written.
-var errMalformedMetadata = errors.New("postgres: malformed event metadata")
-
-// newEvent builds an event of id from its columns; eid and md are NULL
-// (nil) for an event written before schema 2, or without metadata.
-func newEvent(
-	id timebox.AggregateID, seq, sec int64, nsec int32, typ, data, eid, md []byte,
-) (*timebox.Event, error) {
-	ev := &timebox.Event{
-		Timestamp:   unixTime(sec, nsec),
-		Sequence:    seq,
-		Type:        timebox.EventType(typ),
-		AggregateID: id,
-		Data:        data,
-		ID:          string(eid),
-	}
-	if md != nil {
-		r := codec.NewReader(md)
-		if ev.Metadata = r.Metadata(); r.Bad() || r.Len() != 0 {
-			return nil, fmt.Errorf("%w at %d", errMalformedMetadata, seq)
-		}
-	}
-	return ev, nil
 }
 
 func unixTime(sec int64, nsec int32) time.Time {

@@ -38,6 +38,12 @@ func newPersistence(t testing.TB, cfg postgres.Config) *postgres.Persistence {
 	return p
 }
 
+// opener returns a function that opens a Persistence on cfg, for
+// conformance.Stores.
+func opener(cfg postgres.Config) func() (timebox.Backend, error) {
+	return func() (timebox.Backend, error) { return postgres.NewPersistence(cfg) }
+}
+
 // newStore returns a Store on a fresh Prefix, closed and emptied when t
 // ends.
 func newStore(t testing.TB, cfg timebox.Config) *timebox.Store {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/closer"
 )
 
 // Persistence is a timebox.Backend on PostgreSQL, holding a pgx pool. It
@@ -30,7 +30,7 @@ type Persistence struct {
 	lease  time.Duration
 	ready  chan struct{}
 	done   chan struct{} // closed by Close
-	closed atomic.Bool
+	closed closer.Flag
 	listen archiveListener
 }
 
@@ -117,11 +117,9 @@ func (p *Persistence) Close() error {
 	return nil
 }
 
+// checkOpen returns timebox.ErrClosed once p is closed (closer.Flag).
 func (p *Persistence) checkOpen() error {
-	if p.closed.Load() {
-		return fmt.Errorf("postgres: %w", timebox.ErrClosed)
-	}
-	return nil
+	return p.closed.Check()
 }
 
 // writeFailed classifies a failed write: a server error means it was

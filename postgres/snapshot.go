@@ -33,18 +33,16 @@ func (p *Persistence) loadSnapshot(
 	rec := &timebox.SnapshotRecord{Events: []*timebox.Event{}}
 	for rows.Next() {
 		var snap bool
-		var seq, sec int64
-		var nsec int32
-		var typ, data, eid, md []byte
-		err := rows.Scan(&snap, &seq, &sec, &nsec, &typ, &data, &eid, &md)
+		var f codec.EventFields
+		err := rows.Scan(&snap, &f.Sequence, &f.Sec, &f.Nsec, &f.Type, &f.Data, &f.ID, &f.Metadata)
 		if err != nil {
 			return nil, err
 		}
 		if snap {
-			rec.Sequence, rec.Data = seq, data
+			rec.Sequence, rec.Data = f.Sequence, f.Data
 			continue
 		}
-		ev, err := newEvent(id, seq, sec, nsec, typ, data, eid, md)
+		ev, err := f.Event(id)
 		if err != nil {
 			return nil, err
 		}

@@ -43,23 +43,12 @@ func TestConformance(t *testing.T) {
 			u.Host = px.Addr()
 			pc.URL = u.String()
 			pc.MaxConns = 1
-			res := make([]*timebox.Store, n)
-			for i := range res {
-				res[i], err = newPersistence(t, pc).NewStore(cfg)
-				require.NoError(t, err)
-			}
-			return res
+			return conformance.Stores(t, n, cfg, opener(pc))
 		},
 		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
 			pc := testConfig(t)
 			pc.MaxConns = 2
-			res := make([]*timebox.Store, n)
-			for i := range res {
-				var err error
-				res[i], err = newPersistence(t, pc).NewStore(cfg)
-				require.NoError(t, err)
-			}
-			return res
+			return conformance.Stores(t, n, cfg, opener(pc))
 		},
 	})
 }

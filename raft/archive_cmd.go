@@ -248,17 +248,16 @@ func decodeArchiveRecord(seq uint64, b []byte) (*timebox.ArchiveRecord, error) {
 	}
 	res := &timebox.ArchiveRecord{
 		StreamID: fmt.Sprint(seq), AggregateID: id, SnapshotSequence: snapSeq,
-		Events: []*timebox.Event{},
 	}
 	if len(snap) > 0 {
 		res.SnapshotData = bytes.Clone(snap)
 	}
-	for range n {
-		ev, err := codec.DecodeEvent(bytes.Clone(r.Bytes()), id)
-		if err != nil || r.Bad() {
-			return nil, fmt.Errorf("raft: archive record %d: %w: %v", seq, timebox.ErrArchiveRecordMalformed, err)
-		}
-		res.Events = append(res.Events, ev)
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = r.Bytes()
+	}
+	if res.Events, err = codec.DecodeEvents(id, recs); err != nil || r.Bad() {
+		return nil, fmt.Errorf("raft: archive record %d: %w: %v", seq, timebox.ErrArchiveRecordMalformed, err)
 	}
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("raft: archive record %d: %w", seq, timebox.ErrArchiveRecordMalformed)

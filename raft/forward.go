@@ -242,13 +242,13 @@ func decodeConflict(b []byte, id timebox.AggregateID) (*timebox.VersionConflictE
 	if n > uint64(r.Len()) {
 		return nil, errMalformedCommand
 	}
-	c.NewEvents = make([]*timebox.Event, 0, n)
-	for range n {
-		ev, err := codec.DecodeEvent(r.Bytes(), id)
-		if err != nil {
-			return nil, err
-		}
-		c.NewEvents = append(c.NewEvents, ev)
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = r.Bytes()
+	}
+	var err error
+	if c.NewEvents, err = codec.DecodeEvents(id, recs); err != nil {
+		return nil, err
 	}
 	if r.Bad() {
 		return nil, errMalformedCommand

@@ -361,13 +361,9 @@ func decodeEvents(c *appendCmd) []*timebox.Event {
 	if err != nil {
 		return nil
 	}
-	res := make([]*timebox.Event, 0, len(c.events))
-	for _, b := range c.events {
-		ev, err := codec.DecodeEvent(bytes.Clone(b), id)
-		if err != nil {
-			return nil
-		}
-		res = append(res, ev)
+	res, err := codec.DecodeEvents(id, c.events)
+	if err != nil {
+		return nil
 	}
 	return res
 }

@@ -123,13 +123,16 @@ func loadEvents(tx *bbolt.Tx, key string, from int64) ([]*timebox.Event, error) 
 	}
 	prefix := eventPrefix(key)
 	c := tx.Bucket(bucketEvents).Cursor()
-	var res []*timebox.Event
+	var recs [][]byte // valid until tx ends; DecodeEvents copies them
 	for k, v := c.Seek(eventKey(key, from)); bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		ev, err := codec.DecodeEvent(bytes.Clone(v), id)
-		if err != nil {
-			return nil, fmt.Errorf("raft: event %x of %s: %w", k[len(prefix):], id, err)
-		}
-		res = append(res, ev)
+		recs = append(recs, v)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	res, err := codec.DecodeEvents(id, recs)
+	if err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
 	}
 	return res, nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -18,6 +17,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/closer"
 )
 
 const (
@@ -62,7 +62,7 @@ type Persistence struct {
 	started chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
-	closed  atomic.Bool
+	closed  closer.Flag
 	wg      sync.WaitGroup
 
 	// Raft never answers a future still queued when it shuts down, so
@@ -402,11 +402,9 @@ func (p *Persistence) raftCall(fn func() error) error {
 	return fn()
 }
 
+// checkOpen returns timebox.ErrClosed once p is closed (closer.Flag).
 func (p *Persistence) checkOpen() error {
-	if p.closed.Load() {
-		return timebox.ErrClosed
-	}
-	return nil
+	return p.closed.Check()
 }
 
 // watchReady closes ready once a leader is known and this node has

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 
 	"github.com/kode4food/timebox"
@@ -125,7 +124,7 @@ func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {
 
 // decodeBatches decodes stored batch members (strings) of id, keeping
 // the events from sequence from on. The events share one copy of the
-// records' bytes (see decodeStrings).
+// records' bytes (see codec.DecodeEvents).
 func decodeBatches(id timebox.AggregateID, stored []any, from int64) ([]*timebox.Event, error) {
 	var recs []string
 	for _, s := range stored {
@@ -145,7 +144,7 @@ func decodeBatches(id timebox.AggregateID, stored []any, from int64) ([]*timebox
 // decodeFrom decodes records of id and drops those below sequence from
 // (trimmed, or before the range asked for, in the first batch read).
 func decodeFrom(id timebox.AggregateID, recs []string, from int64) ([]*timebox.Event, error) {
-	evs, err := decodeStrings(id, recs)
+	evs, err := codec.DecodeEvents(id, recs)
 	if err != nil {
 		return nil, err
 	}
@@ -154,38 +153,4 @@ func decodeFrom(id timebox.AggregateID, recs []string, from int64) ([]*timebox.E
 		i++
 	}
 	return evs[i:], nil
-}
-
-// decodeStrings decodes stored event records of id. The records' bytes
-// are copied into one buffer that the events' Data then share, with
-// capacities capped so that appending to one never reaches another; the
-// events share one copy of id, so none aliases the caller's.
-func decodeStrings(id timebox.AggregateID, strs []string) ([]*timebox.Event, error) {
-	size := 0
-	for _, s := range strs {
-		size += len(s)
-	}
-	buf := make([]byte, 0, size)
-	recs := make([][]byte, len(strs))
-	for i, s := range strs {
-		start := len(buf)
-		buf = append(buf, s...)
-		recs[i] = buf[start:len(buf):len(buf)]
-	}
-	return decodeRecords(id, recs)
-}
-
-// decodeRecords decodes stored event records of id; the events' Data refer
-// to the records.
-func decodeRecords(id timebox.AggregateID, recs [][]byte) ([]*timebox.Event, error) {
-	id = slices.Clone(id)
-	res := make([]*timebox.Event, len(recs))
-	for i, r := range recs {
-		ev, err := codec.DecodeEvent(r, id)
-		if err != nil {
-			return nil, fmt.Errorf("event %d of %s: %w", i, id, err)
-		}
-		res[i] = ev
-	}
-	return res, nil
 }

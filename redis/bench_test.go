@@ -13,6 +13,7 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/bench"
+	"github.com/kode4food/timebox/internal/codec"
 )
 
 // BenchmarkWorkloads runs the shared SPEC §8 workloads on the server from
@@ -116,13 +117,9 @@ func BenchmarkLoadVsRaw(b *testing.B) {
 			return check(len(v), err)
 		})
 	})
-	recs := make([][]byte, len(vals))
-	for i, v := range vals {
-		recs[i] = []byte(v)
-	}
 	b.Run("decode-only", func(b *testing.B) {
 		timed(b, 1, "loads/s", 1, func() error {
-			_, err := decodeRecords(id, recs)
+			_, err := codec.DecodeEvents(id, vals)
 			return err
 		})
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/faultproxy"
 	"github.com/kode4food/timebox/internal/history"
 	"github.com/kode4food/timebox/internal/testserver"
@@ -31,30 +32,13 @@ import (
 // chaosProcesses is the number of Persistence values per scenario.
 const chaosProcesses = 3
 
-// chaosStores opens n Persistence values on addr sharing one fresh Prefix,
-// and a Store on each; all are closed when t ends.
-func chaosStores(t *testing.T, addr string, n int) []*timebox.Store {
+// chaosStores opens n Persistence values on testConfig(t, cfg), so on
+// one fresh Prefix unless cfg names one, and a Store on each; all are
+// closed when t ends.
+func chaosStores(t *testing.T, cfg Config, n int) []*timebox.Store {
 	t.Helper()
-	return chaosStoresConfig(t, testConfig(t, Config{Addr: addr}), n)
-}
-
-// chaosStoresConfig opens n Persistence values on cfg, and a Store on
-// each; all are closed when t ends.
-func chaosStoresConfig(t *testing.T, cfg Config, n int) []*timebox.Store {
-	t.Helper()
-	stores := make([]*timebox.Store, n)
-	for i := range stores {
-		p, err := NewPersistence(cfg)
-		require.NoError(t, err)
-		st, err := p.NewStore(timebox.Config{})
-		if err != nil {
-			_ = p.Close()
-		}
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		stores[i] = st
-	}
-	return stores
+	cfg = testConfig(t, cfg)
+	return conformance.Stores(t, n, timebox.Config{}, opener(cfg))
 }
 
 // The proxy cuts every connection, both sides, again and again: requests
@@ -62,7 +46,7 @@ func chaosStoresConfig(t *testing.T, cfg Config, n int) []*timebox.Store {
 func TestChaosCutConnections(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
-	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	stores := chaosStores(t, Config{Addr: px.Addr()}, chaosProcesses)
 	history.RunChaos(t, plan, "redis", "proxy cuts all connections", stores,
 		history.CutConnections(plan, px))
 	require.Greater(t, px.Accepted(), int64(chaosProcesses),
@@ -76,7 +60,7 @@ func TestChaosCutConnections(t *testing.T) {
 func TestChaosDropReplies(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
-	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	stores := chaosStores(t, Config{Addr: px.Addr()}, chaosProcesses)
 	history.RunChaos(t, plan, "redis", "proxy drops replies", stores,
 		history.DropReplies(plan, px))
 	require.Positive(t, px.Dropped(), "no reply was dropped")
@@ -88,7 +72,7 @@ func TestChaosDropReplies(t *testing.T) {
 func TestChaosDelay(t *testing.T) {
 	plan := history.NewPlan()
 	px := faultproxy.New(t, testserver.RedisAddr(t))
-	stores := chaosStores(t, px.Addr(), chaosProcesses)
+	stores := chaosStores(t, Config{Addr: px.Addr()}, chaosProcesses)
 	history.RunChaos(t, plan, "redis", "proxy delays traffic", stores,
 		history.Delay(plan, px, 5*time.Millisecond, 50*time.Millisecond, 3*time.Second))
 }
@@ -102,8 +86,7 @@ func TestChaosClientKill(t *testing.T) {
 	plan := history.NewPlan()
 	addr := testserver.RedisAddr(t)
 	name := "tb-" + testserver.Prefix(t)
-	cfg := testConfig(t, Config{Addr: addr, ClientName: name})
-	stores := chaosStoresConfig(t, cfg, chaosProcesses)
+	stores := chaosStores(t, Config{Addr: addr, ClientName: name}, chaosProcesses)
 	admin := redis.NewClient(&redis.Options{
 		Addr: addr, PoolSize: 1, DisableIdentity: true,
 		MaintNotificationsConfig: noMaintNotifications(),

@@ -44,6 +44,12 @@ func newPersistence(t testing.TB, cfg Config) *Persistence {
 	return p
 }
 
+// opener returns a function that opens a Persistence on cfg, for
+// conformance.Stores.
+func opener(cfg Config) func() (timebox.Backend, error) {
+	return func() (timebox.Backend, error) { return NewPersistence(cfg) }
+}
+
 // newStore opens a Store on a fresh Persistence, closed when t ends.
 func newStore(t testing.TB, cfg Config, tcfg timebox.Config) *timebox.Store {
 	t.Helper()

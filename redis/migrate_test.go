@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/history"
 )
 
@@ -303,18 +304,8 @@ func TestChaosSlotMigration(t *testing.T) {
 	seeds := strings.Join(addrs, ",")
 	plan := history.NewPlan()
 	cfg := testConfig(t, Config{Addr: seeds, Shard: "move"})
-	stores := make([]*timebox.Store, chaosProcesses)
-	for i := range stores {
-		p, err := NewPersistence(cfg)
-		require.NoError(t, err)
-		st, err := p.NewStore(timebox.Config{Indexer: digestIndexer})
-		if err != nil {
-			_ = p.Close()
-		}
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		stores[i] = st
-	}
+	stores := conformance.Stores(t, chaosProcesses,
+		timebox.Config{Indexer: digestIndexer}, opener(cfg))
 	m := newSlotMover(t, addrs, "move")
 	moves := 0
 	history.RunChaos(t, plan, "redis", "cluster slot migration", stores,

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/closer"
 )
 
 // Persistence is a timebox.Backend and timebox.Archiver on one Redis
@@ -26,7 +27,7 @@ type Persistence struct {
 	keys     keys
 	consumer string
 	ready    chan struct{}
-	closed   atomic.Bool
+	closed   closer.Flag
 	grouped  atomic.Bool
 	consumed atomic.Bool
 	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
@@ -104,11 +105,9 @@ func (p *Persistence) Close() error {
 	return p.client.Close()
 }
 
+// checkOpen returns timebox.ErrClosed once p is closed (closer.Flag).
 func (p *Persistence) checkOpen() error {
-	if p.closed.Load() {
-		return timebox.ErrClosed
-	}
-	return nil
+	return p.closed.Check()
 }
 
 func connect(ctx context.Context, cfg Config) (redis.UniversalClient, error) {

@@ -258,14 +258,6 @@ func itoa(n int) string {
 // acknowledged events.
 func TestRaceSeveralPersistences(t *testing.T) {
 	cfg := testConfig(t, Config{})
-	stores := make([]*timebox.Store, 3)
-	for i := range stores {
-		p, err := NewPersistence(cfg)
-		require.NoError(t, err)
-		st, err := p.NewStore(timebox.Config{MaxRetries: 1000})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		stores[i] = st
-	}
+	stores := conformance.Stores(t, 3, timebox.Config{MaxRetries: 1000}, opener(cfg))
 	conformance.RaceExec(t, stores, 4, 25)
 }

@@ -3,8 +3,6 @@ package redis
 import (
 	"testing"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/faultproxy"
@@ -25,27 +23,11 @@ func TestConformance(t *testing.T) {
 			t *testing.T, px *faultproxy.Proxy, cfg timebox.Config, n int,
 		) []*timebox.Store {
 			rc := testConfig(t, Config{Addr: px.Addr()})
-			res := make([]*timebox.Store, n)
-			for i := range res {
-				p, err := NewPersistence(rc)
-				require.NoError(t, err)
-				res[i], err = p.NewStore(cfg)
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = res[i].Close() })
-			}
-			return res
+			return conformance.Stores(t, n, cfg, opener(rc))
 		},
 		Shared: func(t *testing.T, cfg timebox.Config, n int) []*timebox.Store {
 			rc := testConfig(t, Config{})
-			res := make([]*timebox.Store, n)
-			for i := range res {
-				p, err := NewPersistence(rc)
-				require.NoError(t, err)
-				res[i], err = p.NewStore(cfg)
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = res[i].Close() })
-			}
-			return res
+			return conformance.Stores(t, n, cfg, opener(rc))
 		},
 	})
 }

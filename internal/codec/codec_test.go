@@ -125,3 +125,73 @@ func TestDecodeEventRejectsMalformed(t *testing.T) {
 		assert.ErrorIs(t, err, codec.ErrMalformedEvent, "%v", b)
 	}
 }
+
+func TestDecodeEventsCopiesAndCaps(t *testing.T) {
+	id := timebox.NewAggregateID("order", "1")
+	recs := [][]byte{
+		codec.EncodeEvent(&timebox.Event{Sequence: 3, Type: "a", Data: []byte("1")}),
+		codec.EncodeEvent(&timebox.Event{Sequence: 4, Type: "b", Data: []byte("22")}),
+	}
+	evs, err := codec.DecodeEvents(id, recs)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+	assert.Equal(t, []int64{3, 4}, []int64{evs[0].Sequence, evs[1].Sequence})
+
+	// Neither the records nor id are aliased, and appending to one
+	// event's Data leaves the next one alone.
+	for _, r := range recs {
+		clear(r)
+	}
+	id[0] = "changed"
+	assert.Equal(t, "1", string(evs[0].Data))
+	assert.Equal(t, timebox.NewAggregateID("order", "1"), evs[1].AggregateID)
+	_ = append(evs[0].Data, 'x')
+	assert.Equal(t, "22", string(evs[1].Data))
+
+	strs, err := codec.DecodeEvents(id, []string{
+		string(codec.EncodeEvent(&timebox.Event{Type: "a"})),
+	})
+	require.NoError(t, err)
+	assert.Len(t, strs, 1)
+
+	none, err := codec.DecodeEvents[[]byte](id, nil)
+	require.NoError(t, err)
+	assert.NotNil(t, none)
+	assert.Empty(t, none)
+}
+
+func TestDecodeEventsNamesTheMalformedRecord(t *testing.T) {
+	good := string(codec.EncodeEvent(&timebox.Event{Type: "t"}))
+	_, err := codec.DecodeEvents(timebox.NewAggregateID("x"), []string{good, "\x09"})
+	assert.ErrorIs(t, err, codec.ErrMalformedEvent)
+	assert.ErrorContains(t, err, "event 1 of ")
+}
+
+func TestEventFields(t *testing.T) {
+	id := timebox.NewAggregateID("x")
+	md := timebox.Metadata{"a": "1"}
+	f := codec.EventFields{
+		Sequence: 7, Sec: 1, Nsec: 5, Type: []byte("a.b"), Data: []byte("{}"),
+		ID: []byte("e"), Metadata: codec.AppendMetadata(nil, md),
+	}
+	ev, err := f.Event(id)
+	require.NoError(t, err)
+	assert.Equal(t, &timebox.Event{
+		Timestamp: time.Unix(1, 5).UTC(), Sequence: 7, Type: "a.b",
+		AggregateID: id, Data: []byte("{}"), ID: "e", Metadata: md,
+	}, ev)
+
+	// Stored before event IDs and metadata: neither.
+	f.ID, f.Metadata = nil, nil
+	ev, err = f.Event(id)
+	require.NoError(t, err)
+	assert.Empty(t, ev.ID)
+	assert.Nil(t, ev.Metadata)
+
+	for _, b := range [][]byte{{}, {1, 1, 'a'}, {2, 1, 'b', 0, 1, 'a', 0}, {0, 0}} {
+		f.Metadata = b
+		_, err := f.Event(id)
+		assert.ErrorIs(t, err, codec.ErrMalformedEvent, "%v", b)
+		assert.ErrorContains(t, err, "event 7")
+	}
+}

@@ -3,6 +3,9 @@ package codec
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
+	"time"
 
 	"github.com/kode4food/timebox"
 )
@@ -63,5 +66,70 @@ func DecodeEvent(b []byte, id timebox.AggregateID) (*timebox.Event, error) {
 	}
 	ev.Type = timebox.EventType(typ)
 	ev.Data = r.Rest()
+	return ev, nil
+}
+
+// DecodeEvents decodes records made by EncodeEvent, all of aggregate id,
+// in order: the one path from stored records to events for every backend
+// that stores them whole. The events share one copy of id and one copy of
+// the records' bytes, each Data capped so that appending to one never
+// reaches another, so none aliases id or recs: a backend may pass bytes it
+// must not keep (a bbolt value, a reply buffer). A record that cannot be
+// decoded fails the call with an error wrapping ErrMalformedEvent that
+// names its index.
+func DecodeEvents[R ~string | ~[]byte](
+	id timebox.AggregateID, recs []R,
+) ([]*timebox.Event, error) {
+	size := 0
+	for _, r := range recs {
+		size += len(r)
+	}
+	buf := make([]byte, 0, size)
+	id = slices.Clone(id)
+	res := make([]*timebox.Event, len(recs))
+	for i, r := range recs {
+		start := len(buf)
+		buf = append(buf, r...)
+		ev, err := DecodeEvent(buf[start:len(buf):len(buf)], id)
+		if err != nil {
+			return nil, fmt.Errorf("event %d of %s: %w", i, id, err)
+		}
+		res[i] = ev
+	}
+	return res, nil
+}
+
+// EventFields are one event's fields as a backend that stores them apart
+// (PostgreSQL's columns) reads them back; Event is the one path from them
+// to an event.
+type EventFields struct {
+	Sequence int64
+	Sec      int64 // Unix seconds
+	Nsec     int32 // nanoseconds within Sec
+	Type     []byte
+	Data     []byte
+	ID       []byte // nil for an event stored without one
+	Metadata []byte // AppendMetadata's encoding; nil for none
+}
+
+// Event returns the event of id that f holds, in UTC; its AggregateID is
+// id and its Data is f.Data, neither copied. It fails with an error
+// wrapping ErrMalformedEvent, naming the sequence, when f.Metadata is not
+// an encoding AppendMetadata makes.
+func (f *EventFields) Event(id timebox.AggregateID) (*timebox.Event, error) {
+	ev := &timebox.Event{
+		Timestamp:   time.Unix(f.Sec, int64(f.Nsec)).UTC(),
+		Sequence:    f.Sequence,
+		Type:        timebox.EventType(f.Type),
+		AggregateID: id,
+		Data:        f.Data,
+		ID:          string(f.ID),
+	}
+	if f.Metadata != nil {
+		r := NewReader(f.Metadata)
+		if ev.Metadata = r.Metadata(); r.Bad() || r.Len() != 0 {
+			return nil, fmt.Errorf("%w: metadata of event %d", ErrMalformedEvent, f.Sequence)
+		}
+	}
 	return ev, nil
 }

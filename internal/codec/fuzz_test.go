@@ -3,6 +3,7 @@ package codec_test
 import (
 	"bytes"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,11 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add([]byte{1, 7, 2, 5, 3, 'a', '.', 'b', '{', '}'}) // version 1
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ev, err := codec.DecodeEvent(b, nil)
+		evs, errs := codec.DecodeEvents(nil, [][]byte{b})
+		if (err == nil) != (errs == nil) ||
+			err == nil && (len(evs) != 1 || !reflect.DeepEqual(evs[0], ev)) {
+			t.Fatalf("%x: DecodeEvents gives %v, %v; DecodeEvent %+v, %v", b, evs, errs, ev, err)
+		}
 		if err != nil {
 			return
 		}

@@ -19,6 +19,9 @@ import (
 // The Feed/ cases check the store-wide feed (ReadAll, Subscribe) and
 // durable consumers (Consume and the consumer admin calls) of issue 12.
 func feedCases(s Suite) []testCase {
+	if s.NoFeed {
+		return []testCase{{"NotSupported", testFeedNotSupported}}
+	}
 	return []testCase{
 		{"ReadAllOrder", testReadAllOrder},
 		{"ReadAllPages", testReadAllPages},
@@ -804,4 +807,18 @@ func testLeases(t *testing.T, s Suite) {
 	list, err = c.ListConsumers(ctx)
 	require.NoError(t, err)
 	require.Empty(t, list)
+}
+
+func testFeedNotSupported(t *testing.T, s Suite) {
+	st := s.store(t)
+	ctx := context.Background()
+	h := func(context.Context, *timebox.Event) error { return nil }
+	_, err := st.ReadAll(ctx, timebox.Position{}, 1)
+	require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h), timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.Consume(ctx, "c", h), timebox.ErrFeedNotSupported)
+	_, err = st.Consumers(ctx)
+	require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.ResetConsumer(ctx, "c", timebox.Position{}), timebox.ErrFeedNotSupported)
+	require.ErrorIs(t, st.DeleteConsumer(ctx, "c"), timebox.ErrFeedNotSupported)
 }

@@ -37,6 +37,12 @@ type Suite struct {
 	// Archiving says whether the backend supports archiving.
 	Archiving bool
 
+	// NoFeed says the backend implements neither timebox.Feeder nor
+	// timebox.ConsumerBackend, as a third-party backend may not; the
+	// Feed/ cases then check that the feed calls say so. Every bundled
+	// backend has a feed.
+	NoFeed bool
+
 	// Server returns the host:port of the backend's server, and Faulty
 	// opens stores on it through a fault proxy; with both set, the Faults/
 	// cases run. Leave them nil for a backend without one server address.

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/conformance"
 	"github.com/kode4food/timebox/internal/history"
 	"github.com/kode4food/timebox/memory"
 )
@@ -25,14 +26,8 @@ func TestMain(m *testing.M) {
 // would share a server.
 func memoryStores(t *testing.T, n int) []*timebox.Store {
 	p := memory.NewPersistence()
-	var res []*timebox.Store
-	for range n {
-		st, err := p.NewStore(timebox.Config{})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = st.Close() })
-		res = append(res, st)
-	}
-	return res
+	return conformance.Stores(t, n, timebox.Config{},
+		func() (timebox.Backend, error) { return p, nil })
 }
 
 func duration() time.Duration {
