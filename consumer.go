@@ -153,7 +153,9 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 			if !sleep(ctx, pc.l.TTL/3) {
 				return ctx.Err()
 			}
-		case transient(err, false):
+		case transient(err, true):
+			// A claim sent again by the same owner renews its own lease,
+			// so a lost reply is retried like a refused connection.
 			log.Warn("timebox: consumer claim failed, retrying",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
 			if !sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)) {

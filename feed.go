@@ -224,7 +224,8 @@ func (s *Store) readFeed(
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if !transient(err, false) {
+		// A read is safe to send again, whatever became of the last one.
+		if !transient(err, true) {
 			return nil, err
 		}
 		s.config.logger().Warn("timebox: feed read failed, retrying",
