@@ -48,26 +48,33 @@ func (p *Persistence) ReadFeed(
 	return p.waitFeed(ctx, req.After.Commit, limit, time.Now().Add(req.Wait))
 }
 
-// readFeed reads up to limit events after position after with XRANGE
-// from after's entry on (inclusive: the rest of its batch may follow
-// after). An entry holds at least one event, but may hold many, so each
-// XRANGE asks for as many entries as the page needs at the events per
-// entry the last read saw (p.perEntry), and the next one, from just after
-// the last entry read, for as many as the rest of the page then needs. The reads see prefixes of the stream, each longer than the one
-// before, so their union is one.
+// readFeed reads up to limit events after position after with XRANGE. It
+// starts at after's entry (inclusive: the rest of its batch may follow
+// after) unless the last read ended in that entry and after is its last
+// event (p.lastEntry), and then just after it. An entry holds at least
+// one event, but may hold many, so each XRANGE asks for as many entries
+// as the page needs at the events per entry the last read saw
+// (p.perEntry), and the next one, from just after the last entry read,
+// for as many as the rest of the page then needs. The reads see prefixes
+// of the stream, each longer than the one before, so their union is one.
 func (p *Persistence) readFeed(
 	ctx context.Context, after timebox.Position, limit int,
 ) ([]*timebox.Event, error) {
 	res := make([]*timebox.Event, 0, min(limit, 1024))
 	perEntry := max(int(p.perEntry.Load()), 1)
-	start, count, entries := feedID(after.Commit), min(limit/perEntry+2, limit+1), 0
+	start, extra := feedID(after.Commit), 1
+	if e := p.lastEntry.Load(); e != nil && e.commit == after.Commit && after.Offset+1 >= e.events {
+		start, extra = "("+start, 0
+	}
+	count, entries := min((limit+perEntry-1)/perEntry+extra, limit+1), 0
 	for {
 		msgs, err := p.client.XRangeN(ctx, p.keys.feed, start, "+", int64(count)).Result()
 		if err != nil {
 			return nil, p.feedError(ctx, err)
 		}
 		var used int
-		res, used, err = feedEvents(res, msgs, after, limit)
+		var last entryEnd
+		res, used, last, err = feedEvents(res, msgs, after, limit)
 		if err != nil {
 			return nil, err
 		}
@@ -78,10 +85,18 @@ func (p *Persistence) readFeed(
 			if entries > 0 {
 				p.perEntry.Store(int64(perEntry))
 			}
+			if used > 0 {
+				p.lastEntry.Store(&last)
+			}
 			return res, nil
 		}
-		start, count = "("+msgs[len(msgs)-1].ID, (limit-len(res))/perEntry+1
+		start, count = "("+msgs[len(msgs)-1].ID, (limit-len(res)+perEntry-1)/perEntry
 	}
+}
+
+// entryEnd is a feed entry's commit and how many events it holds.
+type entryEnd struct {
+	commit, events uint64
 }
 
 // waitFeed blocks until the feed has an entry after commit, end passes
@@ -119,7 +134,7 @@ func (p *Persistence) waitFeed(
 		}
 		for _, s := range streams {
 			if len(s.Messages) > 0 {
-				evs, _, err := feedEvents(nil, s.Messages, after, limit)
+				evs, _, _, err := feedEvents(nil, s.Messages, after, limit)
 				return evs, err
 			}
 		}
@@ -128,14 +143,15 @@ func (p *Persistence) waitFeed(
 
 // feedEvents appends to res the events of feed entries after position
 // after, until res holds limit events, and returns how many entries it
-// used.
+// used and the last of them.
 func feedEvents(
 	res []*timebox.Event, msgs []redis.XMessage, after timebox.Position, limit int,
-) ([]*timebox.Event, int, error) {
+) ([]*timebox.Event, int, entryEnd, error) {
+	var last entryEnd
 	for used, m := range msgs {
 		commit, err := parseFeedID(m.ID)
 		if err != nil {
-			return nil, used, err
+			return nil, used, last, err
 		}
 		if commit < after.Commit {
 			continue
@@ -144,13 +160,14 @@ func feedEvents(
 		batch, ok2 := m.Values["b"].(string)
 		id, err := codec.DecodeID(eid)
 		if !ok1 || !ok2 || err != nil {
-			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
 		}
-		// Only the records after after and within limit are decoded.
 		recs, err := unframe(batch)
 		if err != nil {
-			return nil, used, fmt.Errorf("redis: feed entry %s: %w: %w", m.ID, codec.ErrMalformedEvent, err)
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w: %w", m.ID, codec.ErrMalformedEvent, err)
 		}
+		last = entryEnd{commit: commit, events: uint64(len(recs))}
+		// Only the records after after and within limit are decoded.
 		lo := uint64(0)
 		if commit == after.Commit {
 			lo = min(after.Offset+1, uint64(len(recs)))
@@ -158,17 +175,17 @@ func feedEvents(
 		hi := min(uint64(len(recs)), lo+uint64(limit-len(res)))
 		evs, err := codec.DecodeEvents(id, recs[lo:hi])
 		if err != nil {
-			return nil, used, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
 		}
 		for i, ev := range evs {
 			ev.Position = timebox.Position{Commit: commit, Offset: lo + uint64(i)}
 		}
 		res = append(res, evs...)
 		if len(res) == limit {
-			return res, used + 1, nil
+			return res, used + 1, last, nil
 		}
 	}
-	return res, len(msgs), nil
+	return res, len(msgs), last, nil
 }
 
 // feedID is the stream ID of the feed entry of commit. The millisecond

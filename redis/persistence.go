@@ -31,8 +31,10 @@ type Persistence struct {
 	closed   closer.Flag
 	grouped  atomic.Bool
 	consumed atomic.Bool
-	// perEntry is the events per feed entry the last read saw.
-	perEntry atomic.Int64
+	// perEntry is the events per feed entry the last read saw, lastEntry
+	// the entry it ended in.
+	perEntry  atomic.Int64
+	lastEntry atomic.Pointer[entryEnd]
 	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
 	claimFrom atomic.Value
 }
