@@ -78,7 +78,7 @@ func (p *Persistence) ReadFeed(
 			return evs, err
 		}
 		var pending bool
-		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid, off).Scan(&pending)
+		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid).Scan(&pending)
 		if err != nil {
 			return nil, p.fail(ctx, "read feed", err)
 		}
