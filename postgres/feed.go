@@ -58,10 +58,11 @@ func (p *Persistence) ReadFeed(
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
+	// A page read ahead that failed or came back empty is read again.
 	if evs, err, ok := p.takePrefetched(ctx, req.After, req.Limit); ok &&
-		(err != nil || len(evs) > 0) {
+		err == nil && len(evs) > 0 {
 		p.readAhead(evs, req.Limit)
-		return evs, err
+		return evs, nil
 	}
 	xid, off := feedArgs(req.After)
 	start := time.Now()
@@ -77,7 +78,7 @@ func (p *Persistence) ReadFeed(
 			return evs, err
 		}
 		var pending bool
-		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid, off).Scan(&pending)
+		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid).Scan(&pending)
 		if err != nil {
 			return nil, p.fail(ctx, "read feed", err)
 		}

@@ -64,7 +64,7 @@ func dropPrefix(t testing.TB, url, prefix string) {
 	defer func() { _ = conn.Close(ctx) }()
 	for _, table := range []string{
 		"timebox_events", "timebox_snapshot", "timebox_index", "timebox_archive",
-		"timebox_feed_kept", "timebox_consumers",
+		"timebox_feed", "timebox_feed_kept", "timebox_consumers",
 	} {
 		_, err := conn.Exec(ctx, "DELETE FROM "+table+" WHERE ns = $1", prefix)
 		if err != nil {

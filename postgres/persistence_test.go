@@ -78,7 +78,7 @@ func TestConcurrentMigration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{
 		"timebox_archive", "timebox_consumers", "timebox_events",
-		"timebox_feed_kept", "timebox_index", "timebox_snapshot",
+		"timebox_feed", "timebox_feed_kept", "timebox_index", "timebox_snapshot",
 	}, ids)
 }
 

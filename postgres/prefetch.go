@@ -67,7 +67,7 @@ func (p *Persistence) takePrefetched(
 	case <-pg.done:
 		return pg.evs, pg.err, true
 	case <-ctx.Done():
-		return nil, p.fail(ctx, "read feed", ctx.Err()), true
+		return nil, ctx.Err(), true
 	}
 }
 

@@ -59,6 +59,10 @@ var schemaColumns = map[string]map[string]string{
 		"nsec": "integer", "type": "bytea", "data": "bytea",
 		"id": "bytea", "metadata": "bytea", "xid": "bigint", "off": "integer",
 	},
+	"timebox_feed": {
+		"ns": "text", "xid": "bigint", "off": "integer", "aggregate": "text",
+		"seq": "bigint", "n": "integer",
+	},
 	"timebox_feed_kept": {
 		"ns": "text", "xid": "bigint", "off": "integer", "aggregate": "text",
 		"seq": "bigint", "sec": "bigint", "nsec": "integer", "type": "bytea",

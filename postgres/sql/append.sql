@@ -62,6 +62,11 @@ WITH advanced AS (
     FROM advanced AS a
 {{- end}}
 )
+, fed AS (
+    -- The append's row in the feed (see schema.sql).
+    INSERT INTO timebox_feed (ns, xid, off, aggregate, seq, n)
+    SELECT $1, a.xid, 0, $2, $3, $8::bigint FROM advanced AS a
+)
 {{- if .Index}}
 , status_cleared AS (
     DELETE FROM timebox_index AS x

@@ -1,29 +1,35 @@
 -- Reads the feed of ns $1 after Position ($2, $3), up to $4 events, in
--- Position order: the live events and those trimmed or archived
--- (timebox_feed_kept), each an index range scan of (ns, xid, off). Only
--- rows of transactions below the snapshot's xmin are read: every one of
--- them has ended, so no row can later appear below what this returns.
-WITH horizon AS (
-    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin
-)
-SELECT f.xid, f.off, f.aggregate, f.seq, f.sec, f.nsec, f.type, f.data,
-       f.id, f.metadata
+-- Position order. Only appends of transactions below the snapshot's xmin
+-- are read: every one of them has ended, so no event can later appear
+-- below what this returns. The appends come from timebox_feed (one row
+-- each, an index range scan of its key), their events from the live log
+-- (a range of its key, checked against the xid, since an archived
+-- aggregate may be appended again at the same sequences) and from
+-- timebox_feed_kept, where trimming and archiving move them. The plan is
+-- a nested loop in the appends' order with an incremental sort of each
+-- append's events, so it stops once it has $4 events.
+SELECT x.xid, x.off, x.aggregate, x.seq, x.sec, x.nsec, x.type, x.data,
+       x.id, x.metadata
 FROM (
-    (SELECT e.xid, e.off, e.aggregate, e.seq, e.sec, e.nsec, e.type, e.data,
-            e.id, e.metadata
-     FROM timebox_events AS e
-     WHERE e.ns = $1 AND (e.xid, e.off) > ($2::bigint, $3::integer)
-       AND e.xid < (SELECT xmin FROM horizon)
-     ORDER BY e.xid, e.off
-     LIMIT $4)
+    SELECT f.xid, f.off, f.aggregate, f.seq, f.n
+    FROM timebox_feed AS f
+    WHERE f.ns = $1 AND f.xid >= $2::bigint
+      AND f.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+    ORDER BY f.xid, f.off
+    LIMIT $4 + 1
+) AS a
+CROSS JOIN LATERAL (
+    SELECT e.xid, e.off, e.aggregate, e.seq, e.sec, e.nsec, e.type, e.data,
+           e.id, e.metadata
+    FROM timebox_events AS e
+    WHERE e.ns = $1 AND e.aggregate = a.aggregate
+      AND e.seq >= a.seq AND e.seq < a.seq + a.n AND e.xid = a.xid
     UNION ALL
-    (SELECT k.xid, k.off, k.aggregate, k.seq, k.sec, k.nsec, k.type, k.data,
-            k.id, k.metadata
-     FROM timebox_feed_kept AS k
-     WHERE k.ns = $1 AND (k.xid, k.off) > ($2::bigint, $3::integer)
-       AND k.xid < (SELECT xmin FROM horizon)
-     ORDER BY k.xid, k.off
-     LIMIT $4)
-) AS f
-ORDER BY f.xid, f.off
+    SELECT k.xid, k.off, k.aggregate, k.seq, k.sec, k.nsec, k.type, k.data,
+           k.id, k.metadata
+    FROM timebox_feed_kept AS k
+    WHERE k.ns = $1 AND k.xid = a.xid AND k.off >= a.off AND k.off < a.off + a.n
+) AS x
+WHERE (x.xid, x.off) > ($2::bigint, $3::integer)
+ORDER BY a.xid, a.off, x.off
 LIMIT $4

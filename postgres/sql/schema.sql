@@ -62,10 +62,27 @@ WHERE e.ns = b.ns AND e.aggregate = b.aggregate AND e.seq = b.seq;
 ALTER TABLE timebox_events ALTER COLUMN xid SET NOT NULL;
 ALTER TABLE timebox_events ALTER COLUMN off SET NOT NULL;
 
--- The feed's order: ReadFeed scans it from a Position on. Unique, so two
--- batches can never share a Position.
-CREATE UNIQUE INDEX IF NOT EXISTS timebox_events_feed
-    ON timebox_events (ns, xid, off);
+-- The feed's order: one row per append (not per event, so an append of
+-- many events adds one index entry), keyed by its Position: the
+-- transaction's xid and the off of its first event (0; the back-filled
+-- pseudo-commit at 1 has one row per aggregate). The events are read
+-- from timebox_events by (aggregate, seq .. seq + n - 1), checked against
+-- xid, or, once trimmed or archived, from timebox_feed_kept.
+CREATE TABLE IF NOT EXISTS timebox_feed (
+    ns        text COLLATE "C" NOT NULL,
+    xid       bigint NOT NULL,
+    off       integer NOT NULL,
+    aggregate text COLLATE "C" NOT NULL,
+    seq       bigint NOT NULL,
+    n         integer NOT NULL,
+    PRIMARY KEY (ns, xid, off)
+);
+INSERT INTO timebox_feed (ns, xid, off, aggregate, seq, n)
+SELECT e.ns, 1, min(e.off), e.aggregate, min(e.seq), count(*)
+FROM timebox_events AS e
+WHERE e.xid = 1
+  AND NOT EXISTS (SELECT 1 FROM timebox_feed AS f WHERE f.ns = e.ns AND f.xid = 1)
+GROUP BY e.ns, e.aggregate;
 
 -- Events that TrimEvents (timebox_save_snapshot) and Archive
 -- (timebox_archive_aggregate) removed from the live log, kept for the
