@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -368,4 +370,53 @@ func TestConsumerCommandsThroughFollower(t *testing.T) {
 		require.Len(t, infos, 1)
 		require.Equal(t, "a", infos[0].Partitions[1].Owner)
 	}
+}
+
+// ReadFeed with Wait returns as soon as an append is applied, nothing
+// when Wait passes, ctx's error when ctx ends, and ErrClosed at Close.
+func TestReadFeedWait(t *testing.T) {
+	p := newSingle(t, Config{})
+	st := newStore(t, p, timebox.Config{})
+	ctx := context.Background()
+	evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	got := make(chan []*timebox.Event, 1)
+	go func() {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: waitLong})
+		assert.NoError(t, err)
+		got <- evs
+	}()
+	require.NoError(t, st.AppendEvents(timebox.NewAggregateID("w"), 0, items("a", 2)))
+	evs = <-got
+	require.Equal(t, quoted("a", 0, 2), datas(evs))
+	last := evs[1].Position
+	require.Equal(t, evs[0].Position.Commit, last.Commit)
+	require.EqualValues(t, 1, last.Offset)
+
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{After: evs[0].Position, Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, []timebox.Position{last}, positions(evs))
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{
+		After: timebox.Position{Commit: last.Commit, Offset: math.MaxUint64}, Limit: 10,
+	})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.ReadFeed(cctx, timebox.FeedRequest{After: last, Limit: 10, Wait: waitLong})
+		done <- err
+	}()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	go func() {
+		_, err := p.ReadFeed(ctx, timebox.FeedRequest{After: last, Limit: 10, Wait: waitLong})
+		done <- err
+	}()
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, <-done, timebox.ErrClosed)
 }
