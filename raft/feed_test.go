@@ -420,3 +420,67 @@ func TestReadFeedWait(t *testing.T) {
 	require.NoError(t, p.Close())
 	require.ErrorIs(t, <-done, timebox.ErrClosed)
 }
+
+// A durable consumer on a follower goes on through the loss of the
+// leader: its commits and renewals go to the next leader, and it handles
+// every acknowledged event in Position order (a repeat only where it
+// resumed from its checkpoint).
+func TestConsumerAcrossLeaderLoss(t *testing.T) {
+	c := newCluster(t, 3, clusterTuning())
+	old := c.leader()
+	fs := c.followers()
+	writer, reader := c.store(fs[0]), c.store(fs[1])
+	l := &feedLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- reader.Consume(ctx, "through", l.handle, timebox.WithBatchSize(3))
+	}()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+
+	id := timebox.NewAggregateID("loss")
+	var acked []string
+	seq := int64(0)
+	write := func(n int) {
+		for range n {
+			v := fmt.Sprint("e", seq)
+			err := writer.AppendEvents(id, seq, []*timebox.Event{item(v)})
+			if errors.Is(err, timebox.ErrUnknownOutcome) {
+				c.synced(fs[0])
+				evs, gerr := writer.GetEvents(id, 0)
+				require.NoError(t, gerr)
+				if int64(len(evs)) > seq {
+					err = nil // it was written
+				}
+			}
+			if err == nil {
+				acked = append(acked, fmt.Sprintf("%q", v))
+				seq++
+			}
+		}
+	}
+	write(10)
+	l.waitLen(t, 10, "the consumer to handle the first events")
+	c.stop(old)
+	write(10)
+	require.NoError(t, waitFor(context.Background(), "the consumer to handle every event",
+		func() (bool, error) {
+			evs := l.events()
+			return len(evs) > 0 && string(evs[len(evs)-1].Data) == acked[len(acked)-1], nil
+		}))
+
+	var got []*timebox.Event
+	for _, ev := range l.events() {
+		if len(got) > 0 && ev.Position.Compare(got[len(got)-1].Position) <= 0 {
+			// Resumed from the checkpoint: a repeat of what came before.
+			require.Contains(t, positions(got), ev.Position)
+			continue
+		}
+		got = append(got, ev)
+	}
+	requireFeedOrder(t, got)
+	require.Equal(t, acked, datas(got))
+}
