@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -109,7 +111,7 @@ func TestFeedFollowerSubscriptionUnderRace(t *testing.T) {
 	const writers, perWriter = 6, 15
 	hot := timebox.NewAggregateID("hot")
 	var mu sync.Mutex
-	acked := map[string]bool{}
+	acked, maybe := map[string]bool{}, map[string]bool{}
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -117,31 +119,46 @@ func TestFeedFollowerSubscriptionUnderRace(t *testing.T) {
 			own := timebox.NewAggregateID("own", timebox.ID(fmt.Sprint(w)))
 			for j := range perWriter {
 				payload := fmt.Sprintf("w%d-%d", w, j)
+				var err error
 				if j%2 == 0 {
-					if err := st.AppendEvents(own, int64(j/2), []*timebox.Event{item(payload)}); err != nil {
-						t.Error(err)
-						return
-					}
-				} else if !appendAtHead(t, st, hot, item(payload)) {
-					continue
+					err = st.AppendEvents(own, int64(j/2), []*timebox.Event{item(payload)})
+				} else {
+					err = appendAtHead(st, hot, item(payload))
 				}
 				mu.Lock()
-				acked[fmt.Sprintf("%q", payload)] = true
+				switch {
+				case err == nil:
+					acked[fmt.Sprintf("%q", payload)] = true
+				case errors.Is(err, timebox.ErrUnknownOutcome):
+					maybe[fmt.Sprintf("%q", payload)] = true
+				default:
+					t.Error(err)
+				}
 				mu.Unlock()
+				if err != nil {
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
-	sub.waitLen(t, len(acked), "the follower's subscription to see every acknowledged event")
+	lead := c.leader()
+	c.synced(lead)
+	want := readFeedAll(t, c.store(lead), timebox.Position{})
+	sub.waitLen(t, len(want), "the follower's subscription to see every event")
 
 	got := sub.events()
 	requireFeedOrder(t, got)
+	require.Equal(t, positions(want), positions(got))
 	seen := map[string]bool{}
 	for _, ev := range got {
 		require.False(t, seen[string(ev.Data)], "duplicate %s", ev.Data)
+		require.True(t, acked[string(ev.Data)] || maybe[string(ev.Data)], "never written: %s", ev.Data)
 		seen[string(ev.Data)] = true
 	}
-	require.Equal(t, acked, seen)
+	for v := range acked {
+		require.True(t, seen[v], "acknowledged but not in the feed: %s", v)
+	}
 	for i := range c.nodes {
 		c.synced(i)
 		all := readFeedAll(t, c.store(i), timebox.Position{})
@@ -149,21 +166,16 @@ func TestFeedFollowerSubscriptionUnderRace(t *testing.T) {
 	}
 }
 
-// appendAtHead appends ev to id at its head, retrying conflicts; it
-// reports false when the outcome was unknown.
-func appendAtHead(t testing.TB, st *timebox.Store, id timebox.AggregateID, ev *timebox.Event) bool {
+// appendAtHead appends ev to id at its head, retrying conflicts.
+func appendAtHead(st *timebox.Store, id timebox.AggregateID, ev *timebox.Event) error {
 	for {
 		evs, err := st.GetEvents(id, 0)
-		require.NoError(t, err)
+		if err != nil {
+			return err
+		}
 		err = st.AppendEvents(id, int64(len(evs)), []*timebox.Event{ev})
-		switch {
-		case err == nil:
-			return true
-		case errors.Is(err, timebox.ErrVersionConflict):
-		case errors.Is(err, timebox.ErrUnknownOutcome):
-			return false
-		default:
-			require.NoError(t, err)
+		if !errors.Is(err, timebox.ErrVersionConflict) {
+			return err
 		}
 	}
 }
@@ -368,4 +380,117 @@ func TestConsumerCommandsThroughFollower(t *testing.T) {
 		require.Len(t, infos, 1)
 		require.Equal(t, "a", infos[0].Partitions[1].Owner)
 	}
+}
+
+// ReadFeed with Wait returns as soon as an append is applied, nothing
+// when Wait passes, ctx's error when ctx ends, and ErrClosed at Close.
+func TestReadFeedWait(t *testing.T) {
+	p := newSingle(t, Config{})
+	st := newStore(t, p, timebox.Config{})
+	ctx := context.Background()
+	evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: 20 * time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	got := make(chan []*timebox.Event, 1)
+	go func() {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: waitLong})
+		assert.NoError(t, err)
+		got <- evs
+	}()
+	require.NoError(t, st.AppendEvents(timebox.NewAggregateID("w"), 0, items("a", 2)))
+	evs = <-got
+	require.Equal(t, quoted("a", 0, 2), datas(evs))
+	last := evs[1].Position
+	require.Equal(t, evs[0].Position.Commit, last.Commit)
+	require.EqualValues(t, 1, last.Offset)
+
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{After: evs[0].Position, Limit: 10})
+	require.NoError(t, err)
+	require.Equal(t, []timebox.Position{last}, positions(evs))
+	evs, err = p.ReadFeed(ctx, timebox.FeedRequest{
+		After: timebox.Position{Commit: last.Commit, Offset: math.MaxUint64}, Limit: 10,
+	})
+	require.NoError(t, err)
+	require.Empty(t, evs)
+
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.ReadFeed(cctx, timebox.FeedRequest{After: last, Limit: 10, Wait: waitLong})
+		done <- err
+	}()
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+
+	go func() {
+		_, err := p.ReadFeed(ctx, timebox.FeedRequest{After: last, Limit: 10, Wait: waitLong})
+		done <- err
+	}()
+	require.NoError(t, p.Close())
+	require.ErrorIs(t, <-done, timebox.ErrClosed)
+}
+
+// A durable consumer on a follower goes on through the loss of the
+// leader: its commits and renewals go to the next leader, and it handles
+// every acknowledged event in Position order (a repeat only where it
+// resumed from its checkpoint).
+func TestConsumerAcrossLeaderLoss(t *testing.T) {
+	c := newCluster(t, 3, clusterTuning())
+	old := c.leader()
+	fs := c.followers()
+	writer, reader := c.store(fs[0]), c.store(fs[1])
+	l := &feedLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- reader.Consume(ctx, "through", l.handle, timebox.WithBatchSize(3))
+	}()
+	defer func() {
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+	}()
+
+	id := timebox.NewAggregateID("loss")
+	var acked []string
+	seq := int64(0)
+	write := func(n int) {
+		for range n {
+			v := fmt.Sprint("e", seq)
+			err := writer.AppendEvents(id, seq, []*timebox.Event{item(v)})
+			if errors.Is(err, timebox.ErrUnknownOutcome) {
+				c.synced(fs[0])
+				evs, gerr := writer.GetEvents(id, 0)
+				require.NoError(t, gerr)
+				if int64(len(evs)) > seq {
+					err = nil // it was written
+				}
+			}
+			if err == nil {
+				acked = append(acked, fmt.Sprintf("%q", v))
+				seq++
+			}
+		}
+	}
+	write(10)
+	l.waitLen(t, 10, "the consumer to handle the first events")
+	c.stop(old)
+	write(10)
+	require.NoError(t, waitFor(context.Background(), "the consumer to handle every event",
+		func() (bool, error) {
+			evs := l.events()
+			return len(evs) > 0 && string(evs[len(evs)-1].Data) == acked[len(acked)-1], nil
+		}))
+
+	var got []*timebox.Event
+	for _, ev := range l.events() {
+		if len(got) > 0 && ev.Position.Compare(got[len(got)-1].Position) <= 0 {
+			// Resumed from the checkpoint: a repeat of what came before.
+			require.Contains(t, positions(got), ev.Position)
+			continue
+		}
+		got = append(got, ev)
+	}
+	requireFeedOrder(t, got)
+	require.Equal(t, acked, datas(got))
 }
