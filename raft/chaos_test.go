@@ -649,10 +649,8 @@ type nodeBackend struct {
 }
 
 var (
-	_ timebox.Backend         = (*nodeBackend)(nil)
-	_ timebox.Archiver        = (*nodeBackend)(nil)
-	_ timebox.Feeder          = (*nodeBackend)(nil)
-	_ timebox.ConsumerBackend = (*nodeBackend)(nil)
+	_ timebox.Backend  = (*nodeBackend)(nil)
+	_ timebox.Archiver = (*nodeBackend)(nil)
 )
 
 // errNodeDown: the call was not sent, so nothing was written.
@@ -779,74 +777,6 @@ func (b *nodeBackend) ConsumeArchive(ctx context.Context, handler timebox.Archiv
 		return err
 	}
 	return p.ConsumeArchive(ctx, handler)
-}
-
-// The feed and consumer calls go to the node in the slot, so a consumer
-// on a store follows its node across restarts (positions are the same on
-// every node).
-
-func (b *nodeBackend) ReadFeed(
-	ctx context.Context, req timebox.FeedRequest,
-) ([]*timebox.Event, error) {
-	p, err := b.node()
-	if err != nil {
-		return nil, err
-	}
-	return p.ReadFeed(ctx, req)
-}
-
-func (b *nodeBackend) ClaimPartition(
-	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
-	p, err := b.node()
-	if err != nil {
-		return timebox.Position{}, err
-	}
-	return p.ClaimPartition(ctx, l)
-}
-
-func (b *nodeBackend) CommitPartition(
-	ctx context.Context, l timebox.Lease, pos timebox.Position,
-) error {
-	p, err := b.node()
-	if err != nil {
-		return err
-	}
-	return p.CommitPartition(ctx, l, pos)
-}
-
-func (b *nodeBackend) ReleasePartition(ctx context.Context, l timebox.Lease) error {
-	p, err := b.node()
-	if err != nil {
-		return err
-	}
-	return p.ReleasePartition(ctx, l)
-}
-
-func (b *nodeBackend) ListConsumers(ctx context.Context) ([]timebox.ConsumerInfo, error) {
-	p, err := b.node()
-	if err != nil {
-		return nil, err
-	}
-	return p.ListConsumers(ctx)
-}
-
-func (b *nodeBackend) ResetConsumer(
-	ctx context.Context, name string, pos timebox.Position,
-) error {
-	p, err := b.node()
-	if err != nil {
-		return err
-	}
-	return p.ResetConsumer(ctx, name, pos)
-}
-
-func (b *nodeBackend) DeleteConsumer(ctx context.Context, name string) error {
-	p, err := b.node()
-	if err != nil {
-		return err
-	}
-	return p.DeleteConsumer(ctx, name)
 }
 
 // A node listens before its Raft runs; a forwarded call arriving then (a
