@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,14 +75,24 @@ func clusterTuning() *tuning {
 	return &t
 }
 
-// freeAddr returns a loopback address nothing listens on right now.
+// freeAddr returns a loopback address nothing listens on right now, and
+// that it has not returned before in this process: the kernel may hand a
+// port just closed out again, and two nodes of one cluster given the same
+// address fail to bootstrap.
 func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
+	}
 }
+
+// handedOut holds every address freeAddr has returned.
+var handedOut sync.Map
 
 // newSingle starts a ready single-node cluster in a temporary directory.
 func newSingle(t testing.TB, cfg Config) *Persistence {
