@@ -190,6 +190,18 @@ func (pc *partitionConsumer) consume(ctx context.Context, pos Position) (err err
 			return err
 		}
 		for _, ev := range evs {
+			// Before each event: stop once ctx ends, and renew the lease
+			// when it is due, so that a process whose handler stalled
+			// past its lease learns it lost the partition before it
+			// hands over another event.
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if time.Since(pc.renewed) >= renew {
+				if err := pc.commit(ctx); err != nil {
+					return err
+				}
+			}
 			if pc.mine(ev) {
 				if err := pc.h(ctx, ev); err != nil {
 					return &handlerError{fmt.Errorf("consumer %q at %s: %w",
@@ -197,11 +209,6 @@ func (pc *partitionConsumer) consume(ctx context.Context, pos Position) (err err
 				}
 			}
 			pc.pos = ev.Position
-			if time.Since(pc.renewed) >= renew {
-				if err := pc.commit(ctx); err != nil {
-					return err
-				}
-			}
 		}
 		if pc.pos != pc.committed || time.Since(pc.renewed) >= renew {
 			if err := pc.commit(ctx); err != nil {

@@ -198,6 +198,9 @@ func (s *Store) Subscribe(
 			return err
 		}
 		for _, ev := range evs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if o.match(ev) {
 				if err := handler(ctx, ev); err != nil {
 					return err
