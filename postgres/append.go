@@ -42,12 +42,15 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	}
 	defer conn.Release()
 
-	notify := len(req.Events) > 0 && p.notifyInline()
+	events := len(req.Events) > 0
+	notify := events && p.beginAppend()
 	sql, args := appendQuery(p.ns, key, req, notify)
 	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
-	// A failed append may have committed (its outcome unknown): announce it.
-	p.appended(notify, conflict == nil && len(req.Events) > 0)
+	if events {
+		// A failed append may have committed (its outcome unknown): announce it.
+		p.appended(notify, conflict == nil)
+	}
 	switch {
 	case err != nil:
 		return p.appendFailed(ctx, conn.Conn(), key, req, err)
