@@ -17,8 +17,8 @@ import (
 const uniqueViolation = "23505"
 
 // Append writes req with one statement (see sql/append.sql),
-// so in one round trip: the head check, the events, the status and the
-// labels commit together or not at all. On conflict the same statement
+// so in one round trip: the head check, the events, their place in the
+// feed, the status and the labels commit together or not at all. On conflict the same statement
 // returns the events from the expected sequence on; only when it had to
 // wait for the writer that beat it does a second read fetch what that
 // writer committed.
