@@ -17,8 +17,8 @@ import (
 const uniqueViolation = "23505"
 
 // Append writes req with one statement (see sql/append.sql),
-// so in one round trip: the head check, the events, the status and the
-// labels commit together or not at all. On conflict the same statement
+// so in one round trip: the head check, the events, their place in the
+// feed, the status and the labels commit together or not at all. On conflict the same statement
 // returns the events from the expected sequence on; only when it had to
 // wait for the writer that beat it does a second read fetch what that
 // writer committed.
@@ -42,12 +42,15 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	}
 	defer conn.Release()
 
-	notify := len(req.Events) > 0 && p.notifyInline()
+	events := len(req.Events) > 0
+	notify := events && p.beginAppend()
 	sql, args := appendQuery(p.ns, key, req, notify)
 	rows, _ := conn.Query(ctx, sql, args...)
 	conflict, err := scanConflict(rows, req)
-	// A failed append may have committed (its outcome unknown): announce it.
-	p.appended(notify, conflict == nil && len(req.Events) > 0)
+	if events {
+		// A failed append may have committed (its outcome unknown): announce it.
+		p.appended(notify, conflict == nil)
+	}
 	switch {
 	case err != nil:
 		return p.appendFailed(ctx, conn.Conn(), key, req, err)

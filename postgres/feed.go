@@ -193,16 +193,17 @@ func (p *Persistence) wakeFeed() {
 // the end of the transaction, so notifying transactions commit one at a
 // time: were every append to notify, concurrent appends would lose group
 // commit (exec-spread ran at a seventh of its rate). So at most one
-// notifying statement of p is in flight: an append that finds none
-// carries the notification itself (the append statement calls pg_notify),
-// the others do not, and an append that commits unannounced (dirty) is
-// covered by the next notifying statement sent after it: the next append,
-// or, when none is in flight once it is done, a notification of its own
-// (feed_notify.sql, without waiting for a durable commit). Sequential
-// appends thus each notify in their own statement; a burst costs one
-// notification per round trip.
+// notifying append of p is in flight: an append that finds none carries
+// the notification itself (the append statement calls pg_notify, which
+// is delivered at its commit), the others do not. An append that
+// committed unannounced (dirty) is covered by the next notifying append
+// sent after it; only when p has no append left in flight does it send a
+// notification of its own (feed_notify.sql, a transaction without a
+// durable commit), so a steady load adds no statement, and sequential
+// appends each notify in their own statement.
 type feedNotifier struct {
 	mu       sync.Mutex
+	active   int  // appends in flight
 	inflight bool // a notifying statement is in flight
 	dirty    bool // an append committed after the last notifying statement was sent
 	stopped  bool // by Close: no notification starts
@@ -218,13 +219,14 @@ func (n *feedNotifier) stop() {
 	n.wg.Wait()
 }
 
-// notifyInline reports whether the next append should notify: when no
-// notifying statement is in flight. It then covers every append done
-// before it.
-func (p *Persistence) notifyInline() bool {
+// beginAppend is called before an append of events is sent, and reports
+// whether it should notify: when no notifying statement is in flight. A
+// notifying append covers every append done before it.
+func (p *Persistence) beginAppend() bool {
 	n := &p.notifier
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.active++
 	if n.inflight {
 		return false
 	}
@@ -232,9 +234,10 @@ func (p *Persistence) notifyInline() bool {
 	return true
 }
 
-// appended is called after every append, notifying or not (notified), that
-// may have committed events (ok): it wakes p's own readers at once and
-// sends a notification when an append may have committed unannounced.
+// appended is called after every append begun by beginAppend, notifying
+// or not (notified), that may have committed events (ok): it wakes p's
+// own readers at once, and sends a notification when an append may have
+// committed unannounced and no append is left in flight to carry it.
 func (p *Persistence) appended(notified, ok bool) {
 	if ok {
 		p.wakeFeed()
@@ -242,19 +245,21 @@ func (p *Persistence) appended(notified, ok bool) {
 	n := &p.notifier
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.active--
 	if notified {
 		n.inflight = false
 	}
 	if ok && !notified {
 		n.dirty = true
 	}
-	if n.dirty && !n.inflight && !n.stopped {
+	if n.dirty && !n.inflight && n.active == 0 && !n.stopped {
 		n.inflight, n.dirty = true, false
 		n.wg.Go(p.runNotifier)
 	}
 }
 
-// runNotifier sends notifications until no append is left unannounced.
+// runNotifier sends notifications while p is idle and an append is left
+// unannounced.
 func (p *Persistence) runNotifier() {
 	n := &p.notifier
 	for {
@@ -266,7 +271,9 @@ func (p *Persistence) runNotifier() {
 		}
 		cancel()
 		n.mu.Lock()
-		if !n.dirty || n.stopped {
+		// With appends in flight, the next to begin, or the last to end,
+		// announces the rest.
+		if !n.dirty || n.stopped || n.active > 0 {
 			n.inflight = false
 			n.mu.Unlock()
 			return

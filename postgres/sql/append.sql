@@ -11,6 +11,12 @@ one event, arrays for .Many); with .Index, $11 the status (NULL:
 unchanged, '': cleared) entered at $12 s + $13 ns, and $14/$15 the label
 names and values ('': removed).
 
+The feed (DESIGN.md, Feed): the head row's xid becomes this
+transaction's (timebox_feed_xid, which fails with serialization_failure
+when the aggregate's last append has a larger one, and with .Notify
+notifies channel timebox_feed), each event row carries it with its
+offset in the batch, and one timebox_feed row records the append.
+
 The head row is advanced only if it is at $3. Under READ COMMITTED a
 writer that finds the row locked waits, then re-checks the head on the
 committed row, so of many writers at one head exactly one advances it and

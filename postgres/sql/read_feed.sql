@@ -5,18 +5,30 @@
 -- each, an index range scan of its key), their events from the live log
 -- (a range of its key, checked against the xid, since an archived
 -- aggregate may be appended again at the same sequences) and from
--- timebox_feed_kept, where trimming and archiving move them. The plan is
--- a nested loop in the appends' order with an incremental sort of each
--- append's events, so it stops once it has $4 events.
+-- timebox_feed_kept, where trimming and archiving move them.
 SELECT x.xid, x.off, x.aggregate, x.seq, x.sec, x.nsec, x.type, x.data,
        x.id, x.metadata
 FROM (
-    SELECT f.xid, f.off, f.aggregate, f.seq, f.n
-    FROM timebox_feed AS f
-    WHERE f.ns = $1 AND f.xid >= $2::bigint
-      AND f.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-    ORDER BY f.xid, f.off
-    LIMIT $4 + 1
+    -- The appends needed: those whose events before them, counted from
+    -- the first (which may be partly read already), are fewer than $4
+    -- plus the first's size. So the join below reads about $4 events
+    -- whatever plan it gets.
+    SELECT w.xid, w.off, w.aggregate, w.seq, w.n
+    FROM (
+        SELECT f.xid, f.off, f.aggregate, f.seq, f.n,
+               sum(f.n) OVER (ORDER BY f.xid, f.off ROWS UNBOUNDED PRECEDING)
+                   - f.n AS before,
+               first_value(f.n) OVER (ORDER BY f.xid, f.off) AS first
+        FROM (
+            SELECT f.xid, f.off, f.aggregate, f.seq, f.n
+            FROM timebox_feed AS f
+            WHERE f.ns = $1 AND f.xid >= $2::bigint
+              AND f.xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+            ORDER BY f.xid, f.off
+            LIMIT $4 + 1
+        ) AS f
+    ) AS w
+    WHERE w.before < $4 + w.first
 ) AS a
 CROSS JOIN LATERAL (
     SELECT e.xid, e.off, e.aggregate, e.seq, e.sec, e.nsec, e.type, e.data,
