@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
@@ -118,27 +119,34 @@ func (p *Persistence) readFeed(
 	return evs, nil
 }
 
+// scanFeed reads the events of rows. The key, type, ID and metadata are
+// scanned as the driver's bytes (valid until the next row), which
+// f.Event and DecodeID copy, into variables of the call, not of each
+// row (the scan's destinations escape); only Data is scanned into a slice
+// of its own.
 func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
 	defer rows.Close()
 	evs := []*timebox.Event{}
 	var lastKey string
 	var lastID timebox.AggregateID
+	var xid int64
+	var off int32
+	var key, typ, eid, md pgtype.DriverBytes
+	var f codec.EventFields
+	dst := []any{&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
+		&typ, &f.Data, &eid, &md}
 	for rows.Next() {
-		var xid int64
-		var off int32
-		var key string
-		var f codec.EventFields
-		err := rows.Scan(&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
-			&f.Type, &f.Data, &f.ID, &f.Metadata)
-		if err != nil {
+		if err := rows.Scan(dst...); err != nil {
 			return nil, err
 		}
-		if key != lastKey || lastID == nil {
-			if lastID, err = codec.DecodeID(key); err != nil {
+		if string(key) != lastKey || lastID == nil {
+			var err error
+			lastKey = string(key)
+			if lastID, err = codec.DecodeID(lastKey); err != nil {
 				return nil, err
 			}
-			lastKey = key
 		}
+		f.Type, f.ID, f.Metadata = typ, eid, md
 		ev, err := f.Event(lastID)
 		if err != nil {
 			return nil, err
