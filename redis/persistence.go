@@ -212,7 +212,8 @@ func newConsumerName() string {
 }
 
 // readError wraps an error from a read: ErrClosed once p is closed, and
-// timebox.ErrUnavailable for a connection that failed (a read changes
+// timebox.ErrUnavailable for a connection that failed or a cluster that
+// redirected or refused the call while a slot moved (a read changes
 // nothing, so it is safe to retry).
 func (p *Persistence) readError(op string, err error) error {
 	var rerr redis.Error
@@ -221,6 +222,8 @@ func (p *Persistence) readError(op string, err error) error {
 		return nil
 	case p.closed.Load() || errors.Is(err, redis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, timebox.ErrClosed)
+	case rerouted(err):
+		return fmt.Errorf("redis: %s: %w: %w", op, timebox.ErrUnavailable, err)
 	case errors.As(err, &rerr), errors.Is(err, context.Canceled),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("redis: %s: %w", op, err)

@@ -107,6 +107,18 @@ func (p *Persistence) runOnce(
 	return res, err
 }
 
+// rerouted reports whether err is a cluster's redirection (ASK, MOVED:
+// go-redis follows a few, and returns the last while a slot keeps moving)
+// or refusal of a call that therefore did not run.
+func rerouted(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || inScript(rerr) {
+		return false
+	}
+	return refused(err) || redis.HasErrorPrefix(err, "ASK") ||
+		redis.HasErrorPrefix(err, "MOVED")
+}
+
 // refused reports whether err is a cluster's refusal to start a script:
 // the script did not run, and may run once the cluster settles.
 func refused(err error) bool {
