@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -183,45 +181,6 @@ var benchTargets = []bench.Target{
 	},
 }
 
-// seedMore appends n events in batches of 100 from 8 goroutines, each on
-// 100 aggregates of its own.
-func seedMore(b *testing.B, st *timebox.Store, n int) {
-	const batch, aggs, workers = 100, 100, 8
-	base := testserver.Prefix(b)
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Go(func() {
-			heads := map[int]int64{}
-			for i := w; i < n/batch; i += workers {
-				a := i % aggs
-				id := timebox.NewAggregateID(timebox.ID(base),
-					timebox.ID(fmt.Sprint(w)), timebox.ID(fmt.Sprint(a)))
-				evs := make([]*timebox.Event, batch)
-				for j := range evs {
-					evs[j] = &timebox.Event{
-						Timestamp: time.Now(), Type: "bench",
-						Data: bench.Payload(fmt.Sprint(i, "-", j)),
-					}
-				}
-				if err := st.AppendEvents(id, heads[a], evs); err != nil {
-					errs <- err
-					return
-				}
-				heads[a] += batch
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
-}
-
-// seedChunk is the most events one bench.SeedFeed call appends safely.
-const seedChunk = 10_000
-
 // feedCatchUpEvents is how many events BenchmarkFeed/catch-up reads, set
 // by TIMEBOX_FEED_EVENTS (default 1,000,000).
 func feedCatchUpEvents() int {
@@ -252,17 +211,13 @@ func BenchmarkFeed(b *testing.B) {
 	var from timebox.Position
 	seeded := false
 	n := feedCatchUpEvents()
-	n -= n % seedChunk
+	n -= n % 100
 	seed := func(b *testing.B) {
 		if seeded {
 			return
 		}
 		seeded = true
-		// bench.SeedFeed gives two workers one aggregate past 10,000
-		// events (100 batches of 100 over 100 aggregates), and reads the
-		// whole feed first: it seeds the first 10,000, seedMore the rest.
-		from = bench.SeedFeed(b, st, seedChunk)
-		seedMore(b, st, n-seedChunk)
+		from = bench.SeedFeed(b, st, n)
 		analyze(b, url)
 	}
 	conn, err := pgx.Connect(context.Background(), url)

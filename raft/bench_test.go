@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,7 +68,7 @@ func BenchmarkFeed(b *testing.B) {
 	b.Run("catch-up", func(b *testing.B) {
 		p := newSingle(b, Config{})
 		st := newStore(b, p, timebox.Config{})
-		seedFeed(b, st, feedEvents)
+		bench.SeedFeed(b, st, feedEvents)
 		b.Run("events-cursor", func(b *testing.B) {
 			bench.FeedCatchUp(b, st, timebox.Position{}, feedEvents, func(context.Context) (int, error) {
 				return rawReadEvents(p)
@@ -110,41 +109,6 @@ var feedEvents = func() int {
 	}
 	return 1_000_000
 }()
-
-// seedFeed appends n events to an empty store in batches of 100, from 8
-// goroutines, each with aggregates of its own. (bench.SeedFeed gives one
-// aggregate to two goroutines once n passes 10,000, which then conflict.)
-func seedFeed(b *testing.B, st *timebox.Store, n int) {
-	const batch, workers, aggs = 100, 8, 16
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for w := range workers {
-		wg.Go(func() {
-			heads := map[int]int64{}
-			for i := w; i < n/batch; i += workers {
-				a := i % aggs
-				id := timebox.NewAggregateID("seed", timebox.ID(fmt.Sprint(w)), timebox.ID(fmt.Sprint(a)))
-				evs := make([]*timebox.Event, batch)
-				for j := range evs {
-					evs[j] = &timebox.Event{
-						Timestamp: time.Now(), Type: "bench",
-						Data: bench.Payload(fmt.Sprint(i, "-", j)),
-					}
-				}
-				if err := st.AppendEvents(id, heads[a], evs); err != nil {
-					errs <- err
-					return
-				}
-				heads[a] += batch
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		b.Fatal(err)
-	}
-}
 
 // rawReadEvents decodes every stored event of p in one read transaction
 // with a bbolt cursor, each aggregate's at once, and returns how many
