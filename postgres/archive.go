@@ -75,7 +75,7 @@ func (p *Persistence) ConsumeArchive(
 	}
 	p.startListener()
 	for {
-		wake := p.archiveWake()
+		wake := p.waiter(&p.listen.wake)
 		rec, err := p.claimArchive(ctx)
 		if err != nil {
 			return err
@@ -235,28 +235,29 @@ type archiveListener struct {
 	wg    sync.WaitGroup
 
 	mu   sync.Mutex
-	wake chan struct{} // closed and replaced on every wake-up
-	feed chan struct{} // closed on every feed wake-up (feedWake)
+	wake chan struct{} // archive consumers' wake-up (waiter, wake)
+	feed chan struct{} // feed readers' wake-up (waiter, wake)
 }
 
-// archiveWake returns the channel the next wake-up closes.
-func (p *Persistence) archiveWake() <-chan struct{} {
+// waiter returns the channel the next wake(ch) closes: ch is
+// p.listen.wake (archive consumers) or p.listen.feed (feed readers).
+func (p *Persistence) waiter(ch *chan struct{}) <-chan struct{} {
 	p.listen.mu.Lock()
 	defer p.listen.mu.Unlock()
-	if p.listen.wake == nil {
-		p.listen.wake = make(chan struct{})
+	if *ch == nil {
+		*ch = make(chan struct{})
 	}
-	return p.listen.wake
+	return *ch
 }
 
-// wakeConsumers wakes every waiting ConsumeArchive.
-func (p *Persistence) wakeConsumers() {
+// wake wakes everyone waiting on ch (see waiter).
+func (p *Persistence) wake(ch *chan struct{}) {
 	p.listen.mu.Lock()
 	defer p.listen.mu.Unlock()
-	if p.listen.wake != nil {
-		close(p.listen.wake)
+	if *ch != nil {
+		close(*ch)
+		*ch = nil
 	}
-	p.listen.wake = make(chan struct{})
 }
 
 func (p *Persistence) startListener() {
@@ -319,8 +320,8 @@ func (p *Persistence) listenOnce(ctx context.Context, listening func()) error {
 		return err
 	}
 	listening()
-	p.wakeConsumers()
-	p.wakeFeed()
+	p.wake(&p.listen.wake)
+	p.wake(&p.listen.feed)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -329,9 +330,9 @@ func (p *Persistence) listenOnce(ctx context.Context, listening func()) error {
 		switch {
 		case n.Payload != p.ns:
 		case n.Channel == feedChannel:
-			p.wakeFeed()
+			p.wake(&p.listen.feed)
 		default:
-			p.wakeConsumers()
+			p.wake(&p.listen.wake)
 		}
 	}
 }

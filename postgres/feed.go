@@ -72,7 +72,7 @@ func (p *Persistence) ReadFeed(
 	}
 	backoff := pendingMin
 	for {
-		wake := p.feedWake()
+		wake := p.waiter(&p.listen.feed)
 		evs, err := p.readFeed(ctx, xid, off, req.Limit)
 		if err != nil || len(evs) > 0 {
 			p.readAhead(evs, req.Limit)
@@ -176,26 +176,6 @@ func (p *Persistence) awaitFeed(
 	}
 }
 
-// feedWake returns the channel the next feed wake-up closes.
-func (p *Persistence) feedWake() <-chan struct{} {
-	p.listen.mu.Lock()
-	defer p.listen.mu.Unlock()
-	if p.listen.feed == nil {
-		p.listen.feed = make(chan struct{})
-	}
-	return p.listen.feed
-}
-
-// wakeFeed wakes every waiting ReadFeed of p.
-func (p *Persistence) wakeFeed() {
-	p.listen.mu.Lock()
-	defer p.listen.mu.Unlock()
-	if p.listen.feed != nil {
-		close(p.listen.feed)
-		p.listen.feed = nil
-	}
-}
-
 // feedNotifier decides which statement announces p's appends on channel
 // timebox_feed. NOTIFY takes a cluster-wide lock from its commit until
 // the end of the transaction, so notifying transactions commit one at a
@@ -248,7 +228,7 @@ func (p *Persistence) beginAppend() bool {
 // committed unannounced and no append is left in flight to carry it.
 func (p *Persistence) appended(notified, ok bool) {
 	if ok {
-		p.wakeFeed()
+		p.wake(&p.listen.feed)
 	}
 	n := &p.notifier
 	n.mu.Lock()
