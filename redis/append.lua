@@ -7,10 +7,11 @@
 -- ARGV[4] status op ('' keep, 'c' clear, 's' set), ARGV[5] encoded new
 -- status, ARGV[6] its time part (see statusTime), ARGV[7] label count m,
 -- then m pairs (encoded label, encoded value, '' to remove), then the
--- batch: its n events framed as "<length>:<record>" each, stored as one
--- member scored by the batch's last sequence, and added as it is to the
+-- batch: its n events framed as "<length>:<record>" each, added to the
 -- feed, with the encoded ID, as one entry whose ID is "0-<commit>" (see
--- DESIGN.md, Feed).
+-- DESIGN.md, Feed); that entry is the batch's only copy, and the batch
+-- sorted set gets the entry's ID as a member scored by the batch's last
+-- sequence (see batches.lua, prepended to this script).
 --
 -- Returns {1, new head} when written, or {0, head, batches holding the
 -- events from the expected sequence on, trim floor} on a conflict, when
@@ -53,8 +54,12 @@ if not head then
   return redis.error_reply('ERR timebox append: malformed head')
 end
 if head ~= expected then
-  return {0, head, redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE'),
-    redis.call('HGET', meta, 't') or '0'}
+  local stored, missing = batches(feed, eid,
+    redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE'))
+  if not stored then
+    return redis.error_reply('ERR timebox append: feed entry ' .. missing .. ' missing or not this aggregate\'s')
+  end
+  return {0, head, stored, redis.call('HGET', meta, 't') or '0'}
 end
 if n == 0 then
   return {1, head}
@@ -87,9 +92,8 @@ end
 -- Additions. Sequences are below 2^53, so Lua numbers hold them exactly
 -- and redis.call passes them as integers. The feed entry's ID is the next
 -- sequence number within millisecond 0.
-local batch = ARGV[8 + 2 * m]
-redis.call('XADD', feed, '0-*', 'i', eid, 'b', batch)
-redis.call('ZADD', evkey, head + n - 1, batch)
+local ref = redis.call('XADD', feed, '0-*', 'i', eid, 'b', ARGV[8 + 2 * m])
+redis.call('ZADD', evkey, head + n - 1, ref)
 local fields = {'h', head + n}
 if newMember then
   fields[#fields + 1] = 'st'

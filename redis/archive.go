@@ -41,7 +41,7 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 	_, err := p.run(ctx, archiveScript, true,
 		[]string{
 			k.meta, k.events, p.keys.aggs, p.keys.archive,
-			p.keys.status, p.keys.label, p.keys.values,
+			p.keys.status, p.keys.label, p.keys.values, p.keys.feed,
 		},
 		k.eid,
 	)

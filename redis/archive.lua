@@ -1,8 +1,9 @@
 -- archive.lua: move an aggregate into the archive stream.
 --
--- KEYS[1] meta hash, KEYS[2] events sorted set, KEYS[3] aggregate list,
+-- KEYS[1] meta hash, KEYS[2] batch sorted set, KEYS[3] aggregate list,
 -- KEYS[4] archive stream, KEYS[5] status set, KEYS[6] label set,
--- KEYS[7] label-value set.
+-- KEYS[7] label-value set, KEYS[8] the feed stream (read only: it keeps
+-- the batches; see batches.lua, prepended to this script).
 -- ARGV[1] encoded ID.
 --
 -- Adds one stream entry {id, snapshot, sequence, events, from}: the
@@ -34,12 +35,16 @@ for i = 1, #state, 2 do
     labels[#labels + 1] = {l, v, last}
   end
 end
-local batches = redis.call('ZRANGE', evkey, 0, -1)
+local members = redis.call('ZRANGE', evkey, 0, -1)
+local stored, missing = batches(KEYS[8], eid, members)
+if not stored then
+  return redis.error_reply('ERR timebox archive: feed entry ' .. missing .. ' missing or not this aggregate\'s')
+end
 
 -- Writes start here.
 local entry = redis.call('XADD', stream, '*',
   'id', eid, 'snapshot', fields['sd'] or '', 'sequence', fields['ss'] or '0',
-  'events', table.concat(batches), 'from', fields['t'] or '0')
+  'events', table.concat(stored), 'from', fields['t'] or '0')
 
 if fields['sm'] then
   redis.call('ZREM', stkey, fields['sm'])
@@ -54,7 +59,7 @@ for _, c in ipairs(labels) do
 end
 redis.call('ZREM', aggs, eid)
 redis.call('DEL', meta)
-if #batches > 0 then
+if #members > 0 then
   redis.call('DEL', evkey)
 end
 return entry

@@ -45,10 +45,11 @@ func BenchmarkRaw(b *testing.B) {
 }
 
 // BenchmarkLoadVsRaw compares GetEvents of 2,000 stored events (20
-// batches of 100) with raw reads in the same run: ZRANGE BYSCORE of the
-// batches' sorted set (what LoadEvents sends, without the trim floor) and
-// LRANGE of a list holding the 2,000 event records one per element, both
-// through go-redis's ordinary string replies, and the decoding alone.
+// batches of 100) with raw reads in the same run: XRANGE of the 20 feed
+// entries that hold the batches (load.lua reads them one by one, by the
+// IDs in the batch set) and LRANGE of a list holding the 2,000 event
+// records one per element, both through go-redis's ordinary string
+// replies, and the decoding alone.
 func BenchmarkLoadVsRaw(b *testing.B) {
 	const size = 2000
 	p := newPersistence(b, Config{})
@@ -70,14 +71,13 @@ func BenchmarkLoadVsRaw(b *testing.B) {
 		}
 	}
 	ctx := context.Background()
-	k := p.keys.aggregate(id)
-	batches, err := p.client.ZRange(ctx, k.events, 0, -1).Result()
+	batches, err := p.client.XRange(ctx, p.keys.feed, "-", "+").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
 	var vals []string
-	for _, s := range batches {
-		recs, err := unframe(s)
+	for _, m := range batches {
+		recs, err := unframe(m.Values["b"].(string))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -103,11 +103,9 @@ func BenchmarkLoadVsRaw(b *testing.B) {
 			return check(len(evs), err)
 		})
 	})
-	b.Run("raw-zrange", func(b *testing.B) {
+	b.Run("raw-xrange", func(b *testing.B) {
 		timed(b, 1, "loads/s", 1, func() error {
-			v, err := p.client.ZRangeArgs(ctx, redis.ZRangeArgs{
-				Key: k.events, Start: "0", Stop: "+inf", ByScore: true,
-			}).Result()
+			v, err := p.client.XRange(ctx, p.keys.feed, "-", "+").Result()
 			return checkN(len(batches))(len(v), err)
 		})
 	})

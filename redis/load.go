@@ -1,60 +1,29 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/kode4food/timebox"
-	"github.com/kode4food/timebox/internal/codec"
 )
 
-// LoadEvents returns the stored events of id from fromSeq on, ascending:
-// the batches whose last sequence is at least fromSeq (ZRANGE BYSCORE) and
-// the trim floor (HGET), pipelined in that order, so a trim between the
-// two only hides more of what was trimmed. A stored event that cannot be
-// decoded is an error.
+// LoadEvents returns the stored events of id from fromSeq on, ascending,
+// read by load.lua in one consistent step: the batches whose last
+// sequence is at least fromSeq, from the feed entries the batch set names
+// (or the batches themselves, as older versions stored them), and the
+// trim floor, below which events are dropped. A stored event that cannot
+// be decoded, or a feed entry that is missing, is an error.
 func (p *Persistence) LoadEvents(
 	ctx context.Context, id timebox.AggregateID, fromSeq int64,
 ) ([]*timebox.Event, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	k := p.keys.aggregate(id)
-	pipe := p.client.Pipeline()
-	rng := pipe.ZRangeArgs(ctx, redis.ZRangeArgs{
-		Key:     k.events,
-		Start:   strconv.FormatInt(fromSeq, 10),
-		Stop:    "+inf",
-		ByScore: true,
-	})
-	trim := pipe.HGet(ctx, k.meta, "t")
-	_, _ = pipe.Exec(ctx) // each command's own error is checked below
-	batches, err := rng.Result()
-	if err != nil {
-		return nil, p.readError("load events", err)
-	}
-	floor, err := trim.Int64()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, p.readError("load events", err)
-	}
-	var recs []string
-	for _, b := range batches {
-		r, err := unframe(b)
-		if err != nil {
-			return nil, fmt.Errorf("redis: load events: %w: %w", codec.ErrMalformedEvent, err)
-		}
-		recs = append(recs, r...)
-	}
-	evs, err := decodeFrom(id, recs, max(fromSeq, floor))
-	if err != nil {
-		return nil, fmt.Errorf("redis: load events: %w", err)
-	}
-	return evs, nil
+	_, _, evs, err := p.load(ctx, "load events", id, strconv.FormatInt(fromSeq, 10), fromSeq)
+	return evs, err
 }
 
 // LoadSnapshot returns id's snapshot and the events stored from its
@@ -65,28 +34,44 @@ func (p *Persistence) LoadSnapshot(
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	k := p.keys.aggregate(id)
-	res, err := p.run(ctx, loadScript, false, []string{k.meta, k.events})
+	data, seq, evs, err := p.load(ctx, "load snapshot", id, "", 0)
 	if err != nil {
-		return nil, p.readError("load snapshot", err)
-	}
-	r, ok := res.([]any)
-	if !ok || len(r) != 3 {
-		return nil, fmt.Errorf("redis: load snapshot: unexpected reply %v", res)
-	}
-	data, _ := r[0].(string)
-	seq, err := strconv.ParseInt(fmt.Sprint(r[1]), 10, 64)
-	if err != nil {
-		return nil, fmt.Errorf("redis: load snapshot: sequence: %w", err)
-	}
-	stored, _ := r[2].([]any)
-	evs, err := decodeBatches(id, stored, seq)
-	if err != nil {
-		return nil, fmt.Errorf("redis: load snapshot: %w", err)
+		return nil, err
 	}
 	rec := &timebox.SnapshotRecord{Sequence: seq, Events: evs}
 	if data != "" {
 		rec.Data = json.RawMessage(data)
 	}
 	return rec, nil
+}
+
+// load runs load.lua from sequence from ("" for the snapshot's) and
+// returns the snapshot data (only when from is ""), the sequence read
+// from, and the events from there on, none below least or the trim floor.
+// Errors name op: readError's, a malformed reply, or a decoding error.
+func (p *Persistence) load(
+	ctx context.Context, op string, id timebox.AggregateID, from string, least int64,
+) (string, int64, []*timebox.Event, error) {
+	k := p.keys.aggregate(id)
+	res, err := p.run(ctx, loadScript, false,
+		[]string{k.meta, k.events, p.keys.feed}, from, k.eid)
+	if err != nil {
+		return "", 0, nil, p.readError(op, err)
+	}
+	r, ok := res.([]any)
+	if !ok || len(r) != 4 {
+		return "", 0, nil, fmt.Errorf("redis: %s: unexpected reply %v", op, res)
+	}
+	data, _ := r[0].(string)
+	seq, err1 := strconv.ParseInt(fmt.Sprint(r[1]), 10, 64)
+	floor, err2 := strconv.ParseInt(fmt.Sprint(r[2]), 10, 64)
+	if err := cmp.Or(err1, err2); err != nil {
+		return "", 0, nil, fmt.Errorf("redis: %s: malformed sequence: %w", op, err)
+	}
+	stored, _ := r[3].([]any)
+	evs, err := decodeBatches(id, stored, max(seq, floor, least))
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("redis: %s: %w", op, err)
+	}
+	return data, seq, evs, nil
 }

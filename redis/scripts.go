@@ -14,6 +14,10 @@ import (
 )
 
 var (
+	// batchesSource is prepended to the scripts that read batches.
+	//go:embed batches.lua
+	batchesSource string
+
 	//go:embed append.lua
 	appendSource string
 
@@ -39,10 +43,10 @@ type script struct {
 }
 
 var (
-	appendScript   = newScript(appendSource)
+	appendScript   = newScript(batchesSource + appendSource)
 	snapshotScript = newScript(snapshotSource)
-	loadScript     = newScript(loadSource)
-	archiveScript  = newScript(archiveSource)
+	loadScript     = newScript(batchesSource + loadSource)
+	archiveScript  = newScript(batchesSource + archiveSource)
 	consumerScript = newScript(consumerSource)
 
 	allScripts = []*script{
