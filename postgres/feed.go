@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,8 +22,8 @@ const feedChannel = "timebox_feed"
 // Bounds of a waiting reader's backoff while committed events wait for an
 // older transaction to end (see ReadFeed).
 const (
-	pendingMin = 2 * time.Millisecond
-	pendingMax = 100 * time.Millisecond
+	pendingMin = time.Millisecond
+	pendingMax = 25 * time.Millisecond
 )
 
 var _ timebox.Feeder = (*Persistence)(nil)
@@ -44,7 +46,7 @@ var _ timebox.Feeder = (*Persistence)(nil)
 // ended. So that a caller reads what it has just appended even while
 // other appends are in flight, a read that finds nothing to return while
 // committed events wait behind older open transactions looks again with
-// a short backoff (2 to 100 ms), for up to heldWait or req.Wait, whichever
+// a short backoff (1 to 25 ms), for up to heldWait or req.Wait, whichever
 // is longer, even when req.Wait is zero; past that it returns nothing (a
 // transaction left open holds the feed back for as long as it stays
 // open). With req.Wait and nothing committed to return, it waits for a
@@ -73,15 +75,10 @@ func (p *Persistence) ReadFeed(
 	backoff := pendingMin
 	for {
 		wake := p.waiter(&p.listen.feed)
-		evs, err := p.readFeed(ctx, xid, off, req.Limit)
+		evs, pending, err := p.readFeed(ctx, xid, off, req.Limit)
 		if err != nil || len(evs) > 0 {
 			p.readAhead(evs, req.Limit)
 			return evs, err
-		}
-		var pending bool
-		err = p.pool.QueryRow(ctx, feedPendingSQL, p.ns, xid).Scan(&pending)
-		if err != nil {
-			return nil, p.fail(ctx, "read feed", err)
 		}
 		wait := req.Wait - time.Since(start)
 		if pending {
@@ -108,25 +105,47 @@ func feedArgs(pos timebox.Position) (int64, int32) {
 		int32(min(pos.Offset, math.MaxInt32))
 }
 
+// readFeed runs read_feed.sql: the events after (xid, off), up to limit,
+// and whether committed events after Commit xid wait behind an older open
+// transaction (pending; meaningful when no event came back).
 func (p *Persistence) readFeed(
 	ctx context.Context, xid int64, off int32, limit int,
-) ([]*timebox.Event, error) {
-	rows, _ := p.pool.Query(ctx, readFeedSQL, p.ns, xid, off, limit)
-	evs, err := scanFeed(rows)
+) ([]*timebox.Event, bool, error) {
+	rows, _ := p.pool.Query(ctx, readFeedSQL, p.ns, xid, off, limit, limit+1)
+	evs, pending, err := scanFeed(rows)
 	if err != nil {
-		return nil, p.fail(ctx, "read feed", err)
+		return nil, false, p.fail(ctx, "read feed", err)
 	}
-	return evs, nil
+	return evs[:min(len(evs), limit)], pending, nil
 }
 
-// scanFeed reads the events of rows. The key, type, ID and metadata are
-// scanned as the driver's bytes (valid until the next row), which
-// f.Event and DecodeID copy, into variables of the call, not of each
-// row (the scan's destinations escape); only Data is scanned into a slice
-// of its own.
-func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
-	defer rows.Close()
+// scanFeed reads the events of rows, and the pending flag of the row
+// whose xid is -1 (see read_feed.sql).
+func scanFeed(rows pgx.Rows) ([]*timebox.Event, bool, error) {
 	evs := []*timebox.Event{}
+	pending, err := scanFeedFunc(rows, func(ev *timebox.Event) bool {
+		evs = append(evs, ev)
+		return true
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return evs, pending, nil
+}
+
+// scanFeedFunc passes the events of rows to yield in Position order (it
+// orders the events of each Commit, which read_feed.sql does not), until
+// yield returns false (the rest of rows is then discarded), and returns
+// the pending flag of the row whose xid is -1 (see read_feed.sql). The
+// key, type, ID and metadata are scanned as the driver's bytes (valid
+// until the next row), which f.Event and DecodeID copy, into variables of
+// the call, not of each row (the scan's destinations escape); only Data
+// is scanned into a slice of its own.
+func scanFeedFunc(
+	rows pgx.Rows, yield func(*timebox.Event) bool,
+) (bool, error) {
+	defer rows.Close()
+	pending := false
 	var lastKey string
 	var lastID timebox.AggregateID
 	var xid int64
@@ -135,26 +154,61 @@ func scanFeed(rows pgx.Rows) ([]*timebox.Event, error) {
 	var f codec.EventFields
 	dst := []any{&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
 		&typ, &f.Data, &eid, &md}
+	// The events of the Commit being read, and whether they came in order.
+	var group []*timebox.Event
+	sorted := true
+	flush := func() bool {
+		if !sorted {
+			slices.SortFunc(group, func(a, b *timebox.Event) int {
+				return cmp.Compare(a.Position.Offset, b.Position.Offset)
+			})
+		}
+		for _, ev := range group {
+			if !yield(ev) {
+				return false
+			}
+		}
+		group, sorted = group[:0], true
+		return true
+	}
 	for rows.Next() {
 		if err := rows.Scan(dst...); err != nil {
-			return nil, err
+			return false, err
+		}
+		if xid == -1 {
+			pending = off != 0
+			continue
 		}
 		if string(key) != lastKey || lastID == nil {
 			var err error
 			lastKey = string(key)
 			if lastID, err = codec.DecodeID(lastKey); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
 		f.Type, f.ID, f.Metadata = typ, eid, md
 		ev, err := f.Event(lastID)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		ev.Position = timebox.Position{Commit: uint64(xid), Offset: uint64(off)}
-		evs = append(evs, ev)
+		if len(group) > 0 {
+			last := group[len(group)-1].Position
+			if last.Commit != ev.Position.Commit {
+				if !flush() {
+					return pending, nil
+				}
+			} else if last.Offset > ev.Position.Offset {
+				sorted = false
+			}
+		}
+		group = append(group, ev)
 	}
-	return evs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	flush()
+	return pending, nil
 }
 
 // awaitFeed waits until wake is closed (a notification, an append by p,

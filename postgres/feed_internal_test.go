@@ -228,6 +228,25 @@ func TestFeedKeepsTrimmedAndArchived(t *testing.T) {
 	requireIncreasing(t, feed)
 	require.Equal(t, uint64(2), feed[2].Position.Offset)
 	require.Equal(t, feed[0].Position.Commit, feed[2].Position.Commit)
+
+	// Pages that end inside the append trimmed in part, whose kept events
+	// the server returns after its live one.
+	for _, limit := range []int{1, 2, 4} {
+		var got []*timebox.Event
+		var pos timebox.Position
+		for len(got) < len(feed) {
+			evs, err := p.ReadFeed(context.Background(), timebox.FeedRequest{
+				After: pos, Limit: limit, Wait: time.Second,
+			})
+			require.NoError(t, err)
+			require.LessOrEqual(t, len(evs), limit)
+			for _, ev := range evs {
+				got, pos = append(got, ev), ev.Position
+			}
+		}
+		require.Equal(t, feedTypes(feed), feedTypes(got), "pages of %d", limit)
+		requireIncreasing(t, got)
+	}
 }
 
 func requireIncreasing(t *testing.T, evs []*timebox.Event) {

@@ -124,8 +124,7 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"archive_claim":   {archiveClaimSQL, `'plans', 1000`},
 		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
-		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100`},
-		"feed_pending":    {feedPendingSQL, `'plans', 1500`},
+		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100, 101`},
 		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
 	}
 	for n, notify := range []string{"", "_notify"} {

@@ -53,6 +53,15 @@ func poolConfig(cfg Config, g *poolGuard) (*pgxpool.Config, error) {
 	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
 		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
+	// JIT compilation takes tens of milliseconds, and the server starts it
+	// by a plan's estimated cost: a feed read of a few thousand events is
+	// estimated above the default jit_above_cost (the join's rows are
+	// overestimated), and spent 30-50 ms compiling to run in a few.
+	// Every statement here is an index lookup or range, for which it never
+	// pays.
+	if _, ok := pc.ConnConfig.RuntimeParams["jit"]; !ok {
+		pc.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}

@@ -9,18 +9,24 @@ import (
 )
 
 // Bounds of the feed's read-ahead: at most prefetchSlots pages are read
-// ahead at once, and a page nobody took within prefetchTTL is dropped.
+// ahead or being read at once, a page nobody took within prefetchTTL is
+// dropped, and one statement of a read-ahead reads about aheadEvents
+// events (whole pages; at least one).
 const (
 	prefetchSlots = 16
 	prefetchTTL   = 10 * time.Second
+	aheadEvents   = 8192
 )
 
 // feedPrefetch reads ahead for readers catching up: when a read returns a
-// full page, the page after it is read at once, on a goroutine, so that
-// the reader finds it read (or being read) when it asks for it, and the
-// server reads one page while the reader handles the last. A page read
-// ahead is as gap-safe as any read: it holds only events below the xmin
-// of its own snapshot, taken after the page before it.
+// full page, the pages after it are read at once, on a goroutine, by
+// statements of several pages each whose rows are handed out page by page
+// as they arrive, so that the reader finds its next page read (or being
+// read) when it asks for it, the server reads while the reader handles
+// the last page, and each statement's cost is spread over many pages. A
+// page read ahead is as gap-safe as any read: it holds only events below
+// the xmin of its statement's snapshot, and it starts where the page
+// before it ended.
 type feedPrefetch struct {
 	mu      sync.Mutex
 	pages   map[prefetchKey]*prefetched
@@ -42,6 +48,8 @@ type prefetchKey struct {
 	limit int
 }
 
+// prefetched is a page read ahead: done is closed once evs (at most
+// limit events; fewer only where the readable feed ended) or err is set.
 type prefetched struct {
 	started time.Time
 	done    chan struct{}
@@ -71,18 +79,29 @@ func (p *Persistence) takePrefetched(
 	}
 }
 
-// readAhead starts reading the page after evs, a full page of limit
-// events, unless too many pages are being read ahead.
+// readAhead starts reading the pages after evs, a full page of limit
+// events, unless they are read ahead already or too many pages are.
 func (p *Persistence) readAhead(evs []*timebox.Event, limit int) {
 	if len(evs) == 0 || len(evs) < limit {
 		return
 	}
-	f := &p.prefetch
 	k := prefetchKey{evs[len(evs)-1].Position, limit}
+	pg := p.reserve(k)
+	if pg == nil {
+		return
+	}
+	perAppend := eventsPerAppend(evs)
+	p.prefetch.wg.Go(func() { p.runAhead(k, pg, perAppend) })
+}
+
+// reserve registers an empty page for k, unless one is there, too many
+// are, or p is closing, and returns it (nil when not registered).
+func (p *Persistence) reserve(k prefetchKey) *prefetched {
+	f := &p.prefetch
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stopped {
-		return
+		return nil
 	}
 	now := time.Now()
 	for key, pg := range f.pages {
@@ -91,16 +110,79 @@ func (p *Persistence) readAhead(evs []*timebox.Event, limit int) {
 		}
 	}
 	if _, ok := f.pages[k]; ok || len(f.pages) >= prefetchSlots {
-		return
+		return nil
 	}
 	if f.pages == nil {
 		f.pages = map[prefetchKey]*prefetched{}
 	}
 	pg := &prefetched{started: now, done: make(chan struct{})}
 	f.pages[k] = pg
-	f.wg.Go(func() {
-		defer close(pg.done)
-		xid, off := feedArgs(k.after)
-		pg.evs, pg.err = p.readFeed(p.bg, xid, off, limit)
-	})
+	return pg
+}
+
+// runAhead fills pg, the page after k.after, and the pages after it, by
+// statements of about aheadEvents events (read_feed.sql with as many
+// appends as that needs at perAppend events each), handing out each page
+// as soon as its last row arrives. It stops where the readable feed ends
+// (the page in progress is handed out as it is, perhaps empty, and read
+// again by its taker), or when no further page may be registered.
+func (p *Persistence) runAhead(
+	k prefetchKey, pg *prefetched, perAppend int,
+) {
+	limit := k.limit
+	pages := max(1, aheadEvents/limit)
+	var cur []*timebox.Event
+	after := k.after
+	for pg != nil {
+		appends := min(pages*limit/max(perAppend, 1)+2, pages*limit+1)
+		xid, off := feedArgs(after)
+		rows, _ := p.pool.Query(p.bg, readFeedSQL, p.ns, xid, off,
+			pages*limit, appends)
+		got, xids := 0, 0
+		var lastXid uint64
+		_, err := scanFeedFunc(rows, func(ev *timebox.Event) bool {
+			got++
+			if ev.Position.Commit != lastXid {
+				xids, lastXid = xids+1, ev.Position.Commit
+			}
+			after = ev.Position
+			if cur = append(cur, ev); len(cur) < limit {
+				return true
+			}
+			next := p.reserve(prefetchKey{after, limit})
+			pg.evs, cur = cur, nil
+			close(pg.done)
+			pg = next
+			return pg != nil
+		})
+		if err != nil {
+			err = p.fail(p.bg, "read feed", err)
+		}
+		// The statement stopped at its appends, not at the end of the
+		// readable feed, when it returned all it was asked for or (the
+		// first append may have been read whole already) all its appends
+		// but one.
+		more := got >= pages*limit || xids >= appends-1
+		if pg != nil && (err != nil || !more) {
+			pg.evs, pg.err = cur, err
+			close(pg.done)
+			return
+		}
+		if xids > 0 {
+			perAppend = max(1, got/xids)
+		}
+	}
+}
+
+// eventsPerAppend estimates the events per append in evs, in Position
+// order, by the Commits it spans.
+func eventsPerAppend(evs []*timebox.Event) int {
+	n := 0
+	var last uint64
+	for _, ev := range evs {
+		if ev.Position.Commit != last {
+			n, last = n+1, ev.Position.Commit
+		}
+	}
+	return max(1, len(evs)/max(n, 1))
 }

@@ -135,8 +135,6 @@ var (
 	listAllSQL string
 	//go:embed sql/read_feed.sql
 	readFeedSQL string
-	//go:embed sql/feed_pending.sql
-	feedPendingSQL string
 	//go:embed sql/feed_notify.sql
 	feedNotifySQL string
 	//go:embed sql/consumer_claim.sql

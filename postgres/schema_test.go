@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -166,4 +167,48 @@ func TestSchemaMigratesFrom4(t *testing.T) {
 		require.Equal(t, timebox.Position{Commit: 1, Offset: uint64(i)}, ev.Position)
 	}
 	require.Greater(t, evs[3].Position.Commit, uint64(2))
+}
+
+// The back-filled pseudo-commit of a migrated database holds a
+// timebox_feed row per aggregate, many more than a page: read in pages
+// of two events, it comes back whole, in (aggregate, sequence) order,
+// each page after the last.
+func TestSchemaMigratedFeedPages(t *testing.T) {
+	cfg, admin := privateSchema(t)
+	ctx := context.Background()
+	ddl, err := os.ReadFile("testdata/schema4.sql")
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, string(ddl))
+	require.NoError(t, err)
+	// 40 aggregates, a00 .. a39, of 1, 2 or 3 events.
+	_, err = admin.Exec(ctx, `
+		INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
+		SELECT $1, 'a' || lpad(i::text, 2, '0'), s, 0, 0,
+		       convert_to('a' || lpad(i::text, 2, '0') || '-' || s, 'UTF8'), '{}'
+		FROM generate_series(0, 39) i, generate_series(0, i % 3) s`, cfg.Prefix)
+	require.NoError(t, err)
+	var want []string
+	for i := range 40 {
+		for s := 0; s <= i%3; s++ {
+			want = append(want, fmt.Sprintf("a%02d-%d", i, s))
+		}
+	}
+
+	p := newPersistence(t, cfg)
+	var got []string
+	var pos timebox.Position
+	for {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{After: pos, Limit: 2})
+		require.NoError(t, err)
+		if len(evs) == 0 {
+			break
+		}
+		require.LessOrEqual(t, len(evs), 2)
+		for _, ev := range evs {
+			require.Equal(t, timebox.Position{Commit: 1, Offset: uint64(len(got))}, ev.Position)
+			got = append(got, string(ev.Type))
+			pos = ev.Position
+		}
+	}
+	require.Equal(t, want, got)
 }
