@@ -39,8 +39,9 @@ var _ timebox.Feeder = (*Persistence)(nil)
 // DESIGN.md. Events trimmed or archived are still read (they move to
 // timebox_feed_kept).
 //
-// A full page starts the read of the next one (feedPrefetch), so a
-// reader catching up overlaps its work with the server's.
+// A full page starts reading the pages after it (feedPrefetch: by
+// statements of several pages, each page handed out as its rows arrive),
+// so a reader catching up overlaps its work with the server's.
 //
 // An event is returned once every transaction older than its own has
 // ended. So that a caller reads what it has just appended even while
