@@ -21,11 +21,10 @@ import (
 // created for the run, so that figures do not depend on what earlier runs
 // left in the tables (the test server runs without autovacuum).
 func BenchmarkWorkloads(b *testing.B) {
-	url := withSchema(b, testserver.PostgresURL(b), testserver.Prefix(b))
+	base := schemaConfig(b)
 	bench.Run(b, func(b *testing.B, cfg timebox.Config) *timebox.Store {
-		pc := testConfig(b)
-		pc.URL = url
-		pc.MaxConns = postgres.DefaultMaxConns
+		pc := base
+		pc.Prefix = testserver.Prefix(b)
 		return openStore(b, pc, cfg)
 	})
 }
@@ -34,8 +33,7 @@ func BenchmarkWorkloads(b *testing.B) {
 // with no statistics, and again once they are analysed: plans must not
 // collapse to sequential scans on new tables.
 func BenchmarkExecSeqTables(b *testing.B) {
-	pc := testConfig(b)
-	pc.URL = withSchema(b, pc.URL, pc.Prefix)
+	pc := schemaConfig(b)
 	b.Run("fresh", func(b *testing.B) {
 		bench.ExecSeq(b, openStore(b, pc, timebox.Config{}))
 	})
@@ -66,8 +64,7 @@ func BenchmarkSeqVsRaw(b *testing.B) {
 		ratio float64
 	}{{"snapshots=default", 0}, {"snapshots=off", bench.NoSnapshots}} {
 		b.Run(snaps.name, func(b *testing.B) {
-			pc := testConfig(b)
-			pc.URL = withSchema(b, pc.URL, pc.Prefix)
+			pc := schemaConfig(b)
 			st := openStore(b, pc, timebox.Config{SnapshotRatio: snaps.ratio})
 			ctx := context.Background()
 			conn, err := pgx.Connect(ctx, pc.URL)
@@ -89,6 +86,18 @@ func BenchmarkSeqVsRaw(b *testing.B) {
 				return err
 			})
 		})
+	}
+}
+
+// schemaConfig returns a Config on the test server in a schema created
+// for b and dropped, with every row, when b ends (so no Prefix is cleaned
+// up), under a Prefix of its own, with the default pool size.
+func schemaConfig(b *testing.B) postgres.Config {
+	prefix := testserver.Prefix(b)
+	return postgres.Config{
+		URL:      withSchema(b, testserver.PostgresURL(b), prefix),
+		Prefix:   prefix,
+		MaxConns: postgres.DefaultMaxConns,
 	}
 }
 
@@ -122,8 +131,7 @@ func analyze(b *testing.B, url string) {
 }
 
 func rawInsert(b *testing.B, conns int) {
-	pc := testConfig(b)
-	url := withSchema(b, pc.URL, pc.Prefix)
+	url := schemaConfig(b).URL
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -195,16 +203,14 @@ func feedCatchUpEvents() int {
 // through Store.ReadAll against one raw SELECT of the same rows, each in
 // a schema created for the run.
 func BenchmarkFeed(b *testing.B) {
-	url := withSchema(b, testserver.PostgresURL(b), testserver.Prefix(b))
+	base := schemaConfig(b)
+	url := base.URL
 	b.Run("lag", func(b *testing.B) {
-		pc := testConfig(b)
-		pc.URL = url
-		pc.MaxConns = postgres.DefaultMaxConns
+		pc := base
+		pc.Prefix = testserver.Prefix(b)
 		bench.FeedLag(b, openStore(b, pc, timebox.Config{CacheSize: 1000}))
 	})
-	pc := testConfig(b)
-	pc.URL = url
-	pc.MaxConns = postgres.DefaultMaxConns
+	pc := base
 	// The data is seeded once, on the first call of catch-up, so that
 	// running lag alone seeds nothing.
 	st := openStore(b, pc, timebox.Config{})
