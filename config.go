@@ -21,8 +21,9 @@ type Config struct {
 	// SnapshotMinEvents is how many events an Executor must have committed
 	// to an aggregate since its last snapshot before it consults
 	// SnapshotRatio after a commit; only then may it save a snapshot in
-	// the background. It keeps a small state with large events from
-	// costing a snapshot write per command, and bounds how far a busy
+	// the background (the Executor's next append to the aggregate then
+	// waits for that one write). It keeps a small state with large events
+	// from costing a snapshot write per command, and bounds how far a busy
 	// aggregate's snapshot trails its head: when a burst of commits ends,
 	// fewer than SnapshotMinEvents of them (or none, once the last
 	// background snapshot is stored) follow the snapshot. Zero means

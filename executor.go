@@ -355,6 +355,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
+		e.awaitSending(ctx, key)
 		e.attempted(live)
 		sent := time.Now()
 		err = e.store.appendObserved(ctx, AppendRequest{

@@ -141,6 +141,9 @@ type snapStat struct {
 	eventsSize int
 	events     int
 	saving     bool // a background snapshot is in flight
+	// sending is set while a background snapshot is on its way to the
+	// backend, and closed when the backend has answered.
+	sending chan struct{}
 }
 
 // noteLoad records what a cold load of key found.
@@ -155,7 +158,10 @@ func (e *Executor[T]) noteLoad(key string, st *snapStat) {
 // last snapshot and their data outweighs it (Config.SnapshotRatio), it
 // saves a snapshot in the background, off the command's latency path: one
 // at a time per aggregate, conditional on the head (IfHead), a failure
-// logged, never returned. Close cancels and waits for it.
+// logged, never returned. Close cancels and waits for it. While the
+// snapshot is on its way to the backend, this Executor's next append to
+// the aggregate waits for it (awaitSending), so that its own commits do
+// not make IfHead skip it.
 func (e *Executor[T]) committed(
 	key string, id AggregateID, evs []*Event, p *projection[T],
 ) {
@@ -178,10 +184,12 @@ func (e *Executor[T]) committed(
 		return
 	}
 	st.saving = true
+	st.hold()
 	if !e.store.background(func(ctx context.Context) {
 		e.saveBusy(ctx, key, id, st, p)
 	}) {
 		st.saving = false
+		st.release()
 	}
 }
 
@@ -212,6 +220,7 @@ func (e *Executor[T]) saveBusy(
 		// Read the counts before the state: an event counted by now is
 		// in the state, as commits are cached before they are counted.
 		e.snapMu.Lock()
+		st.hold()
 		size, events, unknown := st.eventsSize, st.events, st.snapSize == 0
 		e.snapMu.Unlock()
 		if c, ok := e.cache.Peek(key); ok && c.next > p.next {
@@ -224,14 +233,21 @@ func (e *Executor[T]) saveBusy(
 			// the snapshot this state would make.
 			e.snapMu.Lock()
 			st.snapSize, st.saving = len(data), false
+			st.release()
 			e.snapMu.Unlock()
 			return
 		}
 		if err == nil {
 			err = e.store.retry(ctx, true, func() error {
+				e.snapMu.Lock()
+				st.hold()
+				e.snapMu.Unlock()
 				_, err := e.store.putSnapshotObserved(
 					ctx, id, json.RawMessage(data), p.next, true,
 				)
+				e.snapMu.Lock()
+				st.release() // not held through the backoff of a retry
+				e.snapMu.Unlock()
 				return err
 			})
 		}
@@ -252,11 +268,48 @@ func (e *Executor[T]) saveBusy(
 			continue
 		}
 		st.saving = false
+		st.release()
 		e.snapMu.Unlock()
 		if err != nil && !skipped && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 			e.logger().Warn("timebox: background snapshot failed",
 				"aggregate", id.String(), "sequence", p.next, "error", err)
 		}
 		return
+	}
+}
+
+// hold marks st's background snapshot as on its way to the backend,
+// unless it is already; release marks it answered. snapMu is held.
+func (st *snapStat) hold() {
+	if st.sending == nil {
+		st.sending = make(chan struct{})
+	}
+}
+
+func (st *snapStat) release() {
+	if st.sending != nil {
+		close(st.sending)
+		st.sending = nil
+	}
+}
+
+// awaitSending waits, until ctx ends, while a background snapshot of key
+// is on its way to the backend, so that this Executor's next append does
+// not overtake it: an append landing first would move the head, and the
+// snapshot would store nothing. It waits for one backend call at most
+// (the snapshot's marshalling and one try, not its retries).
+func (e *Executor[T]) awaitSending(ctx context.Context, key string) {
+	e.snapMu.Lock()
+	var ch chan struct{}
+	if st, ok := e.snaps.Peek(key); ok {
+		ch = st.sending
+	}
+	e.snapMu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
