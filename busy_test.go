@@ -2,6 +2,7 @@ package timebox_test
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ func TestCloseCancelsAndWaitsForBackgroundSnapshots(t *testing.T) {
 		started:     make(chan struct{}, 1),
 	}
 	// Any event outweighs the state: the first commit starts a snapshot.
-	store, err := timebox.NewStore(b, timebox.Config{SnapshotRatio: 1e-9})
+	store, err := timebox.NewStore(b, timebox.Config{
+		SnapshotRatio: 1e-9, SnapshotMinEvents: 1,
+	})
 	require.NoError(t, err)
 	ex := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
 	id := timebox.NewAggregateID("account", "stuck")
@@ -54,4 +57,111 @@ func TestCloseCancelsAndWaitsForBackgroundSnapshots(t *testing.T) {
 	require.False(t, b.ended.Load())
 	require.NoError(t, store.Close())
 	require.True(t, b.ended.Load(), "Close returned before the snapshot ended")
+}
+
+// flakySnapshots is a memory backend whose conditional snapshots first
+// fail: the first fail calls return ErrUnavailable, the next skip ones
+// are skipped as if another process had moved the head (nothing is
+// written). With legacy set, a skip is answered nil, as a backend written
+// before ErrSnapshotSkipped does.
+type flakySnapshots struct {
+	*memory.Persistence
+	fail, skip int32
+	legacy     bool
+	calls      atomic.Int32
+}
+
+func (f *flakySnapshots) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
+	n := f.calls.Add(1)
+	var err error
+	switch {
+	case !req.IfHead:
+		return f.Persistence.SaveSnapshot(ctx, req)
+	case n <= f.fail:
+		return timebox.ErrUnavailable
+	case n <= f.fail+f.skip:
+		err = timebox.ErrSnapshotSkipped
+	default:
+		err = f.Persistence.SaveSnapshot(ctx, req)
+	}
+	if f.legacy && errors.Is(err, timebox.ErrSnapshotSkipped) {
+		return nil
+	}
+	return err
+}
+
+// busyStore runs commands deposits through one Executor on a store on b
+// with background snapshots due every minEvents events, and returns the
+// store and the aggregate.
+func busyStore(
+	t *testing.T, b timebox.Backend, minEvents, commands int,
+) (*timebox.Store, *timebox.Executor[Account], timebox.AggregateID) {
+	t.Helper()
+	store, err := timebox.NewStore(b, timebox.Config{
+		SnapshotRatio: 1e-9, SnapshotMinEvents: minEvents,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	ex := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
+	id := timebox.NewAggregateID("account", "busy")
+	for range commands {
+		_, err := ex.Exec(id, deposit(1))
+		require.NoError(t, err)
+	}
+	return store, ex, id
+}
+
+// awaitSnapshotAt waits up to 30s for id's snapshot to reach seq, and
+// checks it is the state at its sequence (one deposit of 1 per event).
+func awaitSnapshotAt(t *testing.T, store *timebox.Store, id timebox.AggregateID, seq int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var acct Account
+		res, err := store.GetSnapshot(id, &acct)
+		require.NoError(t, err)
+		if res.NextSequence >= seq {
+			require.EqualValues(t, res.NextSequence, acct.Balance)
+			return
+		}
+		require.False(t, time.Now().After(deadline),
+			"snapshot at %d, not %d, after 30s", res.NextSequence, seq)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A background snapshot that meets transient failures is retried, so the
+// last state of the burst is snapshotted with no further commit.
+func TestBusySnapshotRetriesTransientFailures(t *testing.T) {
+	b := &flakySnapshots{Persistence: memory.NewPersistence(), fail: 3}
+	store, _, id := busyStore(t, b, 5, 5)
+	awaitSnapshotAt(t, store, id, 5)
+	require.GreaterOrEqual(t, b.calls.Load(), int32(4))
+}
+
+// A skipped background snapshot keeps its events counted: the next commit
+// tries again rather than waiting for SnapshotMinEvents more events.
+func TestBusySnapshotSkipKeepsCount(t *testing.T) {
+	b := &flakySnapshots{Persistence: memory.NewPersistence(), skip: 1}
+	store, ex, id := busyStore(t, b, 5, 5)
+	deadline := time.Now().Add(30 * time.Second)
+	for b.calls.Load() == 0 {
+		require.False(t, time.Now().After(deadline), "no snapshot tried after 30s")
+		time.Sleep(time.Millisecond)
+	}
+	_, err := ex.Exec(id, deposit(1))
+	require.NoError(t, err)
+	awaitSnapshotAt(t, store, id, 6)
+}
+
+// A backend that answers a skip with nil (the contract before
+// ErrSnapshotSkipped) still works: commands and busy snapshots go on (a
+// skip is taken as stored), and Executor.SaveSnapshot returns nil whether
+// it stored or not.
+func TestBusySnapshotLegacyBackend(t *testing.T) {
+	b := &flakySnapshots{Persistence: memory.NewPersistence(), legacy: true}
+	store, ex, id := busyStore(t, b, 5, 10)
+	require.NoError(t, ex.SaveSnapshot(id))
+	awaitSnapshotAt(t, store, id, 10)
+	require.NoError(t, ex.SaveSnapshot(timebox.NewAggregateID("account", "none")))
 }

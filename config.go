@@ -14,8 +14,22 @@ type Config struct {
 
 	// SnapshotRatio is the size of the events after the snapshot, relative
 	// to the snapshot, past which an Executor saves a new snapshot: on a
-	// load that read them, or in the background after a commit.
+	// load that read them, or in the background after a commit (see
+	// SnapshotMinEvents).
 	SnapshotRatio float64
+
+	// SnapshotMinEvents is how many events an Executor must have committed
+	// to an aggregate since its last snapshot before it consults
+	// SnapshotRatio after a commit; only then may it save a snapshot in
+	// the background (the Executor's next append to the aggregate then
+	// waits for that one write). It keeps a small state with large events
+	// from costing a snapshot write per command, and bounds how far a busy
+	// aggregate's snapshot trails its head: when a burst of commits ends,
+	// fewer than SnapshotMinEvents of them (or none, once the last
+	// background snapshot is stored) follow the snapshot. Zero means
+	// DefaultSnapshotMinEvents; 1 consults SnapshotRatio after every
+	// commit. A snapshot on a load is weighed by SnapshotRatio alone.
+	SnapshotMinEvents int
 
 	// MaxRetries is how many attempts (not retries after the first) an
 	// Executor makes before it fails with ErrMaxRetriesExceeded.
@@ -70,6 +84,10 @@ const (
 	DefaultMaxRetries    = 16
 	DefaultCacheSize     = 128
 	DefaultRetryTimeout  = 10 * time.Second
+
+	// DefaultSnapshotMinEvents is the SnapshotMinEvents a zero value
+	// means.
+	DefaultSnapshotMinEvents = 32
 )
 
 // DefaultConfig returns the Config with every default applied.
@@ -100,6 +118,9 @@ func (c Config) With(other Config) Config {
 	}
 	if other.SnapshotRatio != 0 {
 		c.SnapshotRatio = other.SnapshotRatio
+	}
+	if other.SnapshotMinEvents != 0 {
+		c.SnapshotMinEvents = other.SnapshotMinEvents
 	}
 	if other.MaxRetries != 0 {
 		c.MaxRetries = other.MaxRetries
@@ -139,8 +160,9 @@ func (c Config) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Validate returns ErrInvalidSnapshotRatio, ErrInvalidMaxRetries or
-// ErrInvalidCacheSize, checked in that order, or nil.
+// Validate returns ErrInvalidSnapshotRatio, ErrInvalidMaxRetries,
+// ErrInvalidCacheSize or ErrInvalidSnapshotMinEvents, checked in that
+// order, or nil.
 func (c Config) Validate() error {
 	switch {
 	case c.SnapshotRatio < 0:
@@ -149,6 +171,16 @@ func (c Config) Validate() error {
 		return ErrInvalidMaxRetries
 	case c.CacheSize <= 0:
 		return ErrInvalidCacheSize
+	case c.SnapshotMinEvents < 0:
+		return ErrInvalidSnapshotMinEvents
 	}
 	return nil
+}
+
+// snapshotMinEvents returns the configured SnapshotMinEvents.
+func (c Config) snapshotMinEvents() int {
+	if c.SnapshotMinEvents > 0 {
+		return c.SnapshotMinEvents
+	}
+	return DefaultSnapshotMinEvents
 }

@@ -28,6 +28,8 @@ func TestConfigDefaultsAndOverlay(t *testing.T) {
 	assert.Equal(t, 7, cfg.CacheSize)
 	assert.True(t, cfg.TrimEvents)
 	assert.Equal(t, timebox.DefaultSnapshotRatio, cfg.SnapshotRatio)
+	assert.Equal(t, 9, timebox.Configure(def,
+		timebox.Config{SnapshotMinEvents: 9}, timebox.Config{}).SnapshotMinEvents)
 }
 
 func TestConfigValidateOrder(t *testing.T) {
@@ -39,7 +41,8 @@ func TestConfigValidateOrder(t *testing.T) {
 	}{
 		{timebox.Config{SnapshotRatio: -1, MaxRetries: -1, CacheSize: -1}, timebox.ErrInvalidSnapshotRatio},
 		{timebox.Config{SnapshotRatio: 1, MaxRetries: 0, CacheSize: -1}, timebox.ErrInvalidMaxRetries},
-		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 0}, timebox.ErrInvalidCacheSize},
+		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 0, SnapshotMinEvents: -1}, timebox.ErrInvalidCacheSize},
+		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 1, SnapshotMinEvents: -1}, timebox.ErrInvalidSnapshotMinEvents},
 	} {
 		assert.ErrorIs(t, tc.cfg.Validate(), tc.want)
 	}

@@ -61,11 +61,15 @@
 //
 // A snapshot is the JSON of a state at a sequence ([Store.PutSnapshot],
 // [Executor.SaveSnapshot]); executors also save one when the events after
-// the last outweigh it ([Config.SnapshotRatio]), on a load or in the
-// background after a commit. An executor's snapshot is conditional
-// ([SnapshotRequest.IfHead]): stored only while the aggregate is live and
-// its head is the sequence the state was folded to, so it never resurrects
-// or corrupts an aggregate. With [Config.TrimEvents], events a snapshot
+// the last outweigh it ([Config.SnapshotRatio]), on a load, or in the
+// background once [Config.SnapshotMinEvents] events were committed after
+// it, so a busy aggregate's snapshot trails its head by fewer than that
+// many events when a burst of commits ends. An executor's snapshot is
+// conditional ([SnapshotRequest.IfHead]): stored only while the aggregate
+// is live and its head is the sequence the state was folded to, so it
+// never resurrects or corrupts an aggregate; a backend that stored nothing
+// says so with [ErrSnapshotSkipped], and a background snapshot then tries
+// again. With [Config.TrimEvents], events a snapshot
 // covers leave live storage. [Store.Archive] moves a whole aggregate into
 // the backend's archive as one [ArchiveRecord], atomically, for a consumer
 // to process ([Store.ConsumeArchive], at least once); every bundled backend

@@ -92,6 +92,21 @@ var (
 	// ErrInvalidCacheSize means Config.CacheSize is zero or negative.
 	ErrInvalidCacheSize = errors.New("cache size must be positive")
 
+	// ErrInvalidSnapshotMinEvents means Config.SnapshotMinEvents is
+	// negative.
+	ErrInvalidSnapshotMinEvents = errors.New("snapshot min events must not be negative")
+
+	// ErrSnapshotSkipped is returned, possibly wrapped, by a backend's
+	// SaveSnapshot with SnapshotRequest.IfHead when it wrote nothing
+	// because the aggregate is not live or its head is not req.Sequence.
+	// A backend that returns nil instead is taken as having stored the
+	// snapshot (the contract before this error existed). The Store and
+	// Executor turn it into nil wherever they promise nil for a snapshot
+	// that was not needed (Executor.SaveSnapshot, the snapshot after a
+	// load); an Executor's background snapshot uses it to know that it
+	// must try again.
+	ErrSnapshotSkipped = errors.New("conditional snapshot skipped")
+
 	// ErrReentrantExec means a command called Exec on its own aggregate
 	// through the Executor running it, from the goroutine running it; that
 	// call would wait for the command itself. Nothing was written for the

@@ -286,7 +286,8 @@ func (e *Executor[T]) SaveSnapshot(id AggregateID) error {
 // cache, which may lag other writers) and stores it as a snapshot at its
 // next sequence, only if that is still the aggregate's head and the
 // aggregate is live (see SnapshotRequest.IfHead). When the aggregate moved
-// on in between, or has no history, nothing is written and it returns nil.
+// on in between, or has no history, nothing is written and it returns nil
+// (the backend's ErrSnapshotSkipped is not passed on).
 // It never moves a head.
 //
 // Errors: a state that cannot be marshalled, an event its Applier cannot
@@ -305,6 +306,9 @@ func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) e
 	}
 	e.remember(id.key(), p)
 	_, err = e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
+	if errors.Is(err, ErrSnapshotSkipped) {
+		return nil
+	}
 	return err
 }
 
@@ -351,6 +355,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
+		e.awaitSending(ctx, key)
 		e.attempted(live)
 		sent := time.Now()
 		err = e.store.appendObserved(ctx, AppendRequest{
@@ -475,14 +480,19 @@ func (e *Executor[T]) load(
 	if err != nil {
 		return nil, err
 	}
-	stat := &snapStat{snapSize: res.SnapshotSize, eventsSize: res.EventsSize}
+	stat := &snapStat{
+		snapSize:   res.SnapshotSize,
+		eventsSize: res.EventsSize,
+		events:     len(res.AdditionalEvents),
+	}
 	if e.wantsSnapshot(res) {
 		n, err := e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
-		if err != nil {
+		switch {
+		case err == nil:
+			stat = &snapStat{snapSize: n}
+		case !errors.Is(err, ErrSnapshotSkipped):
 			e.logger().Warn("timebox: opportunistic snapshot failed",
 				"aggregate", id.String(), "error", err)
-		} else {
-			stat = &snapStat{snapSize: n}
 		}
 	}
 	e.noteLoad(key, stat)

@@ -42,7 +42,8 @@ type (
 		Load(ctx context.Context, info LoadInfo)
 
 		// SnapshotSaved is called after an Executor or Store.PutSnapshot
-		// asked the backend to store a snapshot.
+		// asked the backend to store a snapshot, stored or not (see
+		// SnapshotInfo.Skipped).
 		SnapshotSaved(ctx context.Context, info SnapshotInfo)
 	}
 
@@ -117,16 +118,20 @@ type (
 		Err      error
 	}
 
-	// SnapshotInfo describes a snapshot stored (or, for an Executor's
-	// conditional snapshot, offered: see SnapshotRequest.IfHead).
+	// SnapshotInfo describes a snapshot the backend was asked to store.
 	SnapshotInfo struct {
 		Scope
 		Sequence int64
 		// Conditional is set for an Executor's snapshot, stored only at
 		// the aggregate's head.
 		Conditional bool
-		Duration    time.Duration
-		Err         error
+		// Skipped is set, with a nil Err, when the backend stored nothing
+		// because a conditional snapshot's aggregate was not live or had
+		// moved past Sequence (ErrSnapshotSkipped). A backend that does
+		// not report skips leaves it false.
+		Skipped  bool
+		Duration time.Duration
+		Err      error
 	}
 
 	// Outcome classes an error for metrics and spans.
@@ -146,6 +151,10 @@ const (
 	// OutcomeError is any other error: the command's own, a closed
 	// store, invalid input, a backend failure.
 	OutcomeError Outcome = "error"
+	// OutcomeSkipped is a conditional snapshot the backend did not store
+	// (SnapshotInfo.Skipped, ErrSnapshotSkipped): not a failure, and not
+	// a stored snapshot either.
+	OutcomeSkipped Outcome = "skipped"
 )
 
 // OutcomeOf returns the class of err. An unknown outcome wins over the
@@ -160,6 +169,8 @@ func OutcomeOf(err error) Outcome {
 		return OutcomeConflict
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return OutcomeCanceled
+	case errors.Is(err, ErrSnapshotSkipped):
+		return OutcomeSkipped
 	}
 	return OutcomeError
 }
@@ -260,13 +271,17 @@ func (s *Store) putSnapshotObserved(
 	}
 	start := time.Now()
 	n, err := s.putSnapshot(ctx, id, value, sequence, ifHead)
-	h.SnapshotSaved(ctx, SnapshotInfo{
+	info := SnapshotInfo{
 		Scope:       s.scope(id),
 		Sequence:    sequence,
 		Conditional: ifHead,
 		Duration:    time.Since(start),
 		Err:         err,
-	})
+	}
+	if errors.Is(err, ErrSnapshotSkipped) {
+		info.Skipped, info.Err = true, nil
+	}
+	h.SnapshotSaved(ctx, info)
 	return n, err
 }
 

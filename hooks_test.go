@@ -217,12 +217,33 @@ func TestOutcomeOf(t *testing.T) {
 		timebox.ErrMaxRetriesExceeded:   timebox.OutcomeConflict,
 		timebox.ErrUnknownOutcome:       timebox.OutcomeUnknown,
 		fmt.Errorf("%w: %w", timebox.ErrUnknownOutcome, context.Canceled): timebox.OutcomeUnknown,
-		context.DeadlineExceeded: timebox.OutcomeCanceled,
-		errors.New("boom"):       timebox.OutcomeError,
-		timebox.ErrClosed:        timebox.OutcomeError,
+		context.DeadlineExceeded:   timebox.OutcomeCanceled,
+		errors.New("boom"):         timebox.OutcomeError,
+		timebox.ErrClosed:          timebox.OutcomeError,
+		timebox.ErrSnapshotSkipped: timebox.OutcomeSkipped,
 	} {
 		assert.Equal(t, want, timebox.OutcomeOf(err), "%v", err)
 	}
+}
+
+// Hooks see a conditional snapshot that stored nothing as skipped, with
+// no error, and a stored one as not skipped.
+func TestHooksSeeSkippedSnapshot(t *testing.T) {
+	rec, store, ex := hookedAccounts(t, timebox.Config{})
+	id := timebox.NewAggregateID("account", "1")
+	require.NoError(t, ex.SaveSnapshot(id))
+	_, err := ex.Exec(id, deposit(5))
+	require.NoError(t, err)
+	require.NoError(t, ex.SaveSnapshot(id))
+	require.NoError(t, store.Close())
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.snapshots, 2)
+	assert.True(t, rec.snapshots[0].Skipped)
+	assert.NoError(t, rec.snapshots[0].Err)
+	assert.False(t, rec.snapshots[1].Skipped)
+	assert.NoError(t, rec.snapshots[1].Err)
+	assert.EqualValues(t, 1, rec.snapshots[1].Sequence)
 }
 
 func TestNoHooksCostNoAllocation(t *testing.T) {

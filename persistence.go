@@ -47,8 +47,11 @@ type (
 		// SaveSnapshot stores a snapshot unless a newer one is stored; see
 		// Store.PutSnapshot. With req.IfHead it stores the snapshot only if
 		// the aggregate is live and its head is exactly req.Sequence, and
-		// otherwise writes nothing and returns nil; the check and the write
-		// are one atomic step.
+		// otherwise writes nothing and returns ErrSnapshotSkipped (possibly
+		// wrapped); the check and the write are one atomic step. A backend
+		// written before ErrSnapshotSkipped returns nil there, which the
+		// Store takes as stored: it still works, but an Executor's
+		// background snapshot then cannot tell that it must try again.
 		SaveSnapshot(ctx context.Context, req SnapshotRequest) error
 	}
 
@@ -183,7 +186,8 @@ type (
 		// IfHead stores the snapshot only if the aggregate is live (it has
 		// events or a snapshot, and was not archived) and its head is
 		// exactly Sequence; otherwise nothing is written and SaveSnapshot
-		// returns nil. Such a snapshot never moves a head, so a state
+		// returns ErrSnapshotSkipped (nil from a backend that predates
+		// it). Such a snapshot never moves a head, so a state
 		// folded before the aggregate moved on (a stale cache, an archive
 		// and a new history) is never stored. Executor snapshots set it;
 		// Store.PutSnapshot does not. (The head is the only witness: a

@@ -134,12 +134,16 @@ func (s *Store) stopBackground() {
 }
 
 // snapStat is what an Executor knows of a cached aggregate's snapshot: its
-// size and the size of the event data committed after it. An
-// Executor guards its snapStats with snapMu.
+// size, and the events (count and data size) this Executor committed after
+// it. An Executor guards its snapStats with snapMu.
 type snapStat struct {
 	snapSize   int
 	eventsSize int
+	events     int
 	saving     bool // a background snapshot is in flight
+	// sending is set while a background snapshot is on its way to the
+	// backend, and closed when the backend has answered.
+	sending chan struct{}
 }
 
 // noteLoad records what a cold load of key found.
@@ -149,15 +153,21 @@ func (e *Executor[T]) noteLoad(key string, st *snapStat) {
 	e.snaps.Add(key, st)
 }
 
-// committed runs after evs were appended to id, leaving it at p. When the
-// event data committed since the aggregate's last snapshot outweighs it
-// (Config.SnapshotRatio), it saves a snapshot in the background, off the
-// command's latency path: one at a time per aggregate, conditional on the
-// head (IfHead), and a failure is logged, never returned. Close cancels
-// and waits for it.
+// committed runs after evs were appended to id, leaving it at p. Once
+// Config.SnapshotMinEvents events were committed since the aggregate's
+// last snapshot and their data outweighs it (Config.SnapshotRatio), it
+// saves a snapshot in the background, off the command's latency path: one
+// at a time per aggregate, conditional on the head (IfHead), a failure
+// logged, never returned. Close cancels and waits for it. While the
+// snapshot is on its way to the backend, this Executor's next append to
+// the aggregate waits for it (awaitSending), so that its own commits do
+// not make IfHead skip it.
 func (e *Executor[T]) committed(
 	key string, id AggregateID, evs []*Event, p *projection[T],
 ) {
+	if len(evs) == 0 {
+		return
+	}
 	size := 0
 	for _, ev := range evs {
 		size += len(ev.Data)
@@ -165,86 +175,141 @@ func (e *Executor[T]) committed(
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	st, ok := e.snaps.Get(key)
-	if !ok || size == 0 {
+	if !ok {
 		return
 	}
 	st.eventsSize += size
-	if st.saving || !e.outweighs(st.snapSize, st.eventsSize) {
+	st.events += len(evs)
+	if st.saving || !e.due(st) {
 		return
 	}
 	st.saving = true
+	st.hold()
 	if !e.store.background(func(ctx context.Context) {
 		e.saveBusy(ctx, key, id, st, p)
 	}) {
 		st.saving = false
+		st.release()
 	}
 }
 
-// snapSizeUnknown reports whether st has no snapshot size to weigh events
-// against.
-func (e *Executor[T]) snapSizeUnknown(st *snapStat) bool {
-	e.snapMu.Lock()
-	defer e.snapMu.Unlock()
-	return st.snapSize == 0
+// due reports whether the events counted in st call for a background
+// snapshot. snapMu is held.
+func (e *Executor[T]) due(st *snapStat) bool {
+	return st.events >= e.store.config.snapshotMinEvents() &&
+		e.outweighs(st.snapSize, st.eventsSize)
 }
 
 // saveBusy saves the latest cached state of id (p or later) as a snapshot
-// at its head. A commit of this Executor that lands while the snapshot is
-// on its way makes IfHead store nothing; then it tries again at once with
-// the newer state, so the last state of a burst of commits is snapshotted
-// when the burst ends. A try is overtaken only when a commit landed after
-// it read the state, so the tries never outnumber the commits.
+// at its head, and goes on while that leaves a snapshot due. The counts
+// of st go down only by what a stored snapshot covers. When IfHead skips
+// the snapshot because a commit of this Executor moved the head, it tries
+// again at once with the newer state; when the head moved otherwise
+// (another process, an archive) it stops and keeps the counts, so the
+// next commit tries again. Each try follows a commit, so tries never
+// outnumber commits. A transient failure (ErrUnavailable, ErrUnknownOutcome)
+// is retried as the Store retries appends, within Config.RetryTimeout and
+// until Close; any other failure is logged, and the next commit tries
+// again. So the last state of a burst of commits is snapshotted, unless
+// fewer than SnapshotMinEvents events of the burst follow the last
+// snapshot.
 func (e *Executor[T]) saveBusy(
 	ctx context.Context, key string, id AggregateID, st *snapStat, p *projection[T],
 ) {
 	for {
-		// Read the count before the state: a commit counted after this
-		// read was cached after it too, so it shows as overtaking.
+		// Read the counts before the state: an event counted by now is
+		// in the state, as commits are cached before they are counted.
 		e.snapMu.Lock()
-		covered := st.eventsSize
+		st.hold()
+		size, events, unknown := st.eventsSize, st.events, st.snapSize == 0
 		e.snapMu.Unlock()
 		if c, ok := e.cache.Peek(key); ok && c.next > p.next {
 			p = c
 		}
 
-		var value any = snapshotValue(p)
-		if e.snapSizeUnknown(st) {
+		data, err := json.Marshal(snapshotValue(p))
+		if err == nil && unknown && !e.outweighs(len(data), size) {
 			// No snapshot to weigh the events against: weigh them against
-			// the snapshot this state would make, and write only if they
-			// outweigh it.
-			data, err := json.Marshal(value)
-			if err == nil && !e.outweighs(len(data), covered) {
+			// the snapshot this state would make.
+			e.snapMu.Lock()
+			st.snapSize, st.saving = len(data), false
+			st.release()
+			e.snapMu.Unlock()
+			return
+		}
+		if err == nil {
+			err = e.store.retry(ctx, true, func() error {
 				e.snapMu.Lock()
-				st.snapSize, st.saving = len(data), false
+				st.hold()
 				e.snapMu.Unlock()
-				return
-			}
-			if err == nil {
-				value = json.RawMessage(data)
-			}
+				_, err := e.store.putSnapshotObserved(
+					ctx, id, json.RawMessage(data), p.next, true,
+				)
+				e.snapMu.Lock()
+				st.release() // not held through the backoff of a retry
+				e.snapMu.Unlock()
+				return err
+			})
 		}
+		skipped := errors.Is(err, ErrSnapshotSkipped)
 
-		n, err := e.store.putSnapshotObserved(ctx, id, value, p.next, true)
 		e.snapMu.Lock()
-		if err != nil {
-			st.saving = false
+		if err == nil {
+			st.snapSize = len(data)
+			st.eventsSize -= size
+			st.events -= events
+		}
+		// The cache is read under snapMu: a commit cached after this read
+		// is counted after the unlock, and starts a new save if due.
+		c, ok := e.cache.Peek(key)
+		newer := ok && c.next > p.next
+		if (err == nil || skipped) && newer && e.due(st) {
 			e.snapMu.Unlock()
-			if ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-				e.logger().Warn("timebox: background snapshot failed",
-					"aggregate", id.String(), "sequence", p.next, "error", err)
-			}
-			return
+			continue
 		}
-		st.snapSize = n
-		overtaken := st.eventsSize != covered
-		if !overtaken {
-			st.eventsSize = 0
-		}
-		if !overtaken {
-			st.saving = false
-			e.snapMu.Unlock()
-			return
-		}
+		st.saving = false
+		st.release()
 		e.snapMu.Unlock()
+		if err != nil && !skipped && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			e.logger().Warn("timebox: background snapshot failed",
+				"aggregate", id.String(), "sequence", p.next, "error", err)
+		}
+		return
+	}
+}
+
+// hold marks st's background snapshot as on its way to the backend,
+// unless it is already; release marks it answered. snapMu is held.
+func (st *snapStat) hold() {
+	if st.sending == nil {
+		st.sending = make(chan struct{})
+	}
+}
+
+func (st *snapStat) release() {
+	if st.sending != nil {
+		close(st.sending)
+		st.sending = nil
+	}
+}
+
+// awaitSending waits, until ctx ends, while a background snapshot of key
+// is on its way to the backend, so that this Executor's next append does
+// not overtake it: an append landing first would move the head, and the
+// snapshot would store nothing. It waits for one backend call at most
+// (the snapshot's marshalling and one try, not its retries).
+func (e *Executor[T]) awaitSending(ctx context.Context, key string) {
+	e.snapMu.Lock()
+	var ch chan struct{}
+	if st, ok := e.snaps.Peek(key); ok {
+		ch = st.sending
+	}
+	e.snapMu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }

@@ -207,9 +207,14 @@ func (h *Hooks) Load(ctx context.Context, info timebox.LoadInfo) {
 }
 
 // SnapshotSaved records a "timebox.snapshot" span covering the save, and
-// counts it.
+// counts it; a conditional snapshot the backend did not store
+// (info.Skipped) has the outcome "skipped" on both.
 func (h *Hooks) SnapshotSaved(ctx context.Context, info timebox.SnapshotInfo) {
-	out := h.spanAfter(ctx, "timebox.snapshot", info.Duration, info.Err,
+	err := info.Err
+	if info.Skipped {
+		err = timebox.ErrSnapshotSkipped
+	}
+	out := h.spanAfter(ctx, "timebox.snapshot", info.Duration, err,
 		scopeAttrs(info.Scope, AttrSequence.Int64(info.Sequence)))
 	h.snapshots.Add(ctx, 1, metric.WithAttributes(
 		scopeAttrs(info.Scope, AttrOutcome.String(string(out)))...))
@@ -226,7 +231,7 @@ func (h *Hooks) spanAfter(
 		trace.WithTimestamp(end.Add(-d)), trace.WithAttributes(attrs...))
 	out := timebox.OutcomeOf(err)
 	span.SetAttributes(AttrOutcome.String(string(out)))
-	if err != nil {
+	if err != nil && out != timebox.OutcomeSkipped {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, string(out))
 	}

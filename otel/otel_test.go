@@ -255,6 +255,17 @@ func TestSnapshotAndLoadSpans(t *testing.T) {
 		f.sums(t, otel.AttrLoadSnapshot.Bool(true))["timebox.loads"])
 }
 
+// A conditional snapshot the backend did not store is counted with the
+// outcome "skipped", not "ok" or "error".
+func TestSkippedSnapshot(t *testing.T) {
+	f := newFixture(t, timebox.Config{})
+	id := timebox.NewAggregateID("order", "none")
+	require.NoError(t, f.ex.SaveSnapshot(id), "nothing to snapshot is no error")
+	got := f.sums(t, otel.AttrOutcome.String("skipped"))
+	assert.Equal(t, int64(1), got["timebox.snapshots"])
+	assert.Zero(t, f.sums(t, otel.AttrOutcome.String("ok"))["timebox.snapshots"])
+}
+
 // On a server backend the spans and metrics name it.
 func TestRedisBackend(t *testing.T) {
 	f := newFixtureOn(t, timebox.Config{}, func(t *testing.T, cfg timebox.Config) *timebox.Store {

@@ -57,7 +57,8 @@ func (p *Persistence) loadSnapshot(
 // req.Trim the events below the stored snapshot are deleted, all in one
 // transaction. With req.IfHead it runs save_snapshot_if_head.sql instead:
 // one statement that stores the snapshot only while the aggregate is live
-// and its head is req.Sequence.
+// and its head is req.Sequence, and otherwise writes nothing and returns
+// timebox.ErrSnapshotSkipped.
 func (p *Persistence) SaveSnapshot(
 	ctx context.Context, req timebox.SnapshotRequest,
 ) error {
@@ -68,15 +69,24 @@ func (p *Persistence) SaveSnapshot(
 	if err != nil {
 		return err
 	}
-	query := saveSnapshotSQL
-	if req.IfHead {
-		query = saveSnapshotIfHeadSQL
+	if !req.IfHead {
+		_, err = p.pool.Exec(ctx, saveSnapshotSQL,
+			p.ns, key, req.Sequence, []byte(req.Data), req.Trim,
+		)
+		if err != nil {
+			return p.fail(ctx, "save snapshot", err)
+		}
+		return nil
 	}
-	_, err = p.pool.Exec(ctx, query,
+	var stored int64
+	err = p.pool.QueryRow(ctx, saveSnapshotIfHeadSQL,
 		p.ns, key, req.Sequence, []byte(req.Data), req.Trim,
-	)
-	if err != nil {
+	).Scan(&stored)
+	switch {
+	case err != nil:
 		return p.fail(ctx, "save snapshot", err)
+	case stored == 0:
+		return timebox.ErrSnapshotSkipped
 	}
 	return nil
 }

@@ -46,7 +46,8 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 }
 
 // SaveSnapshot commits req through the leader; see Append for when it
-// returns and its errors (it never conflicts).
+// returns and its errors (it never conflicts). An IfHead snapshot the
+// state machine did not store returns timebox.ErrSnapshotSkipped.
 func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
 	if err := p.checkOpen(); err != nil {
 		return err

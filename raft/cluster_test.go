@@ -373,3 +373,21 @@ func TestRestartKeepsState(t *testing.T) {
 		require.NoError(t, st.AppendEvents(b, int64(len(evs)), items("c", 1)))
 	}
 }
+
+// A follower forwards an IfHead snapshot to the leader and passes on its
+// outcome: ErrSnapshotSkipped when nothing was stored, nil when stored.
+func TestFollowerSnapshotSkipped(t *testing.T) {
+	c := startCluster(t, 3, clusterTuning(), false)
+	f := c.nodes[c.followers()[0]]
+	ctx := context.Background()
+	id := timebox.NewAggregateID("order", "1")
+	req := timebox.SnapshotRequest{ID: id, Data: []byte(`"s"`), Sequence: 1, IfHead: true}
+	require.ErrorIs(t, f.SaveSnapshot(ctx, req), timebox.ErrSnapshotSkipped)
+	require.NoError(t, f.Append(ctx, timebox.AppendRequest{ID: id, Events: []*timebox.Event{{
+		AggregateID: id, Type: "a", Data: []byte(`1`), Timestamp: time.Now().UTC(),
+	}}}))
+	require.NoError(t, f.SaveSnapshot(ctx, req))
+	rec, err := f.LoadSnapshot(ctx, id)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rec.Sequence)
+}

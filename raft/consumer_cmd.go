@@ -58,7 +58,9 @@ type (
 	}
 
 	// consumerResult is a consumer command's outcome: the partition's
-	// checkpoint for a claim, and nil or one of the consumer errors.
+	// checkpoint for a claim, and nil or one of the consumer errors. It
+	// also answers an IfHead snapshot that was not stored, with
+	// timebox.ErrSnapshotSkipped.
 	consumerResult struct {
 		pos timebox.Position
 		err error
@@ -73,10 +75,11 @@ type (
 )
 
 // consumerErrs numbers the errors a consumerResult may carry on the wire
-// (forward.go); 0 is success.
+// (forward.go); 0 is success. New errors go at the end.
 var consumerErrs = []error{
 	nil, timebox.ErrLeaseHeld, timebox.ErrLeaseLost,
 	timebox.ErrConsumerNotFound, timebox.ErrPartitionMismatch,
+	timebox.ErrSnapshotSkipped,
 }
 
 func encodeConsumer(c consumerCmd) []byte {

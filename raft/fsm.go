@@ -300,7 +300,8 @@ func applyCommand(tx *bbolt.Tx, idx uint64, data []byte, decode bool) (any, []*t
 		if err != nil {
 			return err, nil, nil
 		}
-		return nil, nil, applySnapshot(tx, c)
+		r, err := applySnapshot(tx, c)
+		return r, nil, err
 	case opArchive, opLease, opAck, opRelease:
 		r, err := applyArchiveOp(tx, op, data)
 		return r, nil, err
@@ -396,26 +397,32 @@ func applyIndex(tx *bbolt.Tx, key string, c timebox.IndexChange) error {
 // applySnapshot stores c's snapshot unless a newer one is stored, or, for
 // an IfHead snapshot, unless the aggregate is live with its head at c's
 // sequence; the check runs in Apply, so no append can slip in between.
-func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) error {
+// An IfHead snapshot it does not store is answered with skipped; the
+// error is a failure of the state file.
+func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) (any, error) {
 	rec, live := getAgg(tx, c.key)
-	if rec.hasSnap && c.sequence < rec.snapSeq {
-		return nil
-	}
 	if c.ifHead && (!live || rec.head != c.sequence) {
-		return nil
+		return skipped, nil
+	}
+	if rec.hasSnap && c.sequence < rec.snapSeq {
+		return nil, nil
 	}
 	if err := tx.Bucket(bucketSnaps).Put([]byte(c.key), c.data); err != nil {
-		return err
+		return nil, err
 	}
 	rec.hasSnap, rec.snapSeq = true, c.sequence
 	rec.head = max(rec.head, c.sequence)
 	if c.trim {
 		if err := trimEvents(tx, c.key, c.sequence); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return putAgg(tx, c.key, rec)
+	return nil, putAgg(tx, c.key, rec)
 }
+
+// skipped answers an IfHead snapshot that was not stored; it travels to a
+// forwarding follower as a result (codeResult).
+var skipped = &consumerResult{err: timebox.ErrSnapshotSkipped}
 
 // Snapshot captures the state in a read transaction, which Persist streams
 // while Apply goes on writing.

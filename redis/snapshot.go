@@ -12,7 +12,7 @@ import (
 // is stored, moves the head up to it, and with req.Trim removes the events
 // below it, in one atomic step sent at most once. With req.IfHead the
 // script stores nothing unless the aggregate is live and its head is
-// req.Sequence.
+// req.Sequence, and then SaveSnapshot returns timebox.ErrSnapshotSkipped.
 func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -25,12 +25,18 @@ func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequ
 		return err
 	}
 	k := p.keys.aggregate(req.ID)
-	_, err := p.run(ctx, snapshotScript, true,
+	res, err := p.run(ctx, snapshotScript, true,
 		[]string{k.meta, k.events, p.keys.aggs},
 		k.eid, strconv.FormatInt(req.Sequence, 10), []byte(req.Data),
 		flag(req.Trim), flag(req.IfHead),
 	)
-	return p.writeError("save snapshot", err)
+	if err != nil {
+		return p.writeError("save snapshot", err)
+	}
+	if stored, ok := res.(int64); req.IfHead && ok && stored == 0 {
+		return timebox.ErrSnapshotSkipped
+	}
+	return nil
 }
 
 // flag is a boolean script argument.

@@ -64,14 +64,21 @@ func stamp(id timebox.AggregateID, seq int64, evs []*timebox.Event) []*timebox.E
 	return res
 }
 
+// saveIfHead asks b for an IfHead snapshot and requires it to be stored
+// (nil), or, unless stored, skipped (ErrSnapshotSkipped).
 func saveIfHead(
 	t *testing.T, b timebox.Backend, id timebox.AggregateID, seq int64, data string,
-	trim bool,
+	trim, stored bool,
 ) {
 	t.Helper()
-	require.NoError(t, b.SaveSnapshot(context.Background(), timebox.SnapshotRequest{
+	err := b.SaveSnapshot(context.Background(), timebox.SnapshotRequest{
 		ID: id, Data: json.RawMessage(data), Sequence: seq, Trim: trim, IfHead: true,
-	}))
+	})
+	if stored {
+		require.NoError(t, err, "snapshot at %d", seq)
+		return
+	}
+	require.ErrorIs(t, err, timebox.ErrSnapshotSkipped, "snapshot at %d", seq)
 }
 
 // requireSnapshot checks the backend's snapshot of id and that its head
@@ -94,7 +101,7 @@ func testBackendIfHead(t *testing.T, s Suite) {
 	ctx := context.Background()
 	id := aid("order", "1")
 
-	saveIfHead(t, b, id, 0, `"new"`, false)
+	saveIfHead(t, b, id, 0, `"new"`, false, false)
 	requireSnapshot(t, b, id, "", 0, 0)
 	ids, err := b.ListAggregates(ctx, nil)
 	require.NoError(t, err)
@@ -103,22 +110,22 @@ func testBackendIfHead(t *testing.T, s Suite) {
 	require.NoError(t, b.Append(ctx, timebox.AppendRequest{
 		ID: id, Events: stamp(id, 0, items("a", 3)),
 	}))
-	saveIfHead(t, b, id, 2, `"behind"`, false)
-	saveIfHead(t, b, id, 5, `"ahead"`, false)
+	saveIfHead(t, b, id, 2, `"behind"`, false, false)
+	saveIfHead(t, b, id, 5, `"ahead"`, false, false)
 	requireSnapshot(t, b, id, "", 0, 3)
 
-	saveIfHead(t, b, id, 3, `"at3"`, false)
+	saveIfHead(t, b, id, 3, `"at3"`, false, true)
 	requireSnapshot(t, b, id, `"at3"`, 3, 3)
-	saveIfHead(t, b, id, 3, `"again"`, false)
+	saveIfHead(t, b, id, 3, `"again"`, false, true)
 	requireSnapshot(t, b, id, `"again"`, 3, 3)
 
 	// A seeded snapshot beyond the head moves it; IfHead then matches it.
 	require.NoError(t, b.SaveSnapshot(ctx, timebox.SnapshotRequest{
 		ID: id, Data: json.RawMessage(`"seeded"`), Sequence: 7,
 	}))
-	saveIfHead(t, b, id, 3, `"old"`, false)
+	saveIfHead(t, b, id, 3, `"old"`, false, false)
 	requireSnapshot(t, b, id, `"seeded"`, 7, 7)
-	saveIfHead(t, b, id, 7, `"at7"`, false)
+	saveIfHead(t, b, id, 7, `"at7"`, false, true)
 	requireSnapshot(t, b, id, `"at7"`, 7, 7)
 	evs, err := b.LoadEvents(ctx, id, 0)
 	require.NoError(t, err)
@@ -132,12 +139,12 @@ func testBackendIfHeadTrim(t *testing.T, s Suite) {
 	require.NoError(t, b.Append(ctx, timebox.AppendRequest{
 		ID: id, Events: stamp(id, 0, items("a", 4)),
 	}))
-	saveIfHead(t, b, id, 2, `"stale"`, true)
+	saveIfHead(t, b, id, 2, `"stale"`, true, false)
 	evs, err := b.LoadEvents(ctx, id, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 4, "a refused snapshot trims nothing")
 
-	saveIfHead(t, b, id, 4, `"at4"`, true)
+	saveIfHead(t, b, id, 4, `"at4"`, true, true)
 	requireSnapshot(t, b, id, `"at4"`, 4, 4)
 	evs, err = b.LoadEvents(ctx, id, 0)
 	require.NoError(t, err)
@@ -152,8 +159,8 @@ func testBackendIfHeadArchived(t *testing.T, s Suite) {
 		ID: id, Events: stamp(id, 0, items("a", 3)),
 	}))
 	require.NoError(t, b.(timebox.Archiver).Archive(ctx, id))
-	saveIfHead(t, b, id, 3, `"ghost"`, false)
-	saveIfHead(t, b, id, 0, `"ghost"`, false)
+	saveIfHead(t, b, id, 3, `"ghost"`, false, false)
+	saveIfHead(t, b, id, 0, `"ghost"`, false, false)
 	requireSnapshot(t, b, id, "", 0, 0)
 	ids, err := b.ListAggregates(ctx, nil)
 	require.NoError(t, err)

@@ -4,7 +4,8 @@
 -- otherwise change nothing. One statement: the UPDATE locks the head row,
 -- which every append to the aggregate updates, so the head cannot move
 -- between the check and the write; with $5 the events below the snapshot
--- are deleted in the same statement. It never moves a head, and it
+-- are deleted in the same statement. It returns how many snapshots it
+-- stored (1, or 0 when it changed nothing). It never moves a head, and it
 -- commits with the session's (durable) synchronous_commit.
 WITH s AS (
     UPDATE timebox_snapshot
@@ -12,7 +13,9 @@ WITH s AS (
     WHERE ns = $1 AND aggregate = $2 AND head = $3
       AND (seq IS NULL OR seq <= $3)
     RETURNING seq
+), d AS (
+    DELETE FROM timebox_events e
+    USING s
+    WHERE $5::boolean AND e.ns = $1 AND e.aggregate = $2 AND e.seq < s.seq
 )
-DELETE FROM timebox_events e
-USING s
-WHERE $5::boolean AND e.ns = $1 AND e.aggregate = $2 AND e.seq < s.seq
+SELECT count(*) FROM s
