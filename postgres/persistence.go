@@ -167,13 +167,18 @@ func (p *Persistence) fail(ctx context.Context, op string, err error) error {
 // worth retrying: a failed connect, a connection lost, or a server error
 // of class 08 (connection exception), 53 (insufficient resources), 57P
 // (operator intervention: shutdown, restart) or 40 (transaction rollback:
-// serialization failure, deadlock).
+// serialization failure, deadlock), or a statement cancelled (57014) while
+// the caller's context is live. A cancel request names a connection, not a
+// statement: one sent for an earlier caller's done context can reach the
+// server after that statement ended and cancel the next one on the same
+// connection, which was then rolled back.
 func unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		c := pgErr.Code
 		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") ||
-			strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "40")
+			strings.HasPrefix(c, "57P") || strings.HasPrefix(c, "40") ||
+			c == "57014"
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
