@@ -128,3 +128,32 @@ func TestConnectGateReleases(t *testing.T) {
 	require.NoError(t, p.Append(ctx, timebox.AppendRequest{ID: timebox.NewAggregateID("gate")}))
 	require.Positive(t, px.Accepted(), "no connection was made")
 }
+
+// While every connect fails, the pool spaces its connects out (see
+// poolGuard): calls retried back to back for two seconds make a couple of
+// dozen connects at most, not one per call (without the backoff, one
+// every server start-up: over a hundred on an idle machine). Once the
+// server answers again, a call succeeds.
+func TestConnectBackoff(t *testing.T) {
+	p, px := proxiedPersistence(t, 4)
+	ctx := context.Background()
+	req := timebox.AppendRequest{ID: timebox.NewAggregateID("backoff")}
+	require.NoError(t, p.Append(ctx, req))
+
+	px.DropReplies(true)
+	px.CutAll()
+	before := px.Accepted()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		require.Error(t, p.Append(ctx, req))
+	}
+	// First attempt at once, then waits of at least 10, 20, 40, 80 ms and
+	// 100 ms from then on: at most 24 attempts in two seconds.
+	require.LessOrEqual(t, px.Accepted()-before, int64(25))
+	require.Positive(t, p.guard.failed.Load())
+
+	px.DropReplies(false)
+	waitFor(t, "an append after the faults end", func() bool {
+		return p.Append(ctx, req) == nil
+	})
+	require.Zero(t, p.guard.failed.Load())
+}
