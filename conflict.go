@@ -9,7 +9,12 @@ import (
 // Conflict backoff bounds; see afterConflict.
 const (
 	conflictBackoffMin = 50 * time.Microsecond
-	conflictBackoffMax = 100 * time.Millisecond
+	// The bound doubles up to 256 append round trips, or on to
+	// conflictBackoffFloor for a fast backend, and at most to
+	// conflictBackoffMax.
+	conflictBackoffDoublings = 8
+	conflictBackoffFloor     = 100 * time.Millisecond
+	conflictBackoffMax       = time.Second
 )
 
 // afterConflict returns the state to retry from after the attempt-th
@@ -18,12 +23,17 @@ const (
 // After the first conflict the Executor retries at once: the conflict's
 // events bring it to the head, and the writer that won is done. A second
 // conflict in a row means writers in other processes keep colliding, so it
-// waits a random time up to min(rtt<<(attempt-2), conflictBackoffMax)
-// ("full jitter": the colliding writers spread over a few of the backend's
-// round trips, then more), and since others wrote meanwhile, reads the
-// events appended after the conflict before retrying. The in-process queue
-// never conflicts with itself, so it never waits. A ctx that ends while
-// waiting fails the call with ctx's error; nothing was written.
+// waits a random time up to rtt<<(attempt-2), at most 256 round trips or
+// 100 ms, whichever is longer, and never over a second ("full jitter": the
+// colliding writers spread over a few of the backend's round trips, then
+// more), and since others wrote meanwhile, reads the events
+// appended after the conflict before retrying. The bound grows with the
+// round trip rather than to a fixed time, because an aggregate takes about
+// one append per round trip (a commit on PostgreSQL waits for its WAL
+// flush): the slower the backend, the fewer writers a fixed wait spreads.
+// The in-process queue never conflicts with itself, so it never waits. A
+// ctx that ends while waiting fails the call with ctx's error; nothing was
+// written.
 func (e *Executor[T]) afterConflict(
 	ctx context.Context, key string, id AggregateID, p *projection[T],
 	vc *VersionConflictError, attempt int, rtt time.Duration,
@@ -32,10 +42,9 @@ func (e *Executor[T]) afterConflict(
 	if err != nil || attempt < 2 {
 		return p, err
 	}
-	d := conflictBackoffMax
-	if attempt < 20 {
-		d = min(max(rtt, conflictBackoffMin)<<(attempt-2), conflictBackoffMax)
-	}
+	base := min(max(rtt, conflictBackoffMin), conflictBackoffMax)
+	d := base << min(attempt-2, 20)
+	d = min(d, max(base<<conflictBackoffDoublings, conflictBackoffFloor), conflictBackoffMax)
 	if !sleep(ctx, rand.N(d+1)) {
 		return nil, ctx.Err()
 	}

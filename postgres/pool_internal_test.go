@@ -128,3 +128,34 @@ func TestConnectGateReleases(t *testing.T) {
 	require.NoError(t, p.Append(ctx, timebox.AppendRequest{ID: timebox.NewAggregateID("gate")}))
 	require.Positive(t, px.Accepted(), "no connection was made")
 }
+
+// While every connect fails, the pool spaces its connects out (see
+// poolGuard): calls retried back to back for two seconds make a couple of
+// dozen connects at most, not one per call (without the backoff, one
+// every server start-up: over a hundred on an idle machine). Once the
+// server answers again, a call succeeds.
+func TestConnectBackoff(t *testing.T) {
+	p, px := proxiedPersistence(t, 4)
+	ctx := context.Background()
+	req := timebox.AppendRequest{ID: timebox.NewAggregateID("backoff")}
+	require.NoError(t, p.Append(ctx, req))
+
+	px.DropReplies(true)
+	px.CutAll()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); {
+		require.Error(t, p.Append(ctx, req))
+	}
+	// First attempt at once, then waits of at least 10, 20, 40, 80 ms and
+	// 100 ms from then on: at most 24 connects in two seconds, each of
+	// which failed. (The proxy also sees the cancel requests pgx sends
+	// after a failed connect, which do not wait.)
+	failed := p.guard.failed.Load()
+	require.Positive(t, failed)
+	require.LessOrEqual(t, failed, int64(25))
+
+	px.DropReplies(false)
+	waitFor(t, "an append after the faults end", func() bool {
+		return p.Append(ctx, req) == nil
+	})
+	require.Zero(t, p.guard.failed.Load())
+}

@@ -111,18 +111,31 @@ func testFaultExecOnce(t *testing.T, s Suite) {
 	require.Equal(t, 3, res.Count)
 }
 
+// Cut test parameters. Every executor runs at least cutsPerExecutor
+// commands, a few milliseconds apart, and goes on until the proxy has cut
+// the connections cutsRounds times, so that every backend, however fast,
+// meets the faults. cutsGoal is issue 11's bound on an Exec under cuts; it
+// is logged, not enforced: each Exec has waitTimeout, because on a loaded
+// machine a PostgreSQL connect alone can take longer than the 100-300 ms
+// between two cuts (see RELIABILITY.md).
+const (
+	cutsPerExecutor = 20
+	cutsRounds      = 10
+	cutsGoal        = 5 * time.Second
+)
+
 // testFaultCuts runs executors on separate stores (standing for separate
 // processes) on a few hot aggregates while every connection is cut every
-// few hundred milliseconds and replies are swallowed for 50-300 ms at a
-// time. No Exec may fail (each has waitTimeout: the issue's goal is 5 s,
-// but a loaded test machine must not fail on timing; the slowest Exec is
-// logged), and each aggregate's log holds exactly the acknowledged
-// commands, once each.
+// 100-300 ms and, each time, replies are swallowed (their connection cut)
+// for 50-300 ms. No Exec may fail, and each aggregate's log holds exactly
+// the acknowledged commands, once each. The slowest Exec, and how many
+// took over cutsGoal, are logged.
 func testFaultCuts(t *testing.T, s Suite) {
-	const procs, aggs, perProc = 4, 2, 20
+	const procs, aggs = 4, 2
 	sts, px := s.faulty(t, timebox.Config{}, procs)
 
 	stop := make(chan struct{})
+	var cuts atomic.Int32
 	var chaos sync.WaitGroup
 	chaos.Go(func() {
 		for {
@@ -135,6 +148,7 @@ func testFaultCuts(t *testing.T, s Suite) {
 			px.CutAll()
 			time.Sleep(time.Duration(50+rand.IntN(250)) * time.Millisecond)
 			px.DropReplies(false)
+			cuts.Add(1)
 		}
 	})
 
@@ -142,13 +156,17 @@ func testFaultCuts(t *testing.T, s Suite) {
 	acked := map[string]string{} // payload -> aggregate
 	var errs []error
 	var slowest time.Duration
+	overGoal := 0
 	var wg sync.WaitGroup
 	for p, st := range sts {
 		ex := timebox.NewExecutor(st, newCounter, counterAppliers)
 		for a := range aggs {
 			wg.Go(func() {
 				agg := fmt.Sprint(a)
-				for c := range perProc {
+				for c := 0; c < cutsPerExecutor || cuts.Load() < cutsRounds; c++ {
+					// Commands a few ms apart: hot aggregates, not a
+					// saturated one (Contention measures that).
+					time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
 					payload := fmt.Sprintf("p%d-a%d-c%d", p, a, c)
 					ctx, cancel := contextWithTimeout(waitTimeout)
 					start := time.Now()
@@ -157,6 +175,9 @@ func testFaultCuts(t *testing.T, s Suite) {
 					cancel()
 					mu.Lock()
 					slowest = max(slowest, took)
+					if took > cutsGoal {
+						overGoal++
+					}
 					if err != nil {
 						errs = append(errs, fmt.Errorf("%s: %w", payload, err))
 					} else {
@@ -172,7 +193,8 @@ func testFaultCuts(t *testing.T, s Suite) {
 	chaos.Wait()
 	px.DropReplies(false)
 
-	t.Logf("%d Execs under cuts, slowest %v", procs*aggs*perProc, slowest)
+	t.Logf("%d Execs under %d cuts, slowest %v, %d over %v",
+		len(acked)+len(errs), cuts.Load(), slowest, overGoal, cutsGoal)
 	for _, err := range errs {
 		assert.NoError(t, err)
 	}
