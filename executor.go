@@ -262,7 +262,7 @@ func (e *Executor[T]) get(
 	if !latest {
 		return p.value, nil
 	}
-	err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
+	_, err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
 	var vc *VersionConflictError
 	switch {
 	case err == nil:

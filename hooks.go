@@ -93,6 +93,16 @@ type (
 		Duration time.Duration
 		Err      error
 		Outcome  Outcome
+		// Sends is how many times the Store sent the append to the
+		// backend: 1, or more when it sent it again because the backend
+		// was unavailable or a send's outcome was unknown (see
+		// Config.RetryTimeout); 0 when it failed before the first.
+		Sends int
+		// Settled is set when the append succeeded because the backend
+		// held it already: a send met a version conflict whose events
+		// are this append's own, by ID (an earlier send whose reply was
+		// lost had landed, or the caller sent the same events again).
+		Settled bool
 	}
 
 	// ConflictInfo describes a version conflict an Executor met.
@@ -222,7 +232,8 @@ func backendName(b Backend) string {
 func (s *Store) appendObserved(ctx context.Context, req AppendRequest) error {
 	h := s.config.Hooks
 	if h == nil {
-		return s.append(ctx, req)
+		_, err := s.append(ctx, req)
+		return err
 	}
 	info := AppendInfo{
 		Scope:            s.scope(req.ID),
@@ -231,12 +242,14 @@ func (s *Store) appendObserved(ctx context.Context, req AppendRequest) error {
 	}
 	ctx = h.AppendStart(ctx, info)
 	start := time.Now()
-	err := s.append(ctx, req)
+	sent, err := s.append(ctx, req)
 	h.AppendEnd(ctx, AppendDone{
 		AppendInfo: info,
 		Duration:   time.Since(start),
 		Err:        err,
 		Outcome:    OutcomeOf(err),
+		Sends:      sent.sends,
+		Settled:    sent.settled,
 	})
 	return err
 }

@@ -14,7 +14,7 @@ func HookPointAllocs(s *Store, id AggregateID, allocs func(func()) float64) map[
 	calls := []*call[int]{c}
 	return map[string]float64{
 		"append": allocs(func() { _ = s.appendObserved(ctx, req) }) -
-			allocs(func() { _ = s.append(ctx, req) }),
+			allocs(func() { _, _ = s.append(ctx, req) }),
 		"load": allocs(func() { _, _ = s.getSnapshotObserved(ctx, id, &target) }) -
 			allocs(func() { _, _ = s.GetSnapshotContext(ctx, id, &target) }),
 		"snapshot": allocs(func() { _, _ = s.putSnapshotObserved(ctx, id, 1, 0, true) }) -

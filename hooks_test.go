@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -287,4 +288,60 @@ func BenchmarkExecHooks(b *testing.B) {
 			}
 		})
 	}
+}
+
+// lossy is a backend whose next appends are refused before they are sent
+// (refuse) or lose their reply after they were stored (lose).
+type lossy struct {
+	timebox.Backend
+	refuse, lose atomic.Int32
+}
+
+func (l *lossy) Append(ctx context.Context, req timebox.AppendRequest) error {
+	if l.refuse.Add(-1) >= 0 {
+		return fmt.Errorf("refused: %w", timebox.ErrUnavailable)
+	}
+	err := l.Backend.Append(ctx, req)
+	if err == nil && l.lose.Add(-1) >= 0 {
+		return fmt.Errorf("reply lost: %w", timebox.ErrUnknownOutcome)
+	}
+	return err
+}
+
+func TestHooksSeeResends(t *testing.T) {
+	rec := &recorder{}
+	b := &lossy{Backend: memory.NewPersistence()}
+	store, err := timebox.NewStore(b, timebox.Config{Hooks: rec, SnapshotRatio: 1e9})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	accounts := timebox.NewExecutor(store,
+		func() Account { return Account{} }, accountAppliers)
+	id := timebox.NewAggregateID("account", "1")
+	ev := func() []*timebox.Event {
+		return []*timebox.Event{{Type: "deposited", Data: []byte("1")}}
+	}
+
+	require.NoError(t, store.AppendEvents(id, 0, ev()))
+	b.refuse.Store(1)
+	require.NoError(t, store.AppendEvents(id, 1, ev()))
+	b.lose.Store(1)
+	require.NoError(t, store.AppendEvents(id, 2, ev()))
+	b.lose.Store(1)
+	got, err := accounts.Exec(id, deposit(1))
+	require.NoError(t, err)
+	assert.Equal(t, 4, got.Balance)
+
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	assert.Len(t, evs, 4, "each append stored once")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var sends []int
+	var settled []bool
+	for _, a := range rec.appends {
+		require.NoError(t, a.Err)
+		sends, settled = append(sends, a.Sends), append(settled, a.Settled)
+	}
+	assert.Equal(t, []int{1, 2, 2, 2}, sends)
+	assert.Equal(t, []bool{false, false, true, true}, settled)
 }

@@ -133,10 +133,12 @@ func (s *Store) AppendEventsContext(
 // hands req to the backend, retrying transient errors (see retry). A
 // conflict that shows req's events already stored is a success. A ctx
 // already done fails the call with its error before anything is sent; an
-// Indexer panic fails it with a *PanicError (ErrIndexerPanicked).
-func (s *Store) append(ctx context.Context, req AppendRequest) error {
+// Indexer panic fails it with a *PanicError (ErrIndexerPanicked). It
+// also returns how many sends that took (see AppendDone).
+func (s *Store) append(ctx context.Context, req AppendRequest) (appendSent, error) {
+	var sent appendSent
 	if err := ctx.Err(); err != nil {
-		return err
+		return sent, err
 	}
 	var now time.Time
 	for _, ev := range req.Events {
@@ -150,13 +152,28 @@ func (s *Store) append(ctx context.Context, req AppendRequest) error {
 	if len(req.Events) > 0 && s.config.Indexer != nil {
 		ix, err := s.index(req)
 		if err != nil {
-			return err
+			return sent, err
 		}
 		req.Index = ix
 	}
-	return s.retry(ctx, true, func() error {
-		return settle(req, s.backend.Append(ctx, req))
+	err := s.retry(ctx, true, func() error {
+		sent.sends++
+		err := s.backend.Append(ctx, req)
+		if err == nil {
+			return nil
+		}
+		err = settle(req, err)
+		sent.settled = err == nil
+		return err
 	})
+	return sent, err
+}
+
+// appendSent is what an append took to send: how many sends, and whether
+// one found it stored already (see AppendDone).
+type appendSent struct {
+	sends   int
+	settled bool
 }
 
 // settle returns nil for a conflict whose stored events from the expected

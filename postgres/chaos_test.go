@@ -45,7 +45,7 @@ const (
 func chaosStores(t *testing.T, cfg postgres.Config, n int) []*timebox.Store {
 	t.Helper()
 	cfg.ArchiveLease = chaosLease
-	return conformance.Stores(t, n, timebox.Config{}, opener(cfg))
+	return conformance.Stores(t, n, timebox.Config{Hooks: history.Hooks{}}, opener(cfg))
 }
 
 // proxied starts a fault proxy in front of cfg's server and returns cfg

@@ -42,7 +42,7 @@ func TestChaosProcessesKilled(t *testing.T) {
 	nodes := startProcs(t)
 	stores := make([]*timebox.Store, len(nodes))
 	for i, n := range nodes {
-		st, err := timebox.NewStore(n.backend, timebox.Config{})
+		st, err := timebox.NewStore(n.backend, timebox.Config{Hooks: history.Hooks{}})
 		require.NoError(t, err)
 		stores[i] = st
 	}

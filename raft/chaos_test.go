@@ -131,7 +131,7 @@ func newSplitCluster(t *testing.T, tune tuning, publish bool) *chaosCluster {
 func (c *chaosCluster) stores() []*timebox.Store {
 	res := make([]*timebox.Store, len(c.slots))
 	for i, slot := range c.slots {
-		st, err := timebox.NewStore(&nodeBackend{slot: slot}, timebox.Config{})
+		st, err := timebox.NewStore(&nodeBackend{slot: slot}, timebox.Config{Hooks: history.Hooks{}})
 		require.NoError(c.t, err)
 		res[i] = st
 	}

@@ -38,7 +38,7 @@ const chaosProcesses = 3
 func chaosStores(t *testing.T, cfg Config, n int) []*timebox.Store {
 	t.Helper()
 	cfg = testConfig(t, cfg)
-	return conformance.Stores(t, n, timebox.Config{}, opener(cfg))
+	return conformance.Stores(t, n, timebox.Config{Hooks: history.Hooks{}}, opener(cfg))
 }
 
 // The proxy cuts every connection, both sides, again and again: requests

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +172,44 @@ func TestClassify(t *testing.T) {
 		errors.New("syntax error"):                         history.Failed,
 	} {
 		require.Equal(t, want, history.Classify(err), "%v", err)
+	}
+}
+
+// losing is a memory backend that loses the reply of every third append
+// it stored.
+type losing struct {
+	timebox.Backend
+	n atomic.Int64
+}
+
+func (l *losing) Append(ctx context.Context, req timebox.AppendRequest) error {
+	err := l.Backend.Append(ctx, req)
+	if err == nil && len(req.Events) > 0 && l.n.Add(1)%3 == 0 {
+		return fmt.Errorf("reply lost: %w", timebox.ErrUnknownOutcome)
+	}
+	return err
+}
+
+// TestRunCountsResends: with replies lost, the Store re-sends the appends,
+// finds them stored, and the report counts them; nothing is ambiguous.
+func TestRunCountsResends(t *testing.T) {
+	for _, useExec := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exec=%v", useExec), func(t *testing.T) {
+			b := &losing{Backend: memory.NewPersistence()}
+			stores := conformance.Stores(t, 2, timebox.Config{Hooks: history.Hooks{}},
+				func() (timebox.Backend, error) { return b, nil })
+			rep, err := history.Run(context.Background(), history.Workload{
+				Stores:   stores,
+				Duration: duration(),
+				UseExec:  useExec,
+			})
+			require.NoError(t, err)
+			history.Require(t, rep)
+			require.Zero(t, rep.Failed+rep.Ambiguous)
+			require.Positive(t, rep.Settled)
+			require.Equal(t, rep.Resent, rep.Settled, "every re-send found its append")
+			require.Contains(t, rep.Markdown("memory", "lost replies"),
+				fmt.Sprintf("| %d (%d) |", rep.Resent, rep.Settled))
+		})
 	}
 }

@@ -25,6 +25,14 @@ type Report struct {
 	// reads among them.
 	Invoked, OK, Conflict, Failed, Ambiguous, Reads int
 
+	// Resent counts the appends acknowledged only after the Store sent
+	// them again (a send's outcome unknown, or the backend unavailable),
+	// and Settled those of them whose re-send found the append stored
+	// already: outcomes that would have been ambiguous, resolved by the
+	// Store. An Exec's append counts once however many commands it
+	// carried. Only stores opened with Hooks count them.
+	Resent, Settled int64
+
 	// Linearizable is porcupine's verdict: Ok, Illegal, or Unknown when the
 	// check timed out.
 	Linearizable porcupine.CheckResult
@@ -142,9 +150,9 @@ func Require(t testing.TB, r Report) {
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ops %d (reads %d): ok %d, conflict %d, failed %d, "+
-		"ambiguous %d (committed %d)\n",
+		"ambiguous %d (committed %d); re-sent %d (found stored %d)\n",
 		r.Invoked, r.Reads, r.OK, r.Conflict, r.Failed, r.Ambiguous,
-		r.AmbiguousCommitted)
+		r.AmbiguousCommitted, r.Resent, r.Settled)
 	fmt.Fprintf(&b, "events %d, acknowledged writes %d: lost %d, duplicated %d, "+
 		"gaps %d, partial %d, phantom %d, misplaced %d; linearizable: %s\n",
 		r.Events, r.Acknowledged, r.Lost, r.Duplicated, r.Gaps, r.Partial,
@@ -173,9 +181,9 @@ func (r Report) recovery() string {
 
 // MarkdownHeader is the header of the table Markdown rows belong to.
 const MarkdownHeader = "| Backend | Scenario | Invoked | OK | Conflict | Failed " +
-	"| Ambiguous (committed) | Lost | Dup | Gaps | Linearizable " +
-	"| Writes/s before | during | after | Recovery |\n" +
-	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|"
+	"| Ambiguous (committed) | Re-sent (found stored) | Lost | Dup | Gaps " +
+	"| Linearizable | Writes/s before | during | after | Recovery |\n" +
+	"|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|"
 
 // Markdown returns r as a row of the RELIABILITY.md table (MarkdownHeader).
 func (r Report) Markdown(backend, scenario string) string {
@@ -183,9 +191,9 @@ func (r Report) Markdown(backend, scenario string) string {
 	if r.Fault {
 		during, after = fmt.Sprintf("%.0f", r.During), fmt.Sprintf("%.0f", r.After)
 	}
-	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d (%d) | %d | %d | %d "+
-		"| %s | %.0f | %s | %s | %s |",
+	return fmt.Sprintf("| %s | %s | %d | %d | %d | %d | %d (%d) | %d (%d) "+
+		"| %d | %d | %d | %s | %.0f | %s | %s | %s |",
 		backend, scenario, r.Invoked, r.OK, r.Conflict, r.Failed, r.Ambiguous,
-		r.AmbiguousCommitted, r.Lost, r.Duplicated, r.Gaps, r.Linearizable,
-		r.Before, during, after, r.recovery())
+		r.AmbiguousCommitted, r.Resent, r.Settled, r.Lost, r.Duplicated,
+		r.Gaps, r.Linearizable, r.Before, during, after, r.recovery())
 }

@@ -112,6 +112,8 @@ type run struct {
 	Workload
 	rec  *Recorder
 	aggs []timebox.AggregateID
+	// resends counts the run's re-sent appends (see Hooks).
+	resends resends
 	// stop is the offset at which workers stop starting operations.
 	stop atomic.Int64
 	// faultStart and faultEnd delimit the fault window; set before stop
@@ -225,7 +227,8 @@ func (r *run) op(
 	ctx context.Context, rng *rand.Rand, client int, st *timebox.Store,
 	ex *timebox.Executor[State], a int, h *head,
 ) Outcome {
-	ctx, cancel := context.WithTimeout(ctx, r.OpTimeout)
+	ctx, cancel := context.WithTimeout(
+		context.WithValue(ctx, resendsKey{}, &r.resends), r.OpTimeout)
 	defer cancel()
 	id := r.aggs[a]
 	if h.stale || rng.IntN(r.ReadEvery) == 0 {
@@ -279,6 +282,7 @@ func (r *run) report(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	rep.Elapsed, rep.Ops = elapsed, ops
+	rep.Resent, rep.Settled = r.resends.resent.Load(), r.resends.settled.Load()
 	rep.FaultErr = r.faultErr
 	rep.Fault = r.Fault != nil
 	if rep.Fault {
