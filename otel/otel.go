@@ -61,6 +61,10 @@ const (
 	AttrLoadSnapshot  = attribute.Key("timebox.load.snapshot")
 	AttrSequence      = attribute.Key("timebox.sequence")
 	AttrRetry         = attribute.Key("timebox.retry")
+	// AttrAppendSends and AttrAppendSettled are timebox.AppendDone's
+	// Sends and Settled, on the append span.
+	AttrAppendSends   = attribute.Key("timebox.append.sends")
+	AttrAppendSettled = attribute.Key("timebox.append.settled")
 )
 
 // Config chooses the providers; a nil one means OpenTelemetry's global
@@ -171,7 +175,10 @@ func (h *Hooks) AppendStart(ctx context.Context, info timebox.AppendInfo) contex
 
 // AppendEnd ends the "timebox.append" span and records the append.
 func (h *Hooks) AppendEnd(ctx context.Context, info timebox.AppendDone) {
-	endSpan(trace.SpanFromContext(ctx), info.Outcome, info.Err)
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(AttrAppendSends.Int(info.Sends),
+		AttrAppendSettled.Bool(info.Settled))
+	endSpan(span, info.Outcome, info.Err)
 	set := metric.WithAttributes(scopeAttrs(info.Scope, AttrOutcome.String(string(info.Outcome)))...)
 	h.appends.Add(ctx, 1, set)
 	h.appendDuration.Record(ctx, info.Duration.Seconds(), set)

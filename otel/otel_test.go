@@ -157,6 +157,8 @@ func TestSpansOfACommand(t *testing.T) {
 	assert.Equal(t, int64(1), a[otel.AttrAttempts].AsInt64())
 	assert.Equal(t, int64(1), a[otel.AttrBatchSize].AsInt64())
 	assert.Equal(t, int64(1), attrs(app)[otel.AttrAppendEvents].AsInt64())
+	assert.Equal(t, int64(1), attrs(app)[otel.AttrAppendSends].AsInt64())
+	assert.False(t, attrs(app)[otel.AttrAppendSettled].AsBool())
 	assert.False(t, attrs(load)[otel.AttrLoadSnapshot].AsBool())
 	assert.Equal(t, codes.Unset, exec.Status().Code)
 
