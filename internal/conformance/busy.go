@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/stretchr/testify/assert"
 
 	"github.com/stretchr/testify/require"
 
@@ -187,21 +184,7 @@ func testBusyRace(t *testing.T, s Suite) {
 	}
 	l := newLedger()
 	done := make(chan struct{})
-	var snapper sync.WaitGroup
-	snapper.Go(func() {
-		ex := tallyExec(st)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if !assert.NoError(t, ex.SaveSnapshot(id)) {
-				return
-			}
-			checkSnapshotPrefix(t, st, id)
-		}
-	})
+	snapped := snapshotUntil(t, st, id, done)
 	together(executors*workers, func(i int) {
 		ex := execs[i/workers]
 		worker := fmt.Sprintf("e%d-w%d", i/workers, i%workers)
@@ -212,7 +195,7 @@ func testBusyRace(t *testing.T, s Suite) {
 		}
 	})
 	close(done)
-	snapper.Wait()
+	snapped()
 
 	l.requireErrors(t, true)
 	evs := l.awaitAcked(t, st, id)

@@ -215,6 +215,36 @@ func testSaveSnapshotNoHistory(t *testing.T, s Suite) {
 	require.Empty(t, ids)
 }
 
+// snapshotUntil saves snapshots of the tally id through an Executor of its
+// own, each checked against the log (checkSnapshotPrefix), until done is
+// closed. The function it returns waits for the last one and returns how
+// many were taken.
+func snapshotUntil(
+	t *testing.T, st *timebox.Store, id timebox.AggregateID, done <-chan struct{},
+) func() int {
+	snaps := 0
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		ex := tallyExec(st)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if !assert.NoError(t, ex.SaveSnapshot(id)) {
+				return
+			}
+			snaps++
+			checkSnapshotPrefix(t, st, id)
+		}
+	})
+	return func() int {
+		wg.Wait()
+		return snaps
+	}
+}
+
 // testSaveSnapshotRace snapshots an aggregate through one Executor while
 // another Executor's callers append to it. Every snapshot seen must equal the log up
 // to its sequence, and no acknowledged event may be lost.
@@ -236,27 +266,10 @@ func testSaveSnapshotRace(t *testing.T, s Suite) {
 			}
 		})
 	}
-	snaps := 0
-	snapper := sync.WaitGroup{}
-	snapper.Go(func() {
-		ex := tallyExec(st)
-		for {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			if !assert.NoError(t, ex.SaveSnapshot(id)) {
-				return
-			}
-			snaps++
-			checkSnapshotPrefix(t, st, id)
-		}
-	})
+	snapped := snapshotUntil(t, st, id, done)
 	wg.Wait()
 	close(done)
-	snapper.Wait()
-	t.Logf("%d snapshots taken", snaps)
+	t.Logf("%d snapshots taken", snapped())
 
 	logged := logItems(t, st, id)
 	require.Len(t, logged, writers*each)
