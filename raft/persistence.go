@@ -30,6 +30,9 @@ const (
 	// and transportWait its I/O deadline.
 	maxPool       = 4
 	transportWait = 10 * time.Second
+	// pipelineGrace is how long Close waits for Raft to stop before it
+	// closes the replication pipelines (see transport).
+	pipelineGrace = 2 * time.Second
 
 	// readyAttempt bounds one attempt at catching up before Ready.
 	readyAttempt = 10 * time.Second
@@ -50,7 +53,7 @@ type Persistence struct {
 	logs   hraft.LogStore
 	health *health
 	mux    *mux
-	trans  *hraft.NetworkTransport
+	trans  *transport
 	raft   *hraft.Raft
 	fwd    *forwarder
 	nudger *nudger
@@ -205,13 +208,14 @@ func (p *Persistence) listen(logger hclog.Logger) error {
 }
 
 // newTransport runs Raft's network transport over the mux.
-func newTransport(m *mux, advertise string, logger hclog.Logger) *hraft.NetworkTransport {
-	return hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream:  newStreamLayer(m, advertise),
-		MaxPool: maxPool,
-		Timeout: transportWait,
-		Logger:  logger,
-	})
+func newTransport(m *mux, advertise string, logger hclog.Logger) *transport {
+	return newTrackingTransport(hraft.NewNetworkTransportWithConfig(
+		&hraft.NetworkTransportConfig{
+			Stream:  newStreamLayer(m, advertise),
+			MaxPool: maxPool,
+			Timeout: transportWait,
+			Logger:  logger,
+		}))
 }
 
 // advertise is the address other nodes reach this one at: its entry in
@@ -366,7 +370,7 @@ func (p *Persistence) shutdown() error {
 	p.calls.Wait()
 	var errs []error
 	if p.raft != nil {
-		errs = append(errs, p.raft.Shutdown().Error())
+		errs = append(errs, p.stopRaft())
 	}
 	if p.trans != nil {
 		errs = append(errs, p.trans.Close())
@@ -386,6 +390,25 @@ func (p *Persistence) shutdown() error {
 		errs = append(errs, p.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// stopRaft shuts Raft down and waits for it. When that takes longer than
+// pipelineGrace, it closes the transport's replication pipelines: one left
+// deadlocked by hashicorp/raft (see transport) would keep Raft from ever
+// stopping.
+func (p *Persistence) stopRaft() error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- p.raft.Shutdown().Error() }()
+	t := time.NewTimer(pipelineGrace)
+	defer t.Stop()
+	select {
+	case err := <-stopped:
+		return err
+	case <-t.C:
+		p.log.Warn("raft: shutdown waits on replication; closing its pipelines")
+		p.trans.closePipelines()
+		return <-stopped
+	}
 }
 
 // raftCall runs fn, which waits on a Raft future, unless the node is
