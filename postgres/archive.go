@@ -20,12 +20,14 @@ import (
 // payload is the ns whose records changed.
 const archiveChannel = "timebox_archive"
 
-// Bounds of the archive listener's reconnect backoff, and the longest a
-// waiting consumer trusts notifications alone before looking again.
+// Bounds of the archive listener's reconnect backoff, the longest a
+// waiting consumer trusts notifications alone before looking again, and
+// the pause before a claim that failed transiently is tried again.
 const (
 	listenRetryMin = 50 * time.Millisecond
 	listenRetryMax = 2 * time.Second
 	archiveRecheck = time.Minute
+	archiveRetry   = 20 * time.Millisecond
 )
 
 var _ timebox.Archiver = (*Persistence)(nil)
@@ -61,9 +63,12 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 // again. With no record available it waits, woken by LISTEN/NOTIFY when
 // one is archived or released, or when the first lease runs out.
 //
-// It returns handler's error, ErrArchiveRecordMalformed for a record it
-// cannot decode (the record is deleted), an error matching ctx's when ctx
-// ends first, timebox.ErrClosed after Close, or the error met.
+// A claim that fails with timebox.ErrUnavailable (a connection lost, a
+// statement cancelled by a stray cancel request) is tried again every
+// archiveRetry until ctx ends. It returns handler's error,
+// ErrArchiveRecordMalformed for a record it cannot decode (the record is
+// deleted), an error matching ctx's when ctx ends first, timebox.ErrClosed
+// after Close, or the error met.
 func (p *Persistence) ConsumeArchive(
 	ctx context.Context, handler timebox.ArchiveHandler,
 ) error {
@@ -77,6 +82,14 @@ func (p *Persistence) ConsumeArchive(
 	for {
 		wake := p.waiter(&p.listen.wake)
 		rec, err := p.claimArchive(ctx)
+		if errors.Is(err, timebox.ErrUnavailable) {
+			// Nothing was handed out (a claim whose reply was lost leaves
+			// a lease that runs out on its own): claim again shortly.
+			if err := p.await(ctx, "consume archive", wake, archiveRetry); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func (p *Persistence) ReadFeed(
 		if wait <= 0 {
 			return evs, nil
 		}
-		if err := p.awaitFeed(ctx, wake, wait); err != nil {
+		if err := p.await(ctx, "read feed", wake, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -212,10 +212,11 @@ func scanFeedFunc(
 	return pending, nil
 }
 
-// awaitFeed waits until wake is closed (a notification, an append by p,
-// or the listener reconnected), d passes, ctx ends or p closes.
-func (p *Persistence) awaitFeed(
-	ctx context.Context, wake <-chan struct{}, d time.Duration,
+// await waits until wake is closed (a notification, an append by p, or
+// the listener reconnected), d passes, ctx ends (an error of op matching
+// ctx's) or p closes.
+func (p *Persistence) await(
+	ctx context.Context, op string, wake <-chan struct{}, d time.Duration,
 ) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -225,7 +226,7 @@ func (p *Persistence) awaitFeed(
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return p.fail(ctx, "read feed", ctx.Err())
+		return p.fail(ctx, op, ctx.Err())
 	case <-p.done:
 		return p.checkOpen()
 	}
