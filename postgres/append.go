@@ -18,10 +18,9 @@ const uniqueViolation = "23505"
 
 // Append writes req with one statement (see sql/append.sql),
 // so in one round trip: the head check, the events, their place in the
-// feed, the status and the labels commit together or not at all. On conflict the same statement
-// returns the events from the expected sequence on; only when it had to
-// wait for the writer that beat it does a second read fetch what that
-// writer committed.
+// feed, the status and the labels commit together or not at all. Only on
+// conflict does a second statement read the head and the events from the
+// expected sequence on.
 //
 // It returns a *timebox.VersionConflictError when the head is not at
 // req.ExpectedSequence, timebox.ErrUnknownOutcome (wrapped with the
@@ -41,21 +40,26 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 		return p.fail(ctx, "append", err)
 	}
 	defer conn.Release()
-
-	events := len(req.Events) > 0
-	notify := events && p.beginAppend()
-	sql, args := appendQuery(p.ns, key, req, notify)
-	rows, _ := conn.Query(ctx, sql, args...)
-	conflict, err := scanConflict(rows, req)
-	if events {
-		// A failed append may have committed (its outcome unknown): announce it.
-		p.appended(notify, conflict == nil)
+	// The last look before sending: a batch's joined context is done once
+	// its callers' are, which its Err sees before its Done channel closes,
+	// and neither the pool nor pgx asks Err.
+	if err := ctx.Err(); err != nil {
+		return p.fail(ctx, "append", err)
 	}
+	if len(req.Events) == 0 {
+		return p.checkHead(ctx, conn.Conn(), key, req)
+	}
+
+	notify := p.beginAppend()
+	var appended bool
+	err = conn.QueryRow(ctx, appendSQL, appendArgs(p.ns, key, req, notify)...).Scan(&appended)
+	// A failed append may have committed (its outcome unknown): announce it.
+	p.appended(notify, err != nil || appended)
 	switch {
 	case err != nil:
 		return p.appendFailed(ctx, conn.Conn(), key, req, err)
-	case conflict != nil:
-		return p.completeConflict(ctx, conn.Conn(), key, req.ID, conflict)
+	case !appended:
+		return p.checkHead(ctx, conn.Conn(), key, req)
 	}
 	return nil
 }
@@ -71,46 +75,20 @@ func (p *Persistence) appendFailed(
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == uniqueViolation:
-		return p.conflictAfterViolation(ctx, conn, key, req)
-	case errors.As(err, &pgErr), pgconn.SafeToRetry(err), len(req.Events) == 0:
+		// Only possible when rows were written around this code: the
+		// head check let the append through, the primary key did not.
+		return p.checkHead(ctx, conn, key, req)
+	case errors.As(err, &pgErr), pgconn.SafeToRetry(err):
 		return p.fail(ctx, "append", err)
 	}
 	return fmt.Errorf("postgres: append: %w: %w", timebox.ErrUnknownOutcome, err)
 }
 
-// appendQuery returns the statement for req and its arguments: a head
-// check for an empty batch, else the append statement in the shape of
-// req: for a new or an existing aggregate, one event or several, with or
-// without an index change, notifying the feed's channel or not (see
-// sql/append.sql).
-func appendQuery(
-	ns, key string, req timebox.AppendRequest, notify bool,
-) (string, []any) {
-	n := len(req.Events)
-	if n == 0 {
-		return checkHeadSQL, []any{ns, key, req.ExpectedSequence}
-	}
-	evs := eventArgs(req.Events)
-	args := append([]any{ns, key, req.ExpectedSequence}, evs[:4]...)
-	args = append(args, int64(n), evs[4], evs[5])
-	sql := appendSQL[boolIndex(notify)][boolIndex(req.ExpectedSequence == 0)][boolIndex(n > 1)]
-	if req.Index.IsZero() {
-		return sql[0], args
-	}
-	return sql[1], append(args, indexArgs(req.Index)...)
-}
-
-// eventArgs returns the seconds, nanoseconds, types, data, IDs and
-// encoded metadata of evs, as scalars for one event and as arrays for more.
-func eventArgs(evs []*timebox.Event) []any {
-	if len(evs) == 1 {
-		ev := evs[0]
-		return []any{
-			ev.Timestamp.Unix(), int32(ev.Timestamp.Nanosecond()),
-			[]byte(ev.Type), []byte(ev.Data),
-			[]byte(ev.ID), encodeMetadata(ev.Metadata),
-		}
-	}
+// appendArgs returns the arguments of the append statement
+// (sql/append.sql) for req, which has events: the events column by
+// column, and the index change, NULL when there is none.
+func appendArgs(ns, key string, req timebox.AppendRequest, notify bool) []any {
+	evs := req.Events
 	secs := make([]int64, len(evs))
 	nsecs := make([]int32, len(evs))
 	types := make([][]byte, len(evs))
@@ -125,7 +103,11 @@ func eventArgs(evs []*timebox.Event) []any {
 		ids[i] = []byte(ev.ID)
 		mds[i] = encodeMetadata(ev.Metadata)
 	}
-	return []any{secs, nsecs, types, data, ids, mds}
+	args := []any{
+		ns, key, req.ExpectedSequence,
+		secs, nsecs, types, data, ids, mds, notify,
+	}
+	return append(args, indexArgs(req.Index)...)
 }
 
 // encodeMetadata returns md as the metadata column holds it: NULL (nil)
@@ -135,13 +117,6 @@ func encodeMetadata(md timebox.Metadata) []byte {
 		return nil
 	}
 	return codec.AppendMetadata(nil, md)
-}
-
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func indexArgs(ix timebox.IndexChange) []any {
@@ -162,9 +137,36 @@ func indexArgs(ix timebox.IndexChange) []any {
 	return []any{status, sec, nsec, names, values}
 }
 
-// scanConflict reads the append statement's result: nothing on success, else one
-// row per event from the expected sequence on, each with the head (one
-// row without an event when there are none).
+// checkHead checks the head against req.ExpectedSequence with one
+// statement (sql/check_head.sql): nil when it is there, else a
+// *timebox.VersionConflictError with the head and the events from the
+// expected sequence to it, read from one snapshot. After an append's
+// conflict the head has moved, but it may be back at the expected
+// sequence by then (the aggregate was archived and begun again): that is
+// still a conflict, with no new events, since the append wrote nothing.
+func (p *Persistence) checkHead(
+	ctx context.Context, conn *pgx.Conn, key string, req timebox.AppendRequest,
+) error {
+	rows, _ := conn.Query(ctx, checkHeadSQL, p.ns, key, req.ExpectedSequence)
+	c, err := scanConflict(rows, req)
+	switch {
+	case err != nil:
+		return p.fail(ctx, "append: read head", err)
+	case c == nil && len(req.Events) > 0:
+		return &timebox.VersionConflictError{
+			ExpectedSequence: req.ExpectedSequence,
+			ActualSequence:   req.ExpectedSequence,
+			NewEvents:        []*timebox.Event{},
+		}
+	case c == nil:
+		return nil
+	}
+	return c
+}
+
+// scanConflict reads check_head.sql's result: nothing when the head is at
+// the expected sequence, else one row per event from it on, each with the
+// head (one row without an event when there are none).
 func scanConflict(
 	rows pgx.Rows, req timebox.AppendRequest,
 ) (*timebox.VersionConflictError, error) {
@@ -203,64 +205,6 @@ func scanConflict(
 		return nil, err
 	}
 	return res, nil
-}
-
-// completeConflict reads what the append statement could not see because
-// it was committed while the statement waited for its writer: the head of
-// an aggregate created meanwhile, and the events up to the head.
-func (p *Persistence) completeConflict(
-	ctx context.Context, conn *pgx.Conn, key string,
-	id timebox.AggregateID, c *timebox.VersionConflictError,
-) error {
-	if c.ActualSequence == c.ExpectedSequence {
-		// A head row created after the statement's snapshot is invisible
-		// to it even FOR SHARE: read the head afresh.
-		err := conn.QueryRow(ctx, headSQL, p.ns, key).Scan(&c.ActualSequence)
-		if err != nil {
-			return p.fail(ctx, "append: read head after conflict", err)
-		}
-	}
-	next := c.ExpectedSequence
-	if n := len(c.NewEvents); n > 0 {
-		next = c.NewEvents[n-1].Sequence + 1
-	}
-	if next >= c.ActualSequence {
-		return c
-	}
-	rows, _ := conn.Query(ctx, loadEventsSQL, p.ns, key, next)
-	evs, err := scanEvents(rows, slices.Clone(id))
-	if err != nil {
-		return p.fail(ctx, "append: read events after conflict", err)
-	}
-	for _, ev := range evs {
-		if ev.Sequence >= c.ActualSequence {
-			break
-		}
-		c.NewEvents = append(c.NewEvents, ev)
-	}
-	return c
-}
-
-// conflictAfterViolation builds the conflict for an append stopped by the
-// unique key rather than the head check, which only happens when rows were
-// written around timebox_append. The extra round trip is the rare path.
-func (p *Persistence) conflictAfterViolation(
-	ctx context.Context, conn *pgx.Conn, key string, req timebox.AppendRequest,
-) error {
-	var head int64
-	if err := conn.QueryRow(ctx, headSQL, p.ns, key).Scan(&head); err != nil {
-		return p.fail(ctx, "append: read head after conflict", err)
-	}
-	rows, _ := conn.Query(ctx, loadEventsSQL, p.ns, key, req.ExpectedSequence)
-	evs, err := scanEvents(rows, slices.Clone(req.ID))
-	if err != nil {
-		return p.fail(ctx, "append: read events after conflict", err)
-	}
-	return &timebox.VersionConflictError{
-		ExpectedSequence: req.ExpectedSequence,
-		ActualSequence:   head,
-		NewEvents:        evs,
-	}
 }
 
 // MaxKeyLength is the longest encoded aggregate ID (codec.EncodeID) the

@@ -6,10 +6,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
@@ -19,7 +22,9 @@ import (
 // in each state a table may be in when last analysed: fresh (never
 // analysed), holding a few rows, and emptied. No statement may read a
 // table by a sequential scan: a plan made for the small table must not
-// outlive it.
+// outlive it. The statements inside timebox_append, planned by PL/pgSQL
+// like a prepared statement's, are checked through auto_explain, whose
+// plans arrive as notices.
 func TestPlansUseIndexes(t *testing.T) {
 	ctx := context.Background()
 	u := privateSchemaURL(t)
@@ -27,10 +32,15 @@ func TestPlansUseIndexes(t *testing.T) {
 	p, err := NewPersistence(Config{URL: u, Prefix: "plans", MaxConns: 2})
 	require.NoError(t, err)
 	defer func() { _ = p.Close() }()
-	pc, err := p.pool.Acquire(ctx)
+	// A session configured as the pool's, which also keeps its notices.
+	var notices []string
+	cc := p.pool.Config().ConnConfig.Copy()
+	cc.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		notices = append(notices, n.Message)
+	}
+	conn, err := pgx.ConnectConfig(ctx, cc)
 	require.NoError(t, err)
-	defer pc.Release()
-	conn := pc.Conn()
+	defer func() { _ = conn.Close(ctx) }()
 	exec := func(sql string) {
 		t.Helper()
 		_, err := conn.Exec(ctx, sql)
@@ -39,14 +49,14 @@ func TestPlansUseIndexes(t *testing.T) {
 	const tables = "timebox_events, timebox_snapshot, timebox_index, timebox_archive, " +
 		"timebox_feed, timebox_feed_kept, timebox_consumers"
 
-	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn) })
+	t.Run("fresh", func(t *testing.T) { requireIndexPlans(t, conn, &notices) })
 	exec("TRUNCATE " + tables)
 	fillRows(t, conn, 3)
 	exec("ANALYZE " + tables)
-	t.Run("analysed small", func(t *testing.T) { requireIndexPlans(t, conn) })
+	t.Run("analysed small", func(t *testing.T) { requireIndexPlans(t, conn, &notices) })
 	exec("TRUNCATE " + tables)
 	exec("ANALYZE " + tables)
-	t.Run("analysed empty", func(t *testing.T) { requireIndexPlans(t, conn) })
+	t.Run("analysed empty", func(t *testing.T) { requireIndexPlans(t, conn, &notices) })
 }
 
 // planRows is how many aggregates fill writes: enough that a sequential
@@ -102,18 +112,14 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 }
 
 // requireIndexPlans prepares every statement and plans each more often
-// than a generic plan takes to be chosen, fills the tables, and fails t if
-// a statement's plan then reads a table by a sequential scan.
-func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
-	one := `'plans', 'order:1', 20, 0, 0, 'x'::bytea, 'x'::bytea, 1, 'i'::bytea, NULL`
-	many := `'plans', 'order:1', 20, ARRAY[0, 0]::bigint[], ARRAY[0, 0]::integer[],
-		ARRAY['x', 'x']::bytea[], ARRAY['x', 'x']::bytea[], 2,
-		ARRAY['i', 'j']::bytea[], ARRAY[NULL, NULL]::bytea[]`
-	index := `, 's'::bytea, 0, 0, ARRAY['l']::bytea[], ARRAY['v']::bytea[]`
+// than a generic plan takes to be chosen, runs each shape of the append
+// as often, fills the tables, and fails t if a statement's plan, or one
+// of the append's (collected in notices), then reads a table by a
+// sequential scan.
+func requireIndexPlans(t *testing.T, conn *pgx.Conn, notices *[]string) {
 	stmts := map[string]struct{ sql, args string }{
 		"load_events":     {loadEventsSQL, `'plans', 'order:1', 0`},
 		"load_snapshot":   {loadSnapshotSQL, `'plans', 'order:1'`},
-		"head":            {headSQL, `'plans', 'order:1'`},
 		"check_head":      {checkHeadSQL, `'plans', 'order:1', 0`},
 		"status":          {statusSQL, `'plans', 'order:1'`},
 		"list_status":     {listStatusSQL, `'plans', 's3'::bytea`},
@@ -126,17 +132,6 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
 		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100, 101`},
 		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
-	}
-	for n, notify := range []string{"", "_notify"} {
-		for h, head := range []string{"next", "new"} {
-			for e, evs := range []string{one, many} {
-				name := fmt.Sprintf("append_%s_%d%s", head, e+1, notify)
-				stmts[name] = struct{ sql, args string }{appendSQL[n][h][e][0], evs}
-				stmts[name+"_indexed"] = struct{ sql, args string }{
-					appendSQL[n][h][e][1], evs + index,
-				}
-			}
-		}
 	}
 	ctx := context.Background()
 	explain := func(name, args string) string {
@@ -157,12 +152,81 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn) {
 			explain(name, s.args)
 		}
 	}
+	for range 6 {
+		appendPlans(t, conn, notices)
+	}
 	fill(t, conn)
 	for name, s := range stmts {
 		plan := explain(name, s.args)
 		require.NotContains(t, plan, "Seq Scan", "%s:\n%s", name, plan)
 	}
+	for _, plan := range appendPlans(t, conn, notices) {
+		require.NotContains(t, plan, "Seq Scan", "timebox_append:\n%s", plan)
+	}
 }
+
+// appendPlans runs the append in each of its shapes (an existing and a
+// new aggregate, one event and several, with and without an index
+// change), each in a transaction it rolls back, and returns the plans of
+// the statements timebox_append ran, as auto_explain reported them.
+func appendPlans(t *testing.T, conn *pgx.Conn, notices *[]string) []string {
+	t.Helper()
+	ctx := context.Background()
+	_, err := conn.Exec(ctx, "LOAD 'auto_explain'")
+	require.NoError(t, err)
+	*notices = nil
+	now := time.Now()
+	for _, a := range []struct {
+		key string
+		at  int64
+		n   int
+		ix  timebox.IndexChange
+	}{
+		{"order:1", 20, 1, timebox.IndexChange{}},
+		{"order:2", 20, 2, timebox.IndexChange{
+			Status: ptr("s1"), StatusTime: now, Labels: map[string]string{"l": "v"},
+		}},
+		{"order:3", 20, 1, timebox.IndexChange{
+			Status: ptr(""), Labels: map[string]string{"l": ""},
+		}},
+		{"new:1", 0, 1, timebox.IndexChange{}},
+		{"new:2", 0, 3, timebox.IndexChange{Status: ptr("s2"), StatusTime: now}},
+	} {
+		req := timebox.AppendRequest{ExpectedSequence: a.at, Index: a.ix}
+		for i := range a.n {
+			req.Events = append(req.Events, &timebox.Event{
+				Type: "t", Data: []byte(`{}`), Timestamp: now, ID: fmt.Sprint(i),
+			})
+		}
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		for _, sql := range []string{
+			"SET LOCAL auto_explain.log_min_duration = 0",
+			"SET LOCAL auto_explain.log_nested_statements = on",
+			"SET LOCAL auto_explain.log_level = notice",
+		} {
+			_, err := tx.Exec(ctx, sql)
+			require.NoError(t, err, sql)
+		}
+		var appended bool
+		err = tx.QueryRow(ctx, appendSQL, appendArgs("plans", a.key, req, false)...).
+			Scan(&appended)
+		require.NoError(t, err, a.key)
+		require.NoError(t, tx.Rollback(ctx))
+	}
+	var plans []string
+	for _, n := range *notices {
+		if !strings.Contains(n, "SELECT timebox_append") {
+			plans = append(plans, n)
+		}
+	}
+	// Each append that finds its head runs at least its head step, its
+	// event insert and its feed row.
+	require.GreaterOrEqual(t, len(plans), 9, "%q", *notices)
+	return plans
+}
+
+func ptr(s string) *string { return &s }
 
 // privateSchemaURL returns the test server's URL with search_path set to
 // a schema of the test's own, created now and dropped at the test's end,

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,7 +18,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -98,11 +97,9 @@ var (
 	//go:embed sql/columns.sql
 	columnsSQL string
 	//go:embed sql/append.sql
-	appendTemplate string
+	appendSQL string
 	//go:embed sql/check_head.sql
 	checkHeadSQL string
-	//go:embed sql/head.sql
-	headSQL string
 	//go:embed sql/load_events.sql
 	loadEventsSQL string
 	//go:embed sql/load_snapshot.sql
@@ -150,42 +147,6 @@ var (
 	//go:embed sql/consumer_delete.sql
 	consumerDeleteSQL string
 )
-
-// appendShape selects one of the append statement's shapes (see
-// sql/append.sql).
-type appendShape struct {
-	// New is an append at 0: the aggregate may not exist yet.
-	New bool
-	// Many is a batch of more than one event.
-	Many bool
-	// Index is a batch that changes the status or labels.
-	Index bool
-	// Notify has the append notify channel timebox_feed.
-	Notify bool
-}
-
-// appendSQL holds sql/append.sql rendered in every shape, indexed by
-// Notify, New, Many and Index (0 false, 1 true).
-var appendSQL = func() (res [2][2][2][2]string) {
-	tmpl := template.Must(template.New("append.sql").Parse(appendTemplate))
-	for _, t := range []bool{false, true} {
-		for _, n := range []bool{false, true} {
-			for _, m := range []bool{false, true} {
-				for _, i := range []bool{false, true} {
-					var b strings.Builder
-					err := tmpl.Execute(&b, appendShape{
-						New: n, Many: m, Index: i, Notify: t,
-					})
-					if err != nil {
-						panic(err)
-					}
-					res[boolIndex(t)][boolIndex(n)][boolIndex(m)][boolIndex(i)] = b.String()
-				}
-			}
-		}
-	}
-	return res
-}()
 
 // migrate brings the schema up to date. It refuses a schema newer than
 // this code's (ErrSchemaTooNew) and tables it cannot use

@@ -1,6 +1,8 @@
--- Checks an empty batch against the head: no rows when the head is $3,
--- else the conflict rows an append returns (append.sql), from one
--- statement snapshot.
+-- Checks the head against $3 (an empty batch, or after an append's
+-- conflict): no rows when the head is $3, else one row per stored event
+-- from $3 to the head, each carrying the head (a single row with a NULL
+-- seq when there are none), from one statement snapshot, so the events
+-- are exactly those below the head it read.
 WITH h AS (
     SELECT coalesce(max(s.head), 0) AS head FROM timebox_snapshot AS s
     WHERE s.ns = $1 AND s.aggregate = $2

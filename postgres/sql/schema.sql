@@ -144,6 +144,102 @@ CREATE TABLE IF NOT EXISTS timebox_index (
 CREATE INDEX IF NOT EXISTS timebox_index_lookup
     ON timebox_index (ns, kind, name, value, sec, nsec, aggregate);
 
+-- timebox_append appends one batch (at least one event) to aggregate
+-- p_agg at sequences p_expected, p_expected+1, ... if its head is
+-- p_expected, with its row in the feed and its index change, and returns
+-- true; when the head is elsewhere it writes nothing and returns false
+-- (the caller then reads the conflict: check_head.sql). The events are
+-- the arrays p_secs .. p_metas, one element each; p_metas' elements are
+-- NULL for no metadata. p_status NULL leaves the status alone, '' clears
+-- it, anything else sets it, entered at p_status_sec + p_status_nsec;
+-- p_label_names/p_label_values (NULL: none) set labels, '' removes one.
+--
+-- One function rather than one statement of data-modifying CTEs: each
+-- statement here is simple, so planning them on every run (pool.go) costs
+-- little, where the CTE statement cost more to plan than to run (see
+-- DESIGN.md, Append).
+--
+-- The head row is advanced only if it is at p_expected. Under READ
+-- COMMITTED a writer that finds the row locked waits, then re-checks the
+-- head on the committed row, so of many writers at one head exactly one
+-- advances it and the others return false, never a duplicate key. Its xid
+-- becomes this transaction's (timebox_feed_xid, which fails with
+-- serialization_failure when the aggregate's last append has a larger
+-- one, and with p_notify notifies channel timebox_feed); each event row
+-- carries it with its offset in the batch.
+CREATE OR REPLACE FUNCTION timebox_append(
+    p_ns text, p_agg text, p_expected bigint,
+    p_secs bigint[], p_nsecs integer[], p_types bytea[], p_datas bytea[],
+    p_ids bytea[], p_metas bytea[], p_notify boolean,
+    p_status bytea, p_status_sec bigint, p_status_nsec integer,
+    p_label_names bytea[], p_label_values bytea[]
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_n bigint := cardinality(p_types);
+    v_xid bigint;
+BEGIN
+    IF p_expected = 0 THEN
+        -- Create the head row, or, if a concurrent writer created it
+        -- first or a snapshot at 0 left it, advance it only if still at 0.
+        INSERT INTO timebox_snapshot AS s (ns, aggregate, head, xid)
+        VALUES (p_ns, p_agg, v_n, timebox_feed_xid(NULL, p_ns, p_notify))
+        ON CONFLICT (ns, aggregate) DO UPDATE
+        SET head = excluded.head, xid = timebox_feed_xid(s.xid, p_ns, false)
+        WHERE s.head = 0
+        RETURNING s.xid INTO v_xid;
+    ELSE
+        UPDATE timebox_snapshot AS s
+        SET head = s.head + v_n, xid = timebox_feed_xid(s.xid, p_ns, p_notify)
+        WHERE s.ns = p_ns AND s.aggregate = p_agg AND s.head = p_expected
+        RETURNING s.xid INTO v_xid;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    IF v_n = 1 THEN
+        -- The common case: no unnest, which costs the server more than
+        -- the rest of the append.
+        INSERT INTO timebox_events
+            (ns, aggregate, seq, sec, nsec, type, data, id, metadata, xid, off)
+        VALUES (p_ns, p_agg, p_expected, p_secs[1], p_nsecs[1], p_types[1],
+                p_datas[1], p_ids[1], p_metas[1], v_xid, 0);
+    ELSE
+        INSERT INTO timebox_events
+            (ns, aggregate, seq, sec, nsec, type, data, id, metadata, xid, off)
+        SELECT p_ns, p_agg, p_expected + b.i - 1, b.sec, b.nsec, b.type,
+               b.data, b.id, b.metadata, v_xid, b.i - 1
+        FROM unnest(p_secs, p_nsecs, p_types, p_datas, p_ids, p_metas)
+             WITH ORDINALITY AS b(sec, nsec, type, data, id, metadata, i);
+    END IF;
+    -- The append's row in the feed.
+    INSERT INTO timebox_feed (ns, xid, off, aggregate, seq, n)
+    VALUES (p_ns, v_xid, 0, p_agg, p_expected, v_n);
+
+    IF p_status = '' THEN
+        DELETE FROM timebox_index AS x
+        WHERE x.ns = p_ns AND x.aggregate = p_agg AND x.kind = 0 AND x.name = '';
+    ELSIF p_status IS NOT NULL THEN
+        INSERT INTO timebox_index AS x (ns, aggregate, kind, name, value, sec, nsec)
+        VALUES (p_ns, p_agg, 0, '', p_status, p_status_sec, p_status_nsec)
+        ON CONFLICT (ns, aggregate, kind, name) DO UPDATE
+        SET value = excluded.value, sec = excluded.sec, nsec = excluded.nsec;
+    END IF;
+    IF cardinality(p_label_names) > 0 THEN
+        DELETE FROM timebox_index AS x
+        USING unnest(p_label_names, p_label_values) AS l(name, value)
+        WHERE l.value = ''
+          AND x.ns = p_ns AND x.aggregate = p_agg AND x.kind = 1 AND x.name = l.name;
+        INSERT INTO timebox_index AS x (ns, aggregate, kind, name, value, sec, nsec)
+        SELECT p_ns, p_agg, 1, l.name, l.value, 0, 0
+        FROM unnest(p_label_names, p_label_values) AS l(name, value)
+        WHERE l.value <> ''
+        ON CONFLICT (ns, aggregate, kind, name) DO UPDATE SET value = excluded.value;
+    END IF;
+    RETURN true;
+END;
+$$;
+
 -- timebox_save_snapshot stores a snapshot unless a newer one is stored,
 -- moves the head up to it, and with p_trim deletes the events below the
 -- stored snapshot. It creates the head row of an aggregate that has none.
@@ -332,4 +428,5 @@ $$;
 -- synchronous_commit off). Version 3: archiving (timebox_archive).
 -- Version 4: timebox_events.id and .metadata, and the archive's ids and
 -- metas. Version 5: the feed (positions, timebox_feed_kept, consumers).
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 5';
+-- Version 6: the append is a function (timebox_append).
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 6';
