@@ -164,12 +164,15 @@ func TestClassify(t *testing.T) {
 	for err, want := range map[error]history.Outcome{
 		nil: history.OK,
 		vc:  history.Conflict,
-		fmt.Errorf("x: %w", timebox.ErrMaxRetriesExceeded): history.Conflict,
-		fmt.Errorf("x: %w", timebox.ErrUnknownOutcome):     history.Ambiguous,
-		context.DeadlineExceeded:                           history.Ambiguous,
-		fmt.Errorf("read: %w", io.ErrUnexpectedEOF):        history.Ambiguous,
-		timebox.ErrClosed:                                  history.Failed,
-		errors.New("syntax error"):                         history.Failed,
+		fmt.Errorf("x: %w", timebox.ErrMaxRetriesExceeded):                     history.Conflict,
+		fmt.Errorf("x: %w", timebox.ErrUnknownOutcome):                         history.Ambiguous,
+		context.DeadlineExceeded:                                               history.Ambiguous,
+		fmt.Errorf("%w: %w", context.DeadlineExceeded, timebox.ErrUnavailable): history.Failed,
+		fmt.Errorf("%w: %w: %w", timebox.ErrUnknownOutcome,
+			context.DeadlineExceeded, timebox.ErrUnavailable): history.Ambiguous,
+		fmt.Errorf("read: %w", io.ErrUnexpectedEOF): history.Ambiguous,
+		timebox.ErrClosed:          history.Failed,
+		errors.New("syntax error"): history.Failed,
 	} {
 		require.Equal(t, want, history.Classify(err), "%v", err)
 	}

@@ -187,8 +187,11 @@ func (op Op) String() string {
 }
 
 // Classify maps a call's error to its Outcome: nil is OK; a version
-// conflict or ErrMaxRetriesExceeded is Conflict; ErrUnknownOutcome, a
-// context's error, and a network error (a cut connection, EOF, reset) are
+// conflict or ErrMaxRetriesExceeded is Conflict; ErrUnavailable without
+// ErrUnknownOutcome is Failed even alongside a context's error (the Store
+// returns it so only when nothing was sent: a call whose deadline passed
+// while the backend stayed unreachable); ErrUnknownOutcome, a context's
+// error, and a network error (a cut connection, EOF, reset) are
 // Ambiguous; anything else is Failed, which the backend thereby promises
 // wrote nothing.
 func Classify(err error) Outcome {
@@ -198,6 +201,9 @@ func Classify(err error) Outcome {
 	case errors.Is(err, timebox.ErrMaxRetriesExceeded),
 		errors.Is(err, timebox.ErrVersionConflict):
 		return Conflict
+	case errors.Is(err, timebox.ErrUnavailable) &&
+		!errors.Is(err, timebox.ErrUnknownOutcome):
+		return Failed
 	case ambiguous(err):
 		return Ambiguous
 	default:
