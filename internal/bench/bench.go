@@ -82,6 +82,12 @@ const spreadAggregates = 1000
 
 // ExecSpread runs 16 goroutines over 1,000 aggregates.
 func ExecSpread(b *testing.B, s *timebox.Store) {
+	execSpread(b, s, func(string) {})
+}
+
+// execSpread is ExecSpread, calling acked with each command's payload tag
+// once its Exec has returned successfully.
+func execSpread(b *testing.B, s *timebox.Store, acked func(tag string)) {
 	ex := newExecutor(s)
 	ids := make([]timebox.AggregateID, spreadAggregates)
 	base := freshID("spread")
@@ -90,8 +96,12 @@ func ExecSpread(b *testing.B, s *timebox.Store) {
 	}
 	lat := run(b, 16, func(g, i int) error {
 		id := ids[(g*7919+i)%len(ids)]
-		_, err := ex.Exec(id, raise(Payload(fmt.Sprint(g, "-", i))))
-		return err
+		tag := fmt.Sprint(g, "-", i)
+		if _, err := ex.Exec(id, raise(Payload(tag))); err != nil {
+			return err
+		}
+		acked(tag)
+		return nil
 	})
 	lat.report(b, "cmds/s")
 }
