@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -286,22 +285,38 @@ func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {
 	return rec, nil
 }
 
-// unframe splits "<length>:<bytes>" records written by archive.lua.
-func unframe(s string) ([]string, error) {
-	var res []string
-	for s != "" {
-		colon := strings.IndexByte(s, ':')
-		if colon <= 0 {
-			return nil, errors.New("bad event frame")
+// unframe splits "<length>:<bytes>" records written by archive.lua and
+// append.lua. The records point into s.
+func unframe[S ~string | ~[]byte](s S) ([]S, error) {
+	n := 0
+	for rest := s; len(rest) > 0; n++ {
+		var err error
+		if _, rest, err = nextFrame(rest); err != nil {
+			return nil, err
 		}
-		n, err := strconv.Atoi(s[:colon])
-		if err != nil || n < 0 || n > len(s)-colon-1 {
-			return nil, errors.New("bad event frame length")
-		}
-		res = append(res, s[colon+1:colon+1+n])
-		s = s[colon+1+n:]
+	}
+	res := make([]S, n)
+	for i := range res {
+		res[i], s, _ = nextFrame(s)
 	}
 	return res, nil
+}
+
+// nextFrame splits the first "<length>:<bytes>" record off s.
+func nextFrame[S ~string | ~[]byte](s S) (rec, rest S, err error) {
+	n, i := 0, 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if n = n*10 + int(s[i]-'0'); n > len(s) {
+			return rec, rest, errors.New("bad event frame length")
+		}
+	}
+	if i == 0 || i == len(s) || s[i] != ':' {
+		return rec, rest, errors.New("bad event frame")
+	}
+	if n > len(s)-i-1 {
+		return rec, rest, errors.New("bad event frame length")
+	}
+	return s[i+1 : i+1+n], s[i+1+n:], nil
 }
 
 func malformed(entry, why string) error {

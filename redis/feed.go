@@ -57,6 +57,8 @@ func (p *Persistence) ReadFeed(
 // (p.perEntry), and the next one, from just after the last entry read,
 // for as many as the rest of the page then needs. The reads see prefixes
 // of the stream, each longer than the one before, so their union is one.
+// Each XRANGE reply is read into a reused buffer (xrange), released once
+// its events are decoded.
 func (p *Persistence) readFeed(
 	ctx context.Context, after timebox.Position, limit int,
 ) ([]*timebox.Event, error) {
@@ -68,20 +70,21 @@ func (p *Persistence) readFeed(
 	}
 	count, entries := min((limit+perEntry-1)/perEntry+extra, limit+1), 0
 	for {
-		msgs, err := p.client.XRangeN(ctx, p.keys.feed, start, "+", int64(count)).Result()
+		page, buf, err := p.xrange(ctx, start, count)
 		if err != nil {
 			return nil, p.feedError(ctx, err)
 		}
 		var used int
 		var last entryEnd
-		res, used, last, err = feedEvents(res, msgs, after, limit)
+		res, used, last, err = feedEvents(res, page, after, limit)
+		p.release(buf)
 		if err != nil {
 			return nil, err
 		}
 		if entries += used; entries > 0 {
 			perEntry = max(len(res)/entries, 1)
 		}
-		if len(res) >= limit || len(msgs) < count {
+		if len(res) >= limit || len(page) < count {
 			if entries > 0 {
 				p.perEntry.Store(int64(perEntry))
 			}
@@ -90,7 +93,7 @@ func (p *Persistence) readFeed(
 			}
 			return res, nil
 		}
-		start, count = "("+msgs[len(msgs)-1].ID, (limit-len(res)+perEntry-1)/perEntry
+		start, count = "("+page[len(page)-1].id, (limit-len(res)+perEntry-1)/perEntry
 	}
 }
 
@@ -134,7 +137,7 @@ func (p *Persistence) waitFeed(
 		}
 		for _, s := range streams {
 			if len(s.Messages) > 0 {
-				evs, _, _, err := feedEvents(nil, s.Messages, after, limit)
+				evs, _, _, err := feedEvents(nil, msgEntries(s.Messages), after, limit)
 				return evs, err
 			}
 		}
@@ -143,28 +146,26 @@ func (p *Persistence) waitFeed(
 
 // feedEvents appends to res the events of feed entries after position
 // after, until res holds limit events, and returns how many entries it
-// used and the last of them.
+// used and the last of them. The events keep nothing of the entries.
 func feedEvents(
-	res []*timebox.Event, msgs []redis.XMessage, after timebox.Position, limit int,
+	res []*timebox.Event, entries []feedEntry, after timebox.Position, limit int,
 ) ([]*timebox.Event, int, entryEnd, error) {
 	var last entryEnd
-	for used, m := range msgs {
-		commit, err := parseFeedID(m.ID)
+	for used, m := range entries {
+		commit, err := parseFeedID(m.id)
 		if err != nil {
 			return nil, used, last, err
 		}
 		if commit < after.Commit {
 			continue
 		}
-		eid, ok1 := m.Values["i"].(string)
-		batch, ok2 := m.Values["b"].(string)
-		id, err := codec.DecodeID(eid)
-		if !ok1 || !ok2 || err != nil {
-			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.ID, codec.ErrMalformedEvent)
+		id, err := codec.DecodeID(string(m.eid))
+		if m.eid == nil || m.batch == nil || err != nil {
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.id, codec.ErrMalformedEvent)
 		}
-		recs, err := unframe(batch)
+		recs, err := unframe(m.batch)
 		if err != nil {
-			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w: %w", m.ID, codec.ErrMalformedEvent, err)
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w: %w", m.id, codec.ErrMalformedEvent, err)
 		}
 		last = entryEnd{commit: commit, events: uint64(len(recs))}
 		// Only the records after after and within limit are decoded.
@@ -175,7 +176,7 @@ func feedEvents(
 		hi := min(uint64(len(recs)), lo+uint64(limit-len(res)))
 		evs, err := codec.DecodeEvents(id, recs[lo:hi])
 		if err != nil {
-			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.ID, err)
+			return nil, used, last, fmt.Errorf("redis: feed entry %s: %w", m.id, err)
 		}
 		for i, ev := range evs {
 			ev.Position = timebox.Position{Commit: commit, Offset: lo + uint64(i)}
@@ -185,7 +186,7 @@ func feedEvents(
 			return res, used + 1, last, nil
 		}
 	}
-	return res, len(msgs), last, nil
+	return res, len(entries), last, nil
 }
 
 // feedID is the stream ID of the feed entry of commit. The millisecond

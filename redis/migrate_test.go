@@ -264,6 +264,12 @@ func testSlotMidMigration(t *testing.T, addrs []string, seeds string) {
 
 	require.NoError(t, m.finish(ctx, to, 0))
 	m.requireSettled(t)
+	// The first read after the move is the feed's: its raw XRANGE gets
+	// MOVED, and is sent again as a plain one, which follows it.
+	all, err := st.ReadAll(ctx, timebox.Position{}, 10)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	require.JSONEq(t, `"plain"`, string(all[2].Data))
 	evs, err := st.GetEvents(id, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 2, "the refused append wrote events")

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,7 @@ type Persistence struct {
 	// the entry it ended in.
 	perEntry  atomic.Int64
 	lastEntry atomic.Pointer[entryEnd]
+	replies   chan *bytes.Buffer // reply buffers of xrange kept for reuse
 	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
 	claimFrom atomic.Value
 }
@@ -76,6 +78,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		keys:     newKeys(cfg),
 		consumer: newConsumerName(),
 		ready:    make(chan struct{}),
+		replies:  make(chan *bytes.Buffer, keptReplies),
 	}
 	if err := p.loadScripts(ctx); err != nil {
 		_ = client.Close()
