@@ -285,8 +285,8 @@ func decodeArchive(msg redis.XMessage) (*timebox.ArchiveRecord, error) {
 	return rec, nil
 }
 
-// unframe splits "<length>:<bytes>" records written by archive.lua and
-// append.lua. The records point into s.
+// unframe splits a batch into its "<length>:<bytes>" records, which
+// point into s.
 func unframe[S ~string | ~[]byte](s S) ([]S, error) {
 	n := 0
 	for rest := s; len(rest) > 0; n++ {
