@@ -45,18 +45,21 @@ const (
 // way nor follows a cluster's MOVED or ASK reply to it, so when it fails
 // or the reply is not a list of entries (an error reply) the read is sent
 // again as a plain XRANGE, which does both and returns any error as other
-// reads do (its entries are then copies, and the buffer nil).
+// reads do (its entries are then copies, and the buffer nil), as is every
+// read of a client that cannot stream a reply's bytes.
 func (p *Persistence) xrange(
 	ctx context.Context, start string, count int,
 ) ([]feedEntry, *bytes.Buffer, error) {
-	buf := p.replyBuffer()
-	args := []any{"XRANGE", p.keys.feed, start, "+", "COUNT", count}
-	if err := p.client.(rawWriter).DoRawWriteTo(ctx, buf, args...).Err(); err == nil {
-		if entries, ok := parseXRange(buf.Bytes()); ok {
-			return entries, buf, nil
+	if rw, ok := p.client.(rawWriter); ok {
+		buf := p.replyBuffer()
+		args := []any{"XRANGE", p.keys.feed, start, "+", "COUNT", count}
+		if err := rw.DoRawWriteTo(ctx, buf, args...).Err(); err == nil {
+			if entries, ok := parseXRange(buf.Bytes()); ok {
+				return entries, buf, nil
+			}
 		}
+		p.release(buf)
 	}
-	p.release(buf)
 	msgs, err := p.client.XRangeN(ctx, p.keys.feed, start, "+", int64(count)).Result()
 	if err != nil {
 		return nil, nil, err
