@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kode4food/timebox"
@@ -49,24 +50,34 @@ func AppendEvent(buf []byte, ev *timebox.Event) []byte {
 // an event of id. The event's Data refers to b, which the caller must no
 // longer change.
 func DecodeEvent(b []byte, id timebox.AggregateID) (*timebox.Event, error) {
+	ev := &timebox.Event{AggregateID: id}
+	typ, eid, err := decodeInto(ev, b)
+	if err != nil {
+		return nil, err
+	}
+	ev.Type, ev.ID = timebox.EventType(typ), string(eid)
+	return ev, nil
+}
+
+// decodeInto decodes the record b into ev, all but its type and ID, which
+// it returns as slices of b.
+func decodeInto(ev *timebox.Event, b []byte) (typ, eid []byte, err error) {
 	if len(b) == 0 || b[0] != eventVersion && b[0] != eventVersion1 {
-		return nil, ErrMalformedEvent
+		return nil, nil, ErrMalformedEvent
 	}
 	r := NewReader(b[1:])
-	ev := &timebox.Event{AggregateID: id}
 	ev.Sequence = r.Seq()
 	ev.Timestamp = r.Time()
-	typ := r.Bytes()
+	typ = r.Bytes()
 	if b[0] == eventVersion {
-		ev.ID = string(r.Bytes())
+		eid = r.Bytes()
 		ev.Metadata = r.Metadata()
 	}
 	if r.Bad() || len(typ) == 0 {
-		return nil, ErrMalformedEvent
+		return nil, nil, ErrMalformedEvent
 	}
-	ev.Type = timebox.EventType(typ)
 	ev.Data = r.Rest()
-	return ev, nil
+	return typ, eid, nil
 }
 
 // DecodeEvents decodes records made by EncodeEvent, all of aggregate id,
@@ -77,6 +88,11 @@ func DecodeEvent(b []byte, id timebox.AggregateID) (*timebox.Event, error) {
 // must not keep (a bbolt value, a reply buffer). A record that cannot be
 // decoded fails the call with an error wrapping ErrMalformedEvent that
 // names its index.
+//
+// The allocations are per call, not per event: the events are one array,
+// their IDs substrings of one string, and an event whose type is the one
+// before it shares that type's string. So an event kept alone keeps the
+// batch's memory alive, as its Data always did.
 func DecodeEvents[R ~string | ~[]byte](
 	id timebox.AggregateID, recs []R,
 ) ([]*timebox.Event, error) {
@@ -86,15 +102,35 @@ func DecodeEvents[R ~string | ~[]byte](
 	}
 	buf := make([]byte, 0, size)
 	id = slices.Clone(id)
+	evs := make([]timebox.Event, len(recs))
 	res := make([]*timebox.Event, len(recs))
+	eids := make([][]byte, len(recs)) // slices of buf
+	idLen := 0
+	var typ timebox.EventType
 	for i, r := range recs {
 		start := len(buf)
 		buf = append(buf, r...)
-		ev, err := DecodeEvent(buf[start:len(buf):len(buf)], id)
+		ev := &evs[i]
+		t, eid, err := decodeInto(ev, buf[start:len(buf):len(buf)])
 		if err != nil {
 			return nil, fmt.Errorf("event %d of %s: %w", i, id, err)
 		}
+		if string(t) != string(typ) {
+			typ = timebox.EventType(t)
+		}
+		ev.AggregateID, ev.Type = id, typ
+		eids[i] = eid
+		idLen += len(eid)
 		res[i] = ev
+	}
+	var all strings.Builder
+	all.Grow(idLen)
+	for _, eid := range eids {
+		all.Write(eid)
+	}
+	ids := all.String()
+	for i, eid := range eids {
+		evs[i].ID, ids = ids[:len(eid)], ids[len(eid):]
 	}
 	return res, nil
 }
