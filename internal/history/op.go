@@ -186,14 +186,16 @@ func (op Op) String() string {
 	return s
 }
 
-// Classify maps a call's error to its Outcome: nil is OK; a version
-// conflict or ErrMaxRetriesExceeded is Conflict; ErrUnavailable without
-// ErrUnknownOutcome is Failed even alongside a context's error (the Store
-// returns it so only when nothing was sent: a call whose deadline passed
-// while the backend stayed unreachable); ErrUnknownOutcome, a context's
-// error, and a network error (a cut connection, EOF, reset) are
-// Ambiguous; anything else is Failed, which the backend thereby promises
-// wrote nothing.
+// Classify maps a call's error to its Outcome as the README's error table
+// lets a caller read it: nil is OK; a version conflict or
+// ErrMaxRetriesExceeded is Conflict; ErrUnknownOutcome is Ambiguous;
+// ErrUnavailable and a context's error without ErrUnknownOutcome are
+// Failed (nothing was written: the call's deadline passed before it
+// sent, or while the backend knew it had not applied what it sent); a
+// bare network error (a cut connection, EOF, reset), which a backend
+// should have wrapped, is Ambiguous; anything else is Failed. A Failed
+// write is a promise that nothing was written, which the audit holds the
+// backend to.
 func Classify(err error) Outcome {
 	switch {
 	case err == nil:
@@ -201,8 +203,11 @@ func Classify(err error) Outcome {
 	case errors.Is(err, timebox.ErrMaxRetriesExceeded),
 		errors.Is(err, timebox.ErrVersionConflict):
 		return Conflict
-	case errors.Is(err, timebox.ErrUnavailable) &&
-		!errors.Is(err, timebox.ErrUnknownOutcome):
+	case errors.Is(err, timebox.ErrUnknownOutcome):
+		return Ambiguous
+	case errors.Is(err, timebox.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, context.Canceled):
 		return Failed
 	case ambiguous(err):
 		return Ambiguous
@@ -213,10 +218,7 @@ func Classify(err error) Outcome {
 
 func ambiguous(err error) bool {
 	var ne net.Error
-	return errors.Is(err, timebox.ErrUnknownOutcome) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.As(err, &ne)
