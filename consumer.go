@@ -117,9 +117,13 @@ type partitionConsumer struct {
 }
 
 // run claims the partition, waiting while another owner holds it, and
-// consumes it until ctx ends or an error that is not a lost lease.
+// consumes it until ctx ends or an error that is not a lost lease. After
+// a lost lease it claims again; if the checkpoint it then finds is the one
+// it last committed, no other process moved it, and it goes on after the
+// events it had handled since rather than handle them again.
 func (pc *partitionConsumer) run(ctx context.Context) error {
 	log := pc.s.config.logger()
+	var lost *[2]Position // committed and handled when the lease was lost
 	for attempt := 0; ; attempt++ {
 		if err := pc.s.checkOpen(); err != nil {
 			return err
@@ -129,9 +133,14 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		claimed := time.Now()
 		pos, err := pc.c.ClaimPartition(ctx, pc.l)
 		if err == nil {
-			err = pc.consume(ctx, pos)
+			from := pos
+			if lost != nil && lost[0] == pos {
+				from = lost[1]
+			}
+			err = pc.consume(ctx, from, pos, claimed)
 			<-pc.slots
 			var he *handlerError
 			if errors.As(err, &he) {
@@ -140,7 +149,7 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 			if !errors.Is(err, ErrLeaseLost) {
 				return err
 			}
-			attempt = -1
+			attempt, lost = -1, &[2]Position{pc.committed, pc.pos}
 			log.Info("timebox: consumer lost its lease",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition)
 			continue
@@ -167,11 +176,14 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 	}
 }
 
-// consume handles the partition's events from pos while it holds the
-// lease. On the way out it commits what was handled and releases the
-// lease, unless the lease was lost.
-func (pc *partitionConsumer) consume(ctx context.Context, pos Position) (err error) {
-	pc.pos, pc.committed, pc.renewed = pos, pos, time.Now()
+// consume handles the partition's events after pos, while it holds the
+// lease claimed (at time claimed) with checkpoint committed. On the way
+// out it commits what was handled and releases the lease, unless the
+// lease was lost.
+func (pc *partitionConsumer) consume(
+	ctx context.Context, pos, committed Position, claimed time.Time,
+) (err error) {
+	pc.pos, pc.committed, pc.renewed = pos, committed, claimed
 	defer func() {
 		if errors.Is(err, ErrLeaseLost) {
 			return
@@ -224,22 +236,38 @@ func (pc *partitionConsumer) mine(ev *Event) bool {
 }
 
 // commit records pc.pos as the checkpoint and renews the lease. A
-// transient failure is logged and left for the next commit to make good;
-// a lost lease, a closed store or ctx's end is returned.
+// transient failure is logged and left for the next commit to make good
+// while the lease is surely still this process's (renewed less than two
+// thirds of its TTL ago, counted from before the renewal was sent); past
+// that the renewal is retried, and once the TTL has passed without one the
+// lease is taken as lost (ErrLeaseLost), since another process may hold
+// the partition by then: no event is handed over under a lease that may
+// have run out. A lost lease, a closed store or ctx's end is returned.
 func (pc *partitionConsumer) commit(ctx context.Context) error {
-	err := pc.c.CommitPartition(ctx, pc.l, pc.pos)
-	switch {
-	case err == nil:
-		pc.committed, pc.renewed = pc.pos, time.Now()
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case transient(err, true):
-		pc.s.config.logger().Warn("timebox: consumer commit failed, will retry",
-			"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
-		return nil
-	default:
-		return err
+	for attempt := 0; ; attempt++ {
+		sent := time.Now()
+		err := pc.c.CommitPartition(ctx, pc.l, pc.pos)
+		switch {
+		case err == nil:
+			pc.committed, pc.renewed = pc.pos, sent
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !transient(err, true):
+			return err
+		}
+		since := time.Since(pc.renewed)
+		switch {
+		case since < pc.l.TTL*2/3:
+			pc.s.config.logger().Warn("timebox: consumer commit failed, will retry",
+				"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
+			return nil
+		case since >= pc.l.TTL:
+			return fmt.Errorf("%w: not renewed for %v: %w", ErrLeaseLost, since, err)
+		}
+		if !sleep(ctx, min(backoff(attempt, 10*minBackoff, pc.l.TTL/10), pc.l.TTL-since)) {
+			return ctx.Err()
+		}
 	}
 }
 

@@ -1,0 +1,181 @@
+package timebox_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/memory"
+)
+
+// unrenewable is a memory backend whose consumer claims and checkpoint
+// commits (which renew a lease) fail as a cut connection would while
+// failing is set.
+type unrenewable struct {
+	*memory.Persistence
+	failing atomic.Bool
+	refused atomic.Int32 // claims refused
+}
+
+func (u *unrenewable) ClaimPartition(
+	ctx context.Context, l timebox.Lease,
+) (timebox.Position, error) {
+	if u.failing.Load() {
+		u.refused.Add(1)
+		return timebox.Position{}, fmt.Errorf("claim: %w", timebox.ErrUnavailable)
+	}
+	return u.Persistence.ClaimPartition(ctx, l)
+}
+
+func (u *unrenewable) CommitPartition(
+	ctx context.Context, l timebox.Lease, pos timebox.Position,
+) error {
+	if u.failing.Load() {
+		return fmt.Errorf("commit: %w", timebox.ErrUnavailable)
+	}
+	return u.Persistence.CommitPartition(ctx, l, pos)
+}
+
+// TestConsumeStopsOnUnrenewedLease runs a consumer whose lease renewals
+// start failing while events keep coming, beside a second process
+// waiting for the partition: the first must hand over no event once its
+// lease may have run out, so the two never handle events at the same
+// time, and once renewals work again nothing is lost.
+func TestConsumeStopsOnUnrenewedLease(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	mem := memory.NewPersistence()
+	u := &unrenewable{Persistence: mem}
+	stA, err := timebox.NewStore(u, timebox.Config{})
+	require.NoError(t, err)
+	stB, err := mem.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	id := timebox.NewAggregateID("lease", "1")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	var lastA, firstB time.Time
+	handled := map[timebox.Position]int{}
+	handler := func(isA bool) timebox.FeedHandler {
+		return func(_ context.Context, ev *timebox.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled[ev.Position]++
+			if now := time.Now(); isA {
+				lastA = now
+			} else if firstB.IsZero() {
+				firstB = now
+			}
+			return nil
+		}
+	}
+	handledBy := func() (time.Time, time.Time, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return lastA, firstB, len(handled)
+	}
+	opts := []timebox.FeedOption{timebox.WithLeaseTTL(ttl), timebox.WithBatchSize(1)}
+	doneA := make(chan error, 1)
+	go func() { doneA <- stA.Consume(ctx, "c", handler(true), opts...) }()
+	appended := 0
+	appendOne := func() {
+		ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
+		require.NoError(t, stA.AppendEvents(id, int64(appended), []*timebox.Event{ev}))
+		appended++
+	}
+	appendOne()
+	require.Eventually(t, func() bool {
+		last, _, _ := handledBy()
+		return !last.IsZero()
+	}, 10*time.Second, 5*time.Millisecond)
+
+	// B waits while A holds the lease; A's renewals now fail.
+	doneB := make(chan error, 1)
+	go func() { doneB <- stB.Consume(ctx, "c", handler(false), opts...) }()
+	u.failing.Store(true)
+	require.Eventually(t, func() bool {
+		appendOne()
+		_, first, _ := handledBy()
+		return !first.IsZero()
+	}, 20*time.Second, 20*time.Millisecond, "B never took the partition over")
+	last, first, _ := handledBy()
+	require.True(t, last.Before(first),
+		"A handled an event at %v, after B began at %v", last, first)
+
+	// The backend works again: B, holding the partition, handles what
+	// follows, A waits, and every event is handled.
+	u.failing.Store(false)
+	for range 5 {
+		appendOne()
+	}
+	require.Eventually(t, func() bool {
+		_, _, n := handledBy()
+		return n == appended
+	}, 20*time.Second, 10*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-doneA, context.Canceled)
+	require.ErrorIs(t, <-doneB, context.Canceled)
+	require.Len(t, handled, appended)
+}
+
+// TestConsumeResumesAfterUnrenewedLease cuts a lone consumer's claims and
+// commits for longer than its lease: it stops, takes the lease as lost,
+// claims it again once the backend works, and, finding its own
+// checkpoint, goes on after what it handled rather than repeat it.
+func TestConsumeResumesAfterUnrenewedLease(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	u := &unrenewable{Persistence: memory.NewPersistence()}
+	st, err := timebox.NewStore(u, timebox.Config{})
+	require.NoError(t, err)
+	id := timebox.NewAggregateID("lease", "2")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	handled := map[timebox.Position]int{}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Consume(ctx, "c", func(_ context.Context, ev *timebox.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			handled[ev.Position]++
+			return nil
+		}, timebox.WithLeaseTTL(ttl), timebox.WithBatchSize(1))
+	}()
+	appended := 0
+	appendSome := func(n int) {
+		for range n {
+			ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
+			require.NoError(t, st.AppendEvents(id, int64(appended), []*timebox.Event{ev}))
+			appended++
+		}
+	}
+	appendSome(3)
+	require.Eventually(t, func() bool { return count() == appended },
+		10*time.Second, 5*time.Millisecond)
+	u.failing.Store(true)
+	appendSome(3)
+	// A claim means the consumer took its lease as lost.
+	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
+		20*time.Second, 5*time.Millisecond)
+	u.failing.Store(false)
+	appendSome(3)
+	require.Eventually(t, func() bool { return count() == appended },
+		20*time.Second, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	for pos, n := range handled {
+		require.Equal(t, 1, n, "event at %s handled %d times", pos, n)
+	}
+}
