@@ -120,7 +120,10 @@ func WithPartitionLimit(n int) FeedOption {
 // renewal (DefaultLeaseTTL): after a process dies, another takes its
 // partitions over within about this long. A lease is renewed at least
 // every third of it between events, so one handler call should take less
-// than that. Consume only.
+// than that. A process whose renewals fail (its backend unreachable)
+// hands over no event once two thirds of a lease have passed since the
+// last one, and takes the lease as lost after a whole one, so two
+// processes never handle a partition's events at once. Consume only.
 func WithLeaseTTL(d time.Duration) FeedOption {
 	return func(o *feedOptions) { o.ttl, o.consumer = d, true }
 }
