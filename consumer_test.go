@@ -48,7 +48,7 @@ func (u *unrenewable) CommitPartition(
 // lease may have run out, so the two never handle events at the same
 // time, and once renewals work again nothing is lost.
 func TestConsumeStopsOnUnrenewedLease(t *testing.T) {
-	const ttl = 1500 * time.Millisecond
+	const ttl = 3 * time.Second // A stops a second before B may start
 	mem := memory.NewPersistence()
 	u := &unrenewable{Persistence: mem}
 	stA, err := timebox.NewStore(u, timebox.Config{})
