@@ -125,18 +125,26 @@ func TestSnapshotCommitsDurably(t *testing.T) {
 	require.Equal(t, "on", setting)
 }
 
+// schema4 returns a private schema holding the tables as version 4 left
+// them (testdata/schema4.sql), and a connection to it.
+func schema4(t *testing.T) (postgres.Config, *pgx.Conn) {
+	t.Helper()
+	cfg, admin := privateSchema(t)
+	ddl, err := os.ReadFile("testdata/schema4.sql")
+	require.NoError(t, err)
+	_, err = admin.Exec(context.Background(), string(ddl))
+	require.NoError(t, err)
+	return cfg, admin
+}
+
 // A database at schema 4 (testdata/schema4.sql, as version 4 left it) is
 // migrated to the feed: its events join the feed before every later
 // append, at Commit 1 in (aggregate, sequence) order, and appends go on.
 func TestSchemaMigratesFrom4(t *testing.T) {
-	cfg, admin := privateSchema(t)
+	cfg, admin := schema4(t)
 	ctx := context.Background()
-	ddl, err := os.ReadFile("testdata/schema4.sql")
-	require.NoError(t, err)
-	_, err = admin.Exec(ctx, string(ddl))
-	require.NoError(t, err)
 	require.Equal(t, "timebox schema 4", tableComment(t, admin))
-	_, err = admin.Exec(ctx, `
+	_, err := admin.Exec(ctx, `
 		INSERT INTO timebox_snapshot (ns, aggregate, head) VALUES
 		    ($1, 'b', 2), ($1, 'a', 1)`, cfg.Prefix)
 	require.NoError(t, err)
@@ -174,14 +182,10 @@ func TestSchemaMigratesFrom4(t *testing.T) {
 // of two events, it comes back whole, in (aggregate, sequence) order,
 // each page after the last.
 func TestSchemaMigratedFeedPages(t *testing.T) {
-	cfg, admin := privateSchema(t)
+	cfg, admin := schema4(t)
 	ctx := context.Background()
-	ddl, err := os.ReadFile("testdata/schema4.sql")
-	require.NoError(t, err)
-	_, err = admin.Exec(ctx, string(ddl))
-	require.NoError(t, err)
 	// 40 aggregates, a00 .. a39, of 1, 2 or 3 events.
-	_, err = admin.Exec(ctx, `
+	_, err := admin.Exec(ctx, `
 		INSERT INTO timebox_events (ns, aggregate, seq, sec, nsec, type, data)
 		SELECT $1, 'a' || lpad(i::text, 2, '0'), s, 0, 0,
 		       convert_to('a' || lpad(i::text, 2, '0') || '-' || s, 'UTF8'), '{}'
