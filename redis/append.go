@@ -51,17 +51,26 @@ func (p *Persistence) appendKeys(k aggregate, ix timebox.IndexChange) []string {
 	return ks
 }
 
+// appendArgs lists append.lua's arguments: the sequences as decimal
+// strings, the framed batch, and the index change only when there is one.
 func appendArgs(eid string, req timebox.AppendRequest) []any {
+	seq, n := req.ExpectedSequence, int64(len(req.Events))
+	var batch []byte
+	if n > 0 {
+		batch = frameBatch(seq, req.Events)
+	}
+	args := make([]any, 0, 9+2*len(req.Index.Labels))
+	args = append(args, eid, strconv.FormatInt(seq, 10),
+		strconv.FormatInt(seq+n-1, 10), strconv.FormatInt(seq+n, 10), batch)
+	if req.Index.IsZero() {
+		return args
+	}
 	op, status, at := statusArgs(req.Index)
-	args := make([]any, 0, 8+2*len(req.Index.Labels))
-	args = append(args,
-		eid, strconv.FormatInt(req.ExpectedSequence, 10),
-		len(req.Events), op, status, at, len(req.Index.Labels),
-	)
+	args = append(args, op, status, at, len(req.Index.Labels))
 	for l, v := range req.Index.Labels {
 		args = append(args, encodeName(l), encodeName(v))
 	}
-	return append(args, frameBatch(req.ExpectedSequence, req.Events))
+	return args
 }
 
 // frameBatch encodes evs, at sequences from seq on, as one batch member:

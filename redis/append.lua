@@ -1,17 +1,27 @@
 -- append.lua: append a batch at the expected head, with its index change.
 --
 -- KEYS[1] meta hash, KEYS[2] batch sorted set, KEYS[3] aggregate list,
--- KEYS[4] the store's feed stream, then, only when the batch changes the status, the status set, and only
--- when it changes labels, the label set and the label-value set.
--- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] event count n,
--- ARGV[4] status op ('' keep, 'c' clear, 's' set), ARGV[5] encoded new
--- status, ARGV[6] its time part (see statusTime), ARGV[7] label count m,
--- then m pairs (encoded label, encoded value, '' to remove), then the
--- batch: its n events framed as "<length>:<record>" each, added to the
--- feed, with the encoded ID, as one entry whose ID is "0-<commit>" (see
+-- KEYS[4] the store's feed stream, then, only when the batch changes the
+-- status, the status set, and only when it changes labels, the label set
+-- and the label-value set.
+-- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] the batch's last
+-- sequence and ARGV[4] the head after it (expected + n - 1 and expected +
+-- n, for n events), ARGV[5] the batch: its n events framed as
+-- "<length>:<record>" each ('' for an empty batch), added to the feed,
+-- with the encoded ID, as one entry whose ID is "0-<commit>" (see
 -- DESIGN.md, Feed); that entry is the batch's only copy, and the batch
 -- sorted set gets the entry's ID as a member scored by the batch's last
--- sequence (see batches.lua, prepended to this script).
+-- sequence (see batches.lua, prepended to this script). Only when the
+-- batch changes the index: ARGV[6] status op ('' keep, 'c' clear, 's'
+-- set), ARGV[7] encoded new status, ARGV[8] its time part (see
+-- statusTime), ARGV[9] label count m, then m pairs (encoded label,
+-- encoded value, '' to remove).
+--
+-- The sequences are passed as the client formats them (decimal, no sign
+-- or leading zeros: the form in which the head is stored), so a plain
+-- append compares and stores strings: Redis would format every Lua number
+-- passed to a command with snprintf, a measurable part of a one-event
+-- append's server time (see BENCHMARKS.md).
 --
 -- Returns {1, new head} when written, or {0, head, batches holding the
 -- events from the expected sequence on, trim floor} on a conflict, when
@@ -26,15 +36,51 @@
 -- removal that can empty a key is the last command on that key. No key is
 -- ever missing when the script touches it.
 local meta, evkey, aggs, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local eid = ARGV[1]
-local expected = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
-local op = ARGV[4]
-local m = tonumber(ARGV[7])
-if not expected or not n or not m or #ARGV ~= 8 + 2 * m
-    or (op ~= '' and op ~= 'c' and op ~= 's') then
+local eid, expected, batch = ARGV[1], ARGV[2], ARGV[5]
+local indexed = #ARGV > 5
+if #ARGV ~= 5 and (#ARGV < 9 or #ARGV ~= 9 + 2 * (tonumber(ARGV[9]) or -1))
+    or (indexed and ARGV[6] ~= '' and ARGV[6] ~= 'c' and ARGV[6] ~= 's') then
   return redis.error_reply('ERR timebox append: malformed arguments')
 end
+
+local head = redis.call('HGET', meta, 'h') or '0'
+if head ~= expected then
+  local h, want = tonumber(head), tonumber(expected)
+  if not h then
+    return redis.error_reply('ERR timebox append: malformed head')
+  end
+  if not want then
+    return redis.error_reply('ERR timebox append: malformed arguments')
+  end
+  if h ~= want then
+    local stored, missing = batches(feed, eid,
+      redis.call('ZRANGE', evkey, want, '+inf', 'BYSCORE'))
+    if not stored then
+      return redis.error_reply('ERR timebox append: feed entry ' .. missing .. ' missing or not this aggregate\'s')
+    end
+    return {0, h, stored, redis.call('HGET', meta, 't') or '0'}
+  end
+end
+if batch == '' then
+  return {1, head}
+end
+if not string.find(ARGV[3], '^%d+$') or not string.find(ARGV[4], '^%d+$') then
+  return redis.error_reply('ERR timebox append: malformed arguments')
+end
+
+if not indexed then
+  local ref = redis.call('XADD', feed, '0-*', 'i', eid, 'b', batch)
+  redis.call('ZADD', evkey, ARGV[3], ref)
+  redis.call('HSET', meta, 'h', ARGV[4])
+  if head == '0' then
+    redis.call('ZADD', aggs, 0, eid)
+  end
+  return {1, ARGV[4]}
+end
+
+-- An index change. The keys after the fourth name the status set when
+-- the status changes, then the label sets when labels change.
+local op, m = ARGV[6], tonumber(ARGV[9])
 local nkeys = 4
 local stkey, labkey, lvkey
 if op ~= '' then
@@ -49,34 +95,19 @@ if #KEYS ~= nkeys then
   return redis.error_reply('ERR timebox append: malformed keys')
 end
 
-local head = tonumber(redis.call('HGET', meta, 'h') or '0')
-if not head then
-  return redis.error_reply('ERR timebox append: malformed head')
-end
-if head ~= expected then
-  local stored, missing = batches(feed, eid,
-    redis.call('ZRANGE', evkey, expected, '+inf', 'BYSCORE'))
-  if not stored then
-    return redis.error_reply('ERR timebox append: feed entry ' .. missing .. ' missing or not this aggregate\'s')
-  end
-  return {0, head, stored, redis.call('HGET', meta, 't') or '0'}
-end
-if n == 0 then
-  return {1, head}
-end
-
 -- Reads: the old status member, and each changed label's old value and
--- whether this aggregate is its last holder.
+-- whether this aggregate is its last holder. (One HMGET for all of them
+-- costs the server more than these HGETs: BenchmarkServerInstructions.)
 local oldMember, newMember = false, false
 if op ~= '' then
   oldMember = redis.call('HGET', meta, 'sm')
   if op == 's' then
-    newMember = ARGV[5] .. ':' .. ARGV[6] .. eid
+    newMember = ARGV[7] .. ':' .. ARGV[8] .. eid
   end
 end
 local labels = {}
 for j = 1, m do
-  local l, v = ARGV[6 + 2 * j], ARGV[7 + 2 * j]
+  local l, v = ARGV[8 + 2 * j], ARGV[9 + 2 * j]
   local old = redis.call('HGET', meta, 'l:' .. l)
   if old ~= v and (old or v ~= '') then
     local last = false
@@ -89,15 +120,13 @@ for j = 1, m do
   end
 end
 
--- Additions. Sequences are below 2^53, so Lua numbers hold them exactly
--- and redis.call passes them as integers. The feed entry's ID is the next
--- sequence number within millisecond 0.
-local ref = redis.call('XADD', feed, '0-*', 'i', eid, 'b', ARGV[8 + 2 * m])
-redis.call('ZADD', evkey, head + n - 1, ref)
-local fields = {'h', head + n}
+-- Additions.
+local ref = redis.call('XADD', feed, '0-*', 'i', eid, 'b', batch)
+redis.call('ZADD', evkey, ARGV[3], ref)
+local fields = {'h', ARGV[4]}
 if newMember then
   fields[#fields + 1] = 'st'
-  fields[#fields + 1] = ARGV[5]
+  fields[#fields + 1] = ARGV[7]
   fields[#fields + 1] = 'sm'
   fields[#fields + 1] = newMember
 end
@@ -108,7 +137,7 @@ for _, c in ipairs(labels) do
   end
 end
 redis.call('HSET', meta, unpack(fields))
-if head == 0 then
+if head == '0' then
   redis.call('ZADD', aggs, 0, eid)
 end
 if newMember then
@@ -121,17 +150,22 @@ for _, c in ipairs(labels) do
   end
 end
 
--- Removals, each the last command on its key.
+-- Removals, each the last command on its key: the meta hash keeps 'h',
+-- so removing fields from it never empties it.
 if oldMember and oldMember ~= newMember then
   redis.call('ZREM', stkey, oldMember)
 end
+local gone = {}
 if op == 'c' and oldMember then
-  redis.call('HDEL', meta, 'st', 'sm')
+  gone[1], gone[2] = 'st', 'sm'
 end
 for _, c in ipairs(labels) do
   if c[2] == '' then
-    redis.call('HDEL', meta, 'l:' .. c[1])
+    gone[#gone + 1] = 'l:' .. c[1]
   end
+end
+if #gone > 0 then
+  redis.call('HDEL', meta, unpack(gone))
 end
 for _, c in ipairs(labels) do
   if c[3] then
@@ -143,4 +177,4 @@ for _, c in ipairs(labels) do
     redis.call('ZREM', lvkey, c[1] .. ':' .. c[3])
   end
 end
-return {1, head + n}
+return {1, ARGV[4]}

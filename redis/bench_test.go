@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,7 +177,31 @@ func snapshotsName(ratio float64) string {
 // commands it calls), beside a one-INCR EVALSHA run the same way
 // (raw-incr).
 func BenchmarkServerTime(b *testing.B) {
-	addr := startServer(b, "")
+	serverBench(b, startServer(b, ""), serverTime)
+}
+
+// BenchmarkServerInstructions runs BenchmarkServerTime's shapes on a
+// private redis-server under valgrind's callgrind, and reports the
+// instructions the server process executed per call (server-instr/op):
+// a count, not a time, so it is the same on a loaded machine, and two
+// versions of a script compare exactly. The count covers everything the
+// server did from the first call to the last (reading and parsing the
+// request, the script, the reply, and its timers, which tick more often
+// per call under valgrind's slowdown). It needs valgrind and
+// callgrind_control on PATH (Debian's valgrind package), and is skipped
+// without them; valgrind slows the server about 50 times, so give it a
+// count:
+//
+//	go test -run '^$' -bench BenchmarkServerInstructions -benchtime 5000x ./redis/
+func BenchmarkServerInstructions(b *testing.B) {
+	addr, measure := startCallgrindServer(b)
+	serverBench(b, addr, measure)
+}
+
+// serverBench runs the server benchmarks' shapes, each measured by
+// measure: appends of one event, of one event with an index change, of 100
+// events, and a one-INCR EVALSHA (raw-incr) for scale.
+func serverBench(b *testing.B, addr string, measure func(*testing.B, *Persistence, func(int) error)) {
 	ctx := context.Background()
 	open := "open"
 	shapes := []struct {
@@ -200,7 +226,7 @@ func BenchmarkServerTime(b *testing.B) {
 					Data: bench.Payload(strconv.Itoa(i)),
 				}
 			}
-			serverTime(b, p, func(i int) error {
+			measure(b, p, func(i int) error {
 				s.index.StatusTime = time.Now()
 				return p.Append(ctx, timebox.AppendRequest{
 					ID: id, ExpectedSequence: int64(i * s.batch),
@@ -216,10 +242,87 @@ func BenchmarkServerTime(b *testing.B) {
 			b.Fatal(err)
 		}
 		key := p.keys.base + "raw"
-		serverTime(b, p, func(int) error {
+		measure(b, p, func(int) error {
 			return incr.EvalSha(ctx, p.client, []string{key}).Err()
 		})
 	})
+}
+
+// startCallgrindServer starts a private redis-server under callgrind, and
+// returns its address and a measure function for serverBench: it zeroes
+// the server's counts, runs the calls, dumps the counts and reports their
+// total per call.
+func startCallgrindServer(b *testing.B) (string, func(*testing.B, *Persistence, func(int) error)) {
+	vg, err1 := exec.LookPath("valgrind")
+	ctl, err2 := exec.LookPath("callgrind_control")
+	if err1 != nil || err2 != nil {
+		b.Skip("valgrind and callgrind_control must be on PATH")
+	}
+	bin, _ := serverBinaries(b)
+	dir := b.TempDir()
+	port := freePort(b)
+	out := filepath.Join(dir, "callgrind.out")
+	cmd := exec.Command(vg, "--tool=callgrind", "--callgrind-out-file="+out,
+		"--dump-instr=no", bin, "--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	c := redis.NewClient(&redis.Options{
+		Addr: addr, DisableIdentity: true,
+		MaintNotificationsConfig: noMaintNotifications(),
+	})
+	defer func() { _ = c.Close() }()
+	waitFor(b, "redis-server under callgrind at "+addr, func(ctx context.Context) bool {
+		return c.Ping(ctx).Err() == nil
+	})
+	pid := strconv.Itoa(cmd.Process.Pid)
+	control := func(b *testing.B, arg string) {
+		if out, err := exec.Command(ctl, arg, pid).CombinedOutput(); err != nil {
+			b.Fatalf("callgrind_control %s: %v: %s", arg, err, out)
+		}
+	}
+	dumps := 0
+	return addr, func(b *testing.B, _ *Persistence, op func(int) error) {
+		control(b, "--zero")
+		b.ResetTimer()
+		for i := range b.N {
+			if err := op(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		control(b, "--dump")
+		dumps++
+		data, err := os.ReadFile(fmt.Sprintf("%s.%d", out, dumps))
+		if err != nil {
+			b.Fatal(err)
+		}
+		total, ok := callgrindTotal(string(data))
+		if !ok {
+			b.Fatalf("no summary line in callgrind dump %d", dumps)
+		}
+		bench.Report(b, float64(total)/float64(b.N), "server-instr/op")
+	}
+}
+
+// callgrindTotal returns the event total of a callgrind dump (its
+// "summary:" line; "totals:" in some versions).
+func callgrindTotal(dump string) (int64, bool) {
+	for line := range strings.Lines(dump) {
+		for _, p := range []string{"summary:", "totals:"} {
+			if v, ok := strings.CutPrefix(line, p); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return n, err == nil
+			}
+		}
+	}
+	return 0, false
 }
 
 // BenchmarkServerCPU measures the server process's whole CPU time (user

@@ -113,4 +113,21 @@ func TestScriptErrorClass(t *testing.T) {
 	n, err := p.client.ZCard(ctx, k.events).Result()
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
+
+	// So do sequences that are not decimal: the script stores them as
+	// given, and checks them before it writes.
+	require.NoError(t, p.client.HSet(ctx, k.meta, "h", "1").Err())
+	for _, args := range [][]any{
+		{k.eid, "1", "1.0", "2", "1:x"},
+		{k.eid, "1", "1", "2e0", "1:x"},
+		{k.eid, "x", "1", "2", "1:x"},
+		{k.eid, "1", "1", "2", "1:x", "s", "open"},
+	} {
+		_, err = p.run(ctx, appendScript, true, p.appendKeys(k, timebox.IndexChange{}), args...)
+		require.ErrorContains(t, err, "malformed arguments", "%q", args)
+		require.NotErrorIs(t, p.writeError("append", err), timebox.ErrUnknownOutcome)
+	}
+	n, err = p.client.XLen(ctx, p.keys.feed).Result()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
 }

@@ -14,9 +14,11 @@ import (
 // serverTimeVariants are stripped-down append scripts, each taking
 // append.lua's KEYS and ARGV for a plain append, used by
 // BenchmarkServerTimeVariants to see where an append's server time goes.
-// Every variant checks and moves the head in the meta hash (HGET, HSET)
-// and adds the aggregate to agg on its first append; they differ in where
-// the batch goes.
+// Every variant but zhead checks and moves the head in the meta hash
+// (HGET, HSET) and adds the aggregate to agg on its first append; they
+// differ in where the batch goes. zhead (a whole script, marked by its
+// leading '!') keeps the head as a member "h" of the batch sorted set
+// instead, so one ZADD moves the head and records the batch.
 var serverTimeVariants = []struct{ name, body string }{
 	{"noop", ""}, // no redis.call at all: the call and its arguments
 	{"head-only", "-"},
@@ -32,11 +34,22 @@ redis.call('RPUSH', evkey, batch)`},
 redis.call('RPUSH', evkey, id)`},
 	{"xadd+xadd", `redis.call('XADD', feed, '0-*', 'i', eid, 'b', batch)
 redis.call('XADD', evkey, (head + n - 1) .. '-1', 'b', batch)`},
+	{"zhead", `!local meta, evkey, aggs, feed = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local eid, expected, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local head = tonumber(redis.call('ZSCORE', evkey, 'h') or '0')
+if head ~= expected then return {0, head} end
+local id = redis.call('XADD', feed, '0-*', 'i', eid, 'b', ARGV[8])
+redis.call('ZADD', evkey, head + n - 1, id, head + n, 'h')
+if head == 0 then redis.call('ZADD', aggs, 0, eid) end
+return {1, head + n}`},
 }
 
 func variantSource(body string) string {
 	if body == "" {
 		return "return {1, 0}"
+	}
+	if body[0] == '!' {
+		return body[1:]
 	}
 	if body == "-" {
 		body = ""
