@@ -26,7 +26,7 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	}
 	k := p.keys.aggregate(req.ID)
 	res, err := p.run(ctx, appendScript, true,
-		p.appendKeys(k, req.Index), appendArgs(k.eid, req)...,
+		p.appendKeys(k, req.ExpectedSequence, req.Index), appendArgs(k.eid, req)...,
 	)
 	if err != nil {
 		return p.writeError("append", err)
@@ -34,14 +34,17 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	return p.appendResult(req, res)
 }
 
-// appendKeys lists the keys append.lua may touch: the aggregate's, the
-// aggregate list and the feed always, the index sets only
-// when the batch changes that part of the index, so a store that never
-// indexes never names (nor waits for, while a slot migrates) a set that
-// does not exist.
-func (p *Persistence) appendKeys(k aggregate, ix timebox.IndexChange) []string {
-	ks := make([]string, 4, 7)
-	ks[0], ks[1], ks[2], ks[3] = k.meta, k.events, p.keys.aggs, p.keys.feed
+// appendKeys lists the keys append.lua may touch: the aggregate's and the
+// feed always, the aggregate list only for a first append (expected
+// sequence 0), the index sets only when the batch changes that part of
+// the index, so a store that never indexes never names (nor waits for,
+// while a slot migrates) a set that does not exist.
+func (p *Persistence) appendKeys(k aggregate, expected int64, ix timebox.IndexChange) []string {
+	ks := make([]string, 3, 7)
+	ks[0], ks[1], ks[2] = k.meta, k.events, p.keys.feed
+	if expected == 0 {
+		ks = append(ks, p.keys.aggs)
+	}
 	if ix.Status != nil {
 		ks = append(ks, p.keys.status)
 	}
@@ -106,7 +109,12 @@ func statusArgs(ix timebox.IndexChange) (op, status, at string) {
 	return "s", encodeName(*ix.Status), statusTime(ix.StatusTime)
 }
 
+// appendResult reads append.lua's reply: 1 when written, else a conflict
+// (see append.lua) returned as a *timebox.VersionConflictError.
 func (p *Persistence) appendResult(req timebox.AppendRequest, res any) error {
+	if res == int64(1) {
+		return nil
+	}
 	r, ok := res.([]any)
 	if !ok || len(r) < 2 {
 		return fmt.Errorf("redis: append: unexpected reply %v", res)

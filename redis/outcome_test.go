@@ -121,9 +121,10 @@ func TestScriptErrorClass(t *testing.T) {
 		{k.eid, "1", "1.0", "2", "1:x"},
 		{k.eid, "1", "1", "2e0", "1:x"},
 		{k.eid, "x", "1", "2", "1:x"},
+		{k.eid, "01", "1", "2", "1:x"}, // the head is "1"
 		{k.eid, "1", "1", "2", "1:x", "s", "open"},
 	} {
-		_, err = p.run(ctx, appendScript, true, p.appendKeys(k, timebox.IndexChange{}), args...)
+		_, err = p.run(ctx, appendScript, true, p.appendKeys(k, 1, timebox.IndexChange{}), args...)
 		require.ErrorContains(t, err, "malformed arguments", "%q", args)
 		require.NotErrorIs(t, p.writeError("append", err), timebox.ErrUnknownOutcome)
 	}

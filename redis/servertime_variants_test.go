@@ -134,7 +134,7 @@ func BenchmarkServerTimeVariants(b *testing.B) {
 					req := timebox.AppendRequest{
 						ID: id, ExpectedSequence: int64(i * size), Events: evs,
 					}
-					res, err := p.run(ctx, v.s, true, p.appendKeys(k, req.Index),
+					res, err := p.run(ctx, v.s, true, p.appendKeys(k, req.ExpectedSequence, req.Index),
 						appendArgs(k.eid, req)...)
 					if err != nil {
 						b.Fatal(err)
