@@ -54,23 +54,29 @@ func (p *Persistence) ReadFeed(
 // event (p.lastEntry), and then just after it. An entry holds at least
 // one event, but may hold many, so each XRANGE asks for as many entries
 // as the page needs at the events per entry the last read saw
-// (p.perEntry), and the next one, from just after the last entry read,
-// for as many as the rest of the page then needs. The reads see prefixes
+// (p.perEntry; the first read of p asks for probeEntries), and the next
+// one, from just after the last entry read, for as many as the rest of
+// the page then needs. The reads see prefixes
 // of the stream, each longer than the one before, so their union is one.
 // Each XRANGE reply is read into a reused buffer (xrange), released once
-// its events are decoded.
+// its events are decoded; a full page sends the read of the next one
+// ahead (readAhead).
 func (p *Persistence) readFeed(
 	ctx context.Context, after timebox.Position, limit int,
 ) ([]*timebox.Event, error) {
 	res := make([]*timebox.Event, 0, min(limit, 1024))
-	perEntry := max(int(p.perEntry.Load()), 1)
+	known := p.perEntry.Load()
+	perEntry := max(int(known), 1)
 	start, extra := feedID(after.Commit), 1
 	if e := p.lastEntry.Load(); e != nil && e.commit == after.Commit && after.Offset+1 >= e.events {
 		start, extra = "("+start, 0
 	}
 	count, entries := min((limit+perEntry-1)/perEntry+extra, limit+1), 0
+	if known == 0 { // no read has seen an entry: ask for a few first
+		count = min(count, probeEntries)
+	}
 	for {
-		page, buf, err := p.xrange(ctx, start, count)
+		page, buf, err := p.page(ctx, start, count)
 		if err != nil {
 			return nil, p.feedError(ctx, err)
 		}
@@ -96,6 +102,11 @@ func (p *Persistence) readFeed(
 		start, count = "("+page[len(page)-1].id, (limit-len(res)+perEntry-1)/perEntry
 	}
 }
+
+// probeEntries is what the first read of a Persistence asks for, before
+// any read has seen how many events an entry holds: asking for limit+1
+// entries of 100-event batches would read a hundred times the page.
+const probeEntries = 16
 
 // entryEnd is a feed entry's commit and how many events it holds.
 type entryEnd struct {

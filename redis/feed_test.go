@@ -32,6 +32,7 @@ func testFeed(t *testing.T, cfg Config) {
 	t.Run("Wait", func(t *testing.T) { testFeedWait(t, open) })
 	t.Run("Consumers", func(t *testing.T) { testFeedConsumers(t, open) })
 	t.Run("Race", func(t *testing.T) { testFeedRace(t, open) })
+	t.Run("ReadAhead", func(t *testing.T) { testFeedReadAhead(t, open) })
 	t.Run("Consume", func(t *testing.T) { testFeedConsume(t, cfg) })
 }
 
@@ -433,4 +434,91 @@ func testFeedConsume(t *testing.T, cfg Config) {
 		time.Minute, 5*time.Millisecond)
 	standby()
 	require.ErrorIs(t, <-standbyDone, context.Canceled)
+}
+
+// Readers catching up in full pages get the pages read ahead for them
+// (readAhead), two at different positions at once, while appends go on:
+// each sees every event after its start exactly once, in order, as one
+// XRANGE of the whole feed does. Close leaves no read running (goleak).
+func testFeedReadAhead(t *testing.T, open openFunc) {
+	st, p := open(t)
+	ctx := context.Background()
+	ids := []timebox.AggregateID{
+		timebox.NewAggregateID("ra", "1"), timebox.NewAggregateID("ra", "2"),
+		timebox.NewAggregateID("ra", "3"),
+	}
+	heads := make([]int64, len(ids))
+	for i := range 60 {
+		a := i % len(ids)
+		appendN(t, st, ids[a], heads[a], 5)
+		heads[a] += 5
+	}
+	first, err := st.ReadAll(ctx, timebox.Position{}, 100)
+	require.NoError(t, err)
+	require.Len(t, first, 100)
+
+	writing := make(chan struct{})
+	go func() {
+		defer close(writing)
+		w := timebox.NewAggregateID("ra", "w")
+		for i := range 40 {
+			evs := make([]*timebox.Event, 4)
+			for j := range evs {
+				evs[j] = event(fmt.Sprint(i, j))
+			}
+			if err := st.AppendEvents(w, int64(4*i), evs); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	read := func(after timebox.Position, limit int) []*timebox.Event {
+		var res []*timebox.Event
+		for {
+			done := false
+			select {
+			case <-writing:
+				done = true
+			default:
+			}
+			evs, err := st.ReadAll(ctx, after, limit)
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			res = append(res, evs...)
+			if len(evs) > 0 {
+				after = evs[len(evs)-1].Position
+			} else if done {
+				return res
+			}
+		}
+	}
+	var got [2][]*timebox.Event
+	var wg sync.WaitGroup
+	wg.Go(func() { got[0] = read(timebox.Position{}, 10) })
+	wg.Go(func() { got[1] = read(first[99].Position, 15) })
+	wg.Wait()
+	require.False(t, t.Failed())
+
+	entries, _, err := p.xrange(ctx, "-", 1000)
+	require.NoError(t, err)
+	all, _, _, err := feedEvents(nil, entries, timebox.Position{}, 1000)
+	require.NoError(t, err)
+	require.Len(t, all, 460)
+	key := func(evs []*timebox.Event) []string {
+		res := make([]string, len(evs))
+		for i, ev := range evs {
+			res[i] = fmt.Sprint(ev.Position, ev.AggregateID, ev.Sequence, string(ev.Data))
+		}
+		return res
+	}
+	require.Equal(t, key(all), key(got[0]))
+	require.Equal(t, key(all[100:]), key(got[1]))
+	require.Positive(t, p.ahead.hits.Load(), "no page read ahead was used")
+
+	require.NoError(t, p.Close())
+	p.ahead.mu.Lock()
+	defer p.ahead.mu.Unlock()
+	require.Empty(t, p.ahead.reads)
 }

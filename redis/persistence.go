@@ -37,6 +37,7 @@ type Persistence struct {
 	perEntry  atomic.Int64
 	lastEntry atomic.Pointer[entryEnd]
 	replies   chan *bytes.Buffer // reply buffers of xrange kept for reuse
+	ahead     *readAhead         // feed reads sent ahead of their readers
 	// claimFrom is where the next XAUTOCLAIM starts (a stream ID string).
 	claimFrom atomic.Value
 }
@@ -79,6 +80,7 @@ func NewPersistence(cfgs ...Config) (*Persistence, error) {
 		consumer: newConsumerName(),
 		ready:    make(chan struct{}),
 		replies:  make(chan *bytes.Buffer, keptReplies),
+		ahead:    newReadAhead(),
 	}
 	if err := p.loadScripts(ctx); err != nil {
 		_ = client.Close()
@@ -115,6 +117,7 @@ func (p *Persistence) Close() error {
 	if p.consumed.Load() {
 		p.dropConsumer()
 	}
+	p.ahead.close()
 	_ = p.blocker.Close()
 	return p.client.Close()
 }
