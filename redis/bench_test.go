@@ -258,30 +258,11 @@ func startCallgrindServer(b *testing.B) (string, func(*testing.B, *Persistence, 
 	if err1 != nil || err2 != nil {
 		b.Skip("valgrind and callgrind_control must be on PATH")
 	}
-	bin, _ := serverBinaries(b)
-	dir := b.TempDir()
-	port := freePort(b)
-	out := filepath.Join(dir, "callgrind.out")
-	cmd := exec.Command(vg, "--tool=callgrind", "--callgrind-out-file="+out,
-		"--dump-instr=no", bin, "--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{
-		Addr: addr, DisableIdentity: true,
-		MaintNotificationsConfig: noMaintNotifications(),
-	})
-	defer func() { _ = c.Close() }()
-	waitFor(b, "redis-server under callgrind at "+addr, func(ctx context.Context) bool {
-		return c.Ping(ctx).Err() == nil
-	})
-	pid := strconv.Itoa(cmd.Process.Pid)
+	out := filepath.Join(b.TempDir(), "callgrind.out")
+	addr, proc := runServer(b, []string{
+		vg, "--tool=callgrind", "--callgrind-out-file=" + out, "--dump-instr=no",
+	}, "")
+	pid := strconv.Itoa(proc.Pid)
 	control := func(b *testing.B, arg string) {
 		if out, err := exec.Command(ctl, arg, pid).CombinedOutput(); err != nil {
 			b.Fatalf("callgrind_control %s: %v: %s", arg, err, out)

@@ -56,8 +56,8 @@ func (p *Persistence) ReadFeed(
 // as the page needs at the events per entry the last read saw
 // (p.perEntry; the first read of p asks for probeEntries), and the next
 // one, from just after the last entry read, for as many as the rest of
-// the page then needs. The reads see prefixes
-// of the stream, each longer than the one before, so their union is one.
+// the page then needs. The reads see prefixes of the stream, each longer
+// than the one before, so their union is one.
 // Each XRANGE reply is read into a reused buffer (xrange), released once
 // its events are decoded; a full page sends the read of the next one
 // ahead (readAhead).

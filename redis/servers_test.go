@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,17 +64,25 @@ func portFree(port int) bool {
 // returns the server's address.
 func startServer(t testing.TB, password string, extra ...string) string {
 	t.Helper()
+	addr, _ := runServer(t, nil, password, extra...)
+	return addr
+}
+
+// runServer is startServer with the server's command line prefixed by
+// wrap (nil for none; valgrind's, say), and returns the process too.
+func runServer(t testing.TB, wrap []string, password string, extra ...string) (string, *os.Process) {
+	t.Helper()
 	bin, _ := serverBinaries(t)
 	dir := t.TempDir()
 	port := freePort(t)
-	args := append([]string{
+	args := append(append(slices.Clone(wrap), bin,
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir,
-	}, extra...)
+	), extra...)
 	if password != "" {
 		args = append(args, "--requirepass", password)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
@@ -88,7 +98,7 @@ func startServer(t testing.TB, password string, extra ...string) string {
 	waitFor(t, "redis-server at "+addr, func(ctx context.Context) bool {
 		return c.Ping(ctx).Err() == nil
 	})
-	return addr
+	return addr, cmd.Process
 }
 
 // startCluster starts three cluster-mode masters and joins them into one
