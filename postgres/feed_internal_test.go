@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +257,91 @@ func requireIncreasing(t *testing.T, evs []*timebox.Event) {
 		require.Equal(t, -1, evs[i-1].Position.Compare(evs[i].Position),
 			"%s then %s", evs[i-1].Position, evs[i].Position)
 	}
+}
+
+// A reader catching up in full pages is read ahead by statements that
+// grow from aheadEvents to maxAheadEvents events; one that falls behind
+// fills the read-ahead's slots and cuts its statements short. Both see
+// every event after their start exactly once, in order, while appends go
+// on, as one read of the whole feed (a page never full, so never read
+// ahead) does.
+func TestFeedReadAhead(t *testing.T) {
+	p, s, _ := feedStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), feedWait)
+	defer cancel()
+	const seeded, aggregates, limit = 700, 7, 100
+	batch := func(n int) []*timebox.Event {
+		evs := make([]*timebox.Event, n)
+		for i := range evs {
+			evs[i] = feedEvent("seed")
+		}
+		return evs
+	}
+	for i := range seeded {
+		id := timebox.NewAggregateID("ra", timebox.ID(fmt.Sprint(i%aggregates)))
+		require.NoError(t, s.AppendEvents(id, int64(i/aggregates*100), batch(100)))
+	}
+	const written = 30
+	total := seeded*100 + written*10
+	require.Greater(t, seeded*100, aheadEvents+2*aheadEvents+4*aheadEvents+limit)
+
+	// read reads from after until it has want events, pausing after each
+	// of the first slow pages.
+	read := func(after timebox.Position, want, slow int) ([]*timebox.Event, error) {
+		var res []*timebox.Event
+		for pages := 0; len(res) < want; pages++ {
+			evs, err := s.ReadAll(ctx, after, limit)
+			if err != nil {
+				return res, err
+			}
+			if len(evs) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			for _, ev := range evs {
+				res, after = append(res, ev), ev.Position
+			}
+			if pages < slow {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		return res, nil
+	}
+	mid, err := read(timebox.Position{}, 30000, 0)
+	require.NoError(t, err)
+	start := mid[29999].Position
+
+	var got [2][]*timebox.Event
+	var errs [3]error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		id := timebox.NewAggregateID("ra", "w")
+		for i := range written {
+			if errs[2] = s.AppendEvents(id, int64(10*i), batch(10)); errs[2] != nil {
+				return
+			}
+		}
+	})
+	wg.Go(func() { got[0], errs[0] = read(timebox.Position{}, total, 0) })
+	wg.Go(func() { got[1], errs[1] = read(start, total-30000, 40) })
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+
+	var all []*timebox.Event
+	for len(all) < total {
+		evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 1 << 20, Wait: time.Second})
+		require.NoError(t, err)
+		all = evs
+	}
+	key := func(evs []*timebox.Event) []string {
+		res := make([]string, len(evs))
+		for i, ev := range evs {
+			res[i] = fmt.Sprint(ev.Position, ev.AggregateID, ev.Sequence)
+		}
+		return res
+	}
+	require.Len(t, all, total)
+	require.Equal(t, key(all), key(got[0]))
+	require.Equal(t, key(all[30000:]), key(got[1]))
 }

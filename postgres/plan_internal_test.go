@@ -131,6 +131,7 @@ func requireIndexPlans(t *testing.T, conn *pgx.Conn, notices *[]string) {
 		"archive_release": {archiveReleaseSQL, `'plans', 1, 1`},
 		"archive_delete":  {archiveDeleteSQL, `'plans', 1`},
 		"read_feed":       {readFeedSQL, `'plans', 1500, 3, 100, 101`},
+		"read_feed_ahead": {readFeedSQL, `'plans', 1500, 3, 65536, 3278`},
 		"consumer_commit": {consumerCommitSQL, `'plans', 'c3', 1, 'o', 5, 6, 1000`},
 	}
 	ctx := context.Background()
