@@ -14,7 +14,7 @@ import (
 // aheadEvents events (whole pages; at least one), each next one twice as
 // many as the one before, up to maxAheadEvents: a reader that keeps up
 // gets few, large statements (a statement's own cost is spread over more
-// events: catch-up 0.40 -> 0.55 of a raw scan, BENCHMARKS.md), while one
+// events: catch-up 0.43 -> 0.55 of a raw scan, BENCHMARKS.md), while one
 // that falls behind stops the read-ahead after a small one, so the rows
 // of a statement cut short (read, then dropped) stay few.
 const (
