@@ -586,7 +586,7 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 	if err := history.Sleep(ctx, minAway); err != nil {
 		return err
 	}
-	snap, err := c.compactPast(ctx, without(c.live(), f), away)
+	snap, err := compactPast(ctx, c.running(without(c.live(), f)), away)
 	if err != nil {
 		return err
 	}
@@ -608,17 +608,14 @@ func (c *chaosCluster) keepAway(ctx context.Context, minAway time.Duration) erro
 // last entry, and returns the lowest of their snapshot indexes then. It
 // reads away's last index afresh each time: an AppendEntries read just
 // before the cut may still be adding entries to away's log.
-func (c *chaosCluster) compactPast(
-	ctx context.Context, nodes []int, away *Persistence,
-) (uint64, error) {
+func compactPast(ctx context.Context, nodes []*Persistence, away *Persistence) (uint64, error) {
 	var snap uint64
-	err := waitFor(ctx, fmt.Sprintf("nodes %v to compact their logs past node %s's last entry",
-		nodes, away.cfg.LocalID), func() (bool, error) {
+	err := waitFor(ctx, fmt.Sprintf("every other node to compact its log past node %s's last entry",
+		away.cfg.LocalID), func() (bool, error) {
 		last := away.raft.LastIndex()
 		snap = ^uint64(0)
 		done := true
-		for _, i := range nodes {
-			p := c.slots[i].Load()
+		for _, p := range nodes {
 			first, err := p.store.FirstIndex()
 			if err != nil {
 				return false, err
@@ -634,6 +631,15 @@ func (c *chaosCluster) compactPast(
 		return done && away.raft.LastIndex() == last, nil
 	})
 	return snap, err
+}
+
+// running returns the nodes running in slots idx.
+func (c *chaosCluster) running(idx []int) []*Persistence {
+	res := make([]*Persistence, len(idx))
+	for j, i := range idx {
+		res[j] = c.slots[i].Load()
+	}
+	return res
 }
 
 func snapshotIndex(p *Persistence) uint64 {

@@ -214,7 +214,7 @@ func TestFeedAcrossSnapshotInstall(t *testing.T) {
 	require.NoError(t, st.PutSnapshot(a, "a", 4)) // trims a0..a3
 	require.NoError(t, st.Archive(b))
 	away := c.nodes[f]
-	snap, err := c.compactPast(ctx, without(c.live(), f), away)
+	snap, err := compactPast(ctx, c.running(without(c.live(), f)), away)
 	require.NoError(t, err)
 	c.splits[f].Drop()
 	c.splits[f].Heal()

@@ -106,7 +106,7 @@ func TestPublisherAfterSnapshotInstall(t *testing.T) {
 		require.NoError(t, st.AppendEvents(b, int64(2*i), items(fmt.Sprint("b", i, "-"), 2)))
 	}
 	away := c.nodes[f]
-	snap, err := c.compactPast(ctx, without(c.live(), f), away)
+	snap, err := compactPast(ctx, c.running(without(c.live(), f)), away)
 	require.NoError(t, err)
 	c.splits[f].Drop()
 	c.splits[f].Heal()
