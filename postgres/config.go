@@ -30,7 +30,7 @@ type Config struct {
 	// URL (which, with MaxConns, is then ignored): the service's own, with
 	// its tracer and settings. The caller owns it: Close leaves it open.
 	// The settings NewPersistence gives a pool of its own are the caller's
-	// to choose here; plan_cache_mode=force_custom_plan is recommended
+	// to choose here; enable_seqscan=off is recommended
 	// (see DESIGN.md).
 	Pool *pgxpool.Pool
 

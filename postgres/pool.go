@@ -49,15 +49,19 @@ func poolConfig(cfg Config, g *poolGuard) (*pgxpool.Config, error) {
 	if pc.MinConns > pc.MaxConns {
 		pc.MinConns = pc.MaxConns
 	}
-	// Every statement of this package has an index for its predicate. A
-	// prepared statement may keep a generic plan made when a table was
-	// small, a sequential scan, long after the table grew, until the next
-	// ANALYZE, which may be never (autovacuum can be off). Planned afresh
-	// on each run, a statement is planned for the table as it is now. This
-	// changes no plan's shape, only whether plans of prepared statements
-	// are reused; planning a statement costs tens of microseconds.
-	if _, ok := pc.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		pc.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	// Every statement of this package has an index for its predicate, and
+	// a session reuses its statements' plans (plan_cache_mode=auto,
+	// PostgreSQL's default): planning a feed read took 0.6 ms, longer than
+	// running it, and re-planning the append's statements on every call
+	// cost about a sixth of exec-seq (BENCHMARKS.md). But a plan reused
+	// is a plan made earlier, maybe while a table was empty: a sequential
+	// scan, kept long after the table grew (no ANALYZE need come to
+	// invalidate it: autovacuum can be off). With sequential scans
+	// disabled, the planner picks an index wherever one serves, so every
+	// plan, reused or not, is the index plan. TestPlansUseIndexes checks
+	// that.
+	if _, ok := pc.ConnConfig.RuntimeParams["enable_seqscan"]; !ok {
+		pc.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
 	}
 	// JIT compilation takes tens of milliseconds, and the server starts it
 	// by a plan's estimated cost: a feed read of a few thousand events is

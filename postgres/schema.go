@@ -174,6 +174,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
 		if version, err = readVersion(ctx, tx); err != nil || version == schemaVersion {
 			return err
 		}
+		// The pool's sessions disable sequential scans (pool.go); the
+		// back-fills of older versions read whole tables.
+		if _, err = tx.Exec(ctx, "SET LOCAL enable_seqscan = on"); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, schemaSQL)
 		return err
 	})
