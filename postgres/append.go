@@ -172,6 +172,8 @@ func scanConflict(
 ) (*timebox.VersionConflictError, error) {
 	defer rows.Close()
 	var res *timebox.VersionConflictError
+	id := slices.Clone(req.ID)
+	var alloc codec.EventAlloc
 	for rows.Next() {
 		var head int64
 		var seq, sec *int64
@@ -195,7 +197,7 @@ func scanConflict(
 			Sequence: *seq, Sec: *sec, Nsec: *nsec,
 			Type: typ, Data: data, ID: eid, Metadata: md,
 		}
-		ev, err := f.Event(slices.Clone(req.ID))
+		ev, err := alloc.Event(&f, id)
 		if err != nil {
 			return nil, err
 		}

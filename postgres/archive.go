@@ -156,12 +156,13 @@ func (p *Persistence) claimArchive(ctx context.Context) (*leasedRecord, error) {
 		SnapshotSequence: snapSeq,
 		Events:           make([]*timebox.Event, n),
 	}
+	var alloc codec.EventAlloc
 	for i := range n {
 		f := codec.EventFields{
 			Sequence: seqs[i], Sec: secs[i], Nsec: nsecs[i],
 			Type: types[i], Data: datas[i], ID: ids[i], Metadata: metas[i],
 		}
-		ev, err := f.Event(id)
+		ev, err := alloc.Event(&f, id)
 		if err != nil {
 			l.rec, l.err = nil, fmt.Errorf("postgres: archive record %d of %q: %w: %w",
 				l.id, key, timebox.ErrArchiveRecordMalformed, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/codec"
@@ -30,13 +31,17 @@ func (p *Persistence) LoadEvents(
 func scanEvents(rows pgx.Rows, id timebox.AggregateID) ([]*timebox.Event, error) {
 	defer rows.Close()
 	evs := []*timebox.Event{}
+	// The driver's bytes, valid until the next row: the EventAlloc copies.
+	var typ, data, eid, md pgtype.DriverBytes
+	var f codec.EventFields
+	var alloc codec.EventAlloc
 	for rows.Next() {
-		var f codec.EventFields
-		err := rows.Scan(&f.Sequence, &f.Sec, &f.Nsec, &f.Type, &f.Data, &f.ID, &f.Metadata)
+		err := rows.Scan(&f.Sequence, &f.Sec, &f.Nsec, &typ, &data, &eid, &md)
 		if err != nil {
 			return nil, err
 		}
-		ev, err := f.Event(id)
+		f.Type, f.Data, f.ID, f.Metadata = typ, data, eid, md
+		ev, err := alloc.Event(&f, id)
 		if err != nil {
 			return nil, err
 		}

@@ -138,10 +138,9 @@ func scanFeed(rows pgx.Rows) ([]*timebox.Event, bool, error) {
 // orders the events of each Commit, which read_feed.sql does not), until
 // yield returns false (the rest of rows is then discarded), and returns
 // the pending flag of the row whose xid is -1 (see read_feed.sql). The
-// key, type, ID and metadata are scanned as the driver's bytes (valid
-// until the next row), which f.Event and DecodeID copy, into variables of
-// the call, not of each row (the scan's destinations escape); only Data
-// is scanned into a slice of its own.
+// columns are scanned as the driver's bytes (valid until the next row),
+// which the EventAlloc and DecodeID copy, into variables of the call, not
+// of each row (the scan's destinations escape).
 func scanFeedFunc(
 	rows pgx.Rows, yield func(*timebox.Event) bool,
 ) (bool, error) {
@@ -151,10 +150,11 @@ func scanFeedFunc(
 	var lastID timebox.AggregateID
 	var xid int64
 	var off int32
-	var key, typ, eid, md pgtype.DriverBytes
+	var key, typ, data, eid, md pgtype.DriverBytes
 	var f codec.EventFields
+	var alloc codec.EventAlloc
 	dst := []any{&xid, &off, &key, &f.Sequence, &f.Sec, &f.Nsec,
-		&typ, &f.Data, &eid, &md}
+		&typ, &data, &eid, &md}
 	// The events of the Commit being read, and whether they came in order.
 	var group []*timebox.Event
 	sorted := true
@@ -187,8 +187,8 @@ func scanFeedFunc(
 				return false, err
 			}
 		}
-		f.Type, f.ID, f.Metadata = typ, eid, md
-		ev, err := f.Event(lastID)
+		f.Type, f.Data, f.ID, f.Metadata = typ, data, eid, md
+		ev, err := alloc.Event(&f, lastID)
 		if err != nil {
 			return false, err
 		}

@@ -31,6 +31,7 @@ func (p *Persistence) loadSnapshot(
 	defer rows.Close()
 	id = slices.Clone(id)
 	rec := &timebox.SnapshotRecord{Events: []*timebox.Event{}}
+	var alloc codec.EventAlloc
 	for rows.Next() {
 		var snap bool
 		var f codec.EventFields
@@ -42,7 +43,7 @@ func (p *Persistence) loadSnapshot(
 			rec.Sequence, rec.Data = f.Sequence, f.Data
 			continue
 		}
-		ev, err := f.Event(id)
+		ev, err := alloc.Event(&f, id)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package codec_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,8 @@ func TestEventFields(t *testing.T) {
 		Sequence: 7, Sec: 1, Nsec: 5, Type: []byte("a.b"), Data: []byte("{}"),
 		ID: []byte("e"), Metadata: codec.AppendMetadata(nil, md),
 	}
-	ev, err := f.Event(id)
+	var a codec.EventAlloc
+	ev, err := a.Event(&f, id)
 	require.NoError(t, err)
 	assert.Equal(t, &timebox.Event{
 		Timestamp: time.Unix(1, 5).UTC(), Sequence: 7, Type: "a.b",
@@ -183,15 +185,48 @@ func TestEventFields(t *testing.T) {
 
 	// Stored before event IDs and metadata: neither.
 	f.ID, f.Metadata = nil, nil
-	ev, err = f.Event(id)
+	ev, err = a.Event(&f, id)
 	require.NoError(t, err)
 	assert.Empty(t, ev.ID)
 	assert.Nil(t, ev.Metadata)
 
 	for _, b := range [][]byte{{}, {1, 1, 'a'}, {2, 1, 'b', 0, 1, 'a', 0}, {0, 0}} {
 		f.Metadata = b
-		_, err := f.Event(id)
+		_, err := a.Event(&f, id)
 		assert.ErrorIs(t, err, codec.ErrMalformedEvent, "%v", b)
 		assert.ErrorContains(t, err, "event 7")
 	}
+}
+
+// Events made from one EventAlloc, more than its blocks hold, are each
+// their own: Data is a copy of the fields' bytes, which the caller may
+// reuse for the next row, and is capped, so that appending to one
+// event's Data leaves the next event's alone.
+func TestEventAlloc(t *testing.T) {
+	id := timebox.NewAggregateID("x")
+	var a codec.EventAlloc
+	var f codec.EventFields
+	row := make([]byte, 0, 64) // reused for every row, as a driver does
+	var evs []*timebox.Event
+	for i := range 1000 {
+		row = append(row[:0], fmt.Sprintf(`{"n":%d}`, i)...)
+		f.Sequence, f.Data = int64(i), row
+		f.Type = []byte([]string{"a", "a", "b"}[i%3])
+		ev, err := a.Event(&f, id)
+		require.NoError(t, err)
+		evs = append(evs, ev)
+	}
+	for i, ev := range evs {
+		require.Equal(t, int64(i), ev.Sequence)
+		require.Equal(t, fmt.Sprintf(`{"n":%d}`, i), string(ev.Data))
+		require.Equal(t, timebox.EventType([]string{"a", "a", "b"}[i%3]), ev.Type)
+		require.Equal(t, len(ev.Data), cap(ev.Data))
+	}
+	evs[0].Data = append(evs[0].Data, "tail"...)
+	require.Equal(t, `{"n":1}`, string(evs[1].Data))
+
+	f.Data = nil
+	ev, err := a.Event(&f, id)
+	require.NoError(t, err)
+	require.Nil(t, ev.Data)
 }

@@ -136,8 +136,8 @@ func DecodeEvents[R ~string | ~[]byte](
 }
 
 // EventFields are one event's fields as a backend that stores them apart
-// (PostgreSQL's columns) reads them back; Event is the one path from them
-// to an event.
+// (PostgreSQL's columns) reads them back; EventAlloc.Event is the one
+// path from them to an event.
 type EventFields struct {
 	Sequence int64
 	Sec      int64 // Unix seconds
@@ -148,24 +148,72 @@ type EventFields struct {
 	Metadata []byte // AppendMetadata's encoding; nil for none
 }
 
+// Bounds of the blocks an EventAlloc takes events and bytes from: they
+// start small, so that a read of one event allocates little, and double
+// up to these.
+const (
+	allocEvents = 256
+	allocBytes  = 64 << 10
+)
+
+// EventAlloc makes the events of many EventFields a block at a time, as
+// DecodeEvents does for a batch: the events come from blocks of Events,
+// their Data from blocks of bytes, and an event of the same type as the
+// one before shares its Type string, so reading many events costs a few
+// allocations rather than several per event. An event keeps the blocks it
+// came from alive. Its Data is capped at its length: appending to it
+// copies. The zero EventAlloc is ready to use; it is not safe for
+// concurrent use.
+type EventAlloc struct {
+	evs  []timebox.Event
+	buf  []byte
+	typ  timebox.EventType
+	next int // size of the next block of events
+}
+
 // Event returns the event of id that f holds, in UTC; its AggregateID is
-// id and its Data is f.Data, neither copied. It fails with an error
+// id, not copied, and its Data a copy of f.Data, so f's slices may be the
+// driver's, valid only until its next row. It fails with an error
 // wrapping ErrMalformedEvent, naming the sequence, when f.Metadata is not
 // an encoding AppendMetadata makes.
-func (f *EventFields) Event(id timebox.AggregateID) (*timebox.Event, error) {
-	ev := &timebox.Event{
-		Timestamp:   time.Unix(f.Sec, int64(f.Nsec)).UTC(),
-		Sequence:    f.Sequence,
-		Type:        timebox.EventType(f.Type),
-		AggregateID: id,
-		Data:        f.Data,
-		ID:          string(f.ID),
-	}
+func (a *EventAlloc) Event(f *EventFields, id timebox.AggregateID) (*timebox.Event, error) {
+	var md timebox.Metadata
 	if f.Metadata != nil {
 		r := NewReader(f.Metadata)
-		if ev.Metadata = r.Metadata(); r.Bad() || r.Len() != 0 {
+		if md = r.Metadata(); r.Bad() || r.Len() != 0 {
 			return nil, fmt.Errorf("%w: metadata of event %d", ErrMalformedEvent, f.Sequence)
 		}
 	}
+	if len(a.evs) == 0 {
+		a.next = min(max(2*a.next, 16), allocEvents)
+		a.evs = make([]timebox.Event, a.next)
+	}
+	ev := &a.evs[0]
+	a.evs = a.evs[1:]
+	if string(f.Type) != string(a.typ) {
+		a.typ = timebox.EventType(f.Type)
+	}
+	*ev = timebox.Event{
+		Timestamp:   time.Unix(f.Sec, int64(f.Nsec)).UTC(),
+		Sequence:    f.Sequence,
+		Type:        a.typ,
+		AggregateID: id,
+		Data:        a.bytes(f.Data),
+		ID:          string(f.ID),
+		Metadata:    md,
+	}
 	return ev, nil
+}
+
+// bytes returns a copy of b (nil for nil) from a's block of bytes.
+func (a *EventAlloc) bytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	if cap(a.buf)-len(a.buf) < len(b) {
+		a.buf = make([]byte, 0, max(len(b), min(2*cap(a.buf), allocBytes), 1<<10))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, b...)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
