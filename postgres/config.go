@@ -30,8 +30,9 @@ type Config struct {
 	// URL (which, with MaxConns, is then ignored): the service's own, with
 	// its tracer and settings. The caller owns it: Close leaves it open.
 	// The settings NewPersistence gives a pool of its own are the caller's
-	// to choose here; enable_seqscan=off is recommended
-	// (see DESIGN.md).
+	// to choose here; enable_seqscan=off is recommended (see DESIGN.md),
+	// and NewPersistence logs a warning when a session of the pool has
+	// sequential scans enabled and reuses plans.
 	Pool *pgxpool.Pool
 
 	// Logger receives every log line of the Persistence; nil means

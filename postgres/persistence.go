@@ -95,7 +95,30 @@ func (p *Persistence) open(ctx context.Context) error {
 	if err := p.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
+	if err := p.checkPlanSettings(ctx); err != nil {
+		return err
+	}
 	return migrate(ctx, p.pool, p.log)
+}
+
+// checkPlanSettings logs a warning when a session of p's pool may reuse
+// a plan made while a table was small, a sequential scan, after the table
+// has grown: sequential scans enabled, and plans reused. The pool's own
+// sessions disable them (pool.go); a pool from Config.Pool, or a URL
+// that enables them, has the caller's settings, which this reads from a
+// session (so settings of the role or database count).
+func (p *Persistence) checkPlanSettings(ctx context.Context) error {
+	var seqscan, mode string
+	if err := p.pool.QueryRow(ctx, planSettingsSQL).Scan(&seqscan, &mode); err != nil {
+		return fmt.Errorf("postgres: read plan settings: %w", err)
+	}
+	if seqscan == "on" && mode != "force_custom_plan" {
+		p.log.Warn("sessions may reuse a plan made while a table was small, "+
+			"a sequential scan, after it has grown; set enable_seqscan=off on the pool "+
+			"(see postgres/DESIGN.md)",
+			"enable_seqscan", seqscan, "plan_cache_mode", mode)
+	}
+	return nil
 }
 
 // NewStore returns a timebox.Store on p with cfg laid over the defaults.

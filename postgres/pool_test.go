@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,4 +92,41 @@ func TestLoggerReceivesLogs(t *testing.T) {
 	newPersistence(t, cfg)
 	require.Contains(t, buf.String(), "migrated schema")
 	require.Contains(t, buf.String(), "prefix="+cfg.Prefix)
+}
+
+// Opening on sessions that may reuse a plan made while a table was small
+// (sequential scans enabled, plans reused: PostgreSQL's defaults, as a
+// caller's pool has them) logs a warning that names the fix; the pool's
+// own sessions, and a caller's with either setting, do not.
+func TestPlanSettingsWarning(t *testing.T) {
+	cfg := testConfig(t)
+	const fix = "set enable_seqscan=off"
+	for _, c := range []struct {
+		params map[string]string
+		warn   bool
+	}{
+		{nil, true},
+		{map[string]string{"enable_seqscan": "off"}, false},
+		{map[string]string{"plan_cache_mode": "force_custom_plan"}, false},
+	} {
+		pc, err := pgxpool.ParseConfig(cfg.URL)
+		require.NoError(t, err)
+		maps.Copy(pc.ConnConfig.RuntimeParams, c.params)
+		pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+		require.NoError(t, err)
+		var buf syncBuffer
+		p, err := postgres.NewPersistence(postgres.Config{
+			Pool: pool, Prefix: cfg.Prefix,
+			Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+		})
+		require.NoError(t, err)
+		require.NoError(t, p.Close())
+		pool.Close()
+		require.Equal(t, c.warn, strings.Contains(buf.String(), fix), "%v: %s", c.params, &buf)
+	}
+
+	var buf syncBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	newPersistence(t, cfg)
+	require.NotContains(t, buf.String(), fix)
 }

@@ -94,6 +94,8 @@ var (
 	schemaSQL string
 	//go:embed sql/version.sql
 	versionSQL string
+	//go:embed sql/plan_settings.sql
+	planSettingsSQL string
 	//go:embed sql/columns.sql
 	columnsSQL string
 	//go:embed sql/append.sql
