@@ -127,9 +127,10 @@ func (p *Persistence) reserve(k prefetchKey) *prefetched {
 }
 
 // runAhead fills pg, the page after k.after, and the pages after it, by
-// statements of about aheadEvents events and growing (read_feed.sql with as many
-// appends as that needs at perAppend events each), handing out each page
-// as soon as its last row arrives. It stops where the readable feed ends
+// statements of about aheadEvents events, then twice as many each time up
+// to maxAheadEvents (read_feed.sql with as many appends as that needs at
+// perAppend events each), handing out each page as soon as its last row
+// arrives. It stops where the readable feed ends
 // (the page in progress is handed out as it is, perhaps empty, and read
 // again by its taker), or when no further page may be registered.
 func (p *Persistence) runAhead(
