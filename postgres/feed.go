@@ -100,10 +100,12 @@ func (p *Persistence) ReadFeed(
 const heldWait = 2 * time.Second
 
 // feedArgs returns pos as read_feed.sql compares it: no row has an xid
-// above MaxInt64 or an off above MaxInt32, so larger values are clamped.
+// above MaxInt64 or an off of MaxInt32 or more (an append that large
+// cannot be sent), so larger values are clamped, the offset below
+// MaxInt32 so that the read's offset + 1 stays an integer.
 func feedArgs(pos timebox.Position) (int64, int32) {
 	return int64(min(pos.Commit, math.MaxInt64)),
-		int32(min(pos.Offset, math.MaxInt32))
+		int32(min(pos.Offset, math.MaxInt32-1))
 }
 
 // readFeed runs read_feed.sql: the events after (xid, off), up to limit,

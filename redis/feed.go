@@ -68,7 +68,7 @@ func (p *Persistence) readFeed(
 	known := p.perEntry.Load()
 	perEntry := max(int(known), 1)
 	start, extra := feedID(after.Commit), 1
-	if e := p.lastEntry.Load(); e != nil && e.commit == after.Commit && after.Offset+1 >= e.events {
+	if e := p.lastEntry.Load(); e != nil && e.commit == after.Commit && after.Offset >= e.events-1 {
 		start, extra = "("+start, 0
 	}
 	count, entries := min((limit+perEntry-1)/perEntry+extra, limit+1), 0
@@ -182,7 +182,10 @@ func feedEvents(
 		// Only the records after after and within limit are decoded.
 		lo := uint64(0)
 		if commit == after.Commit {
-			lo = min(after.Offset+1, uint64(len(recs)))
+			lo = uint64(len(recs))
+			if after.Offset < lo {
+				lo = after.Offset + 1
+			}
 		}
 		hi := min(uint64(len(recs)), lo+uint64(limit-len(res)))
 		evs, err := codec.DecodeEvents(id, recs[lo:hi])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,17 @@ func testReadAllOrder(t *testing.T, s Suite) {
 	require.NoError(t, err)
 	require.Len(t, rest, 4)
 	require.Equal(t, all[2].ID, rest[0].ID)
+
+	// Positions no event has: past a commit's last offset is its next
+	// commit, and past every commit there is nothing.
+	rest, err = st.ReadAll(ctx, timebox.Position{
+		Commit: all[0].Position.Commit, Offset: math.MaxUint64,
+	}, 10)
+	require.NoError(t, err)
+	require.Equal(t, eventIDs(all[3:]), eventIDs(rest))
+	rest, err = st.ReadAll(ctx, timebox.Position{Commit: math.MaxUint64}, 10)
+	require.NoError(t, err)
+	require.Empty(t, rest)
 
 	// Positions print and parse back.
 	p, err := timebox.ParsePosition(all[4].Position.String())
