@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"sort"
 	"time"
 
 	"github.com/kode4food/timebox"
@@ -28,16 +27,7 @@ func (p *Persistence) ReadFeed(
 		var res []*timebox.Event
 		var wake chan struct{}
 		err := p.read(func() error {
-			i := sort.Search(len(p.feed), func(i int) bool {
-				return p.feed[i].Position.Compare(req.After) > 0
-			})
-			evs := p.feed[i:min(len(p.feed), i+req.Limit)]
-			res = make([]*timebox.Event, 0, len(evs))
-			for _, ev := range evs {
-				c := copyEvents([]*timebox.Event{ev}, ev.AggregateID.Clone())[0]
-				c.Position = ev.Position
-				res = append(res, c)
-			}
+			res = p.feedAfter(req.After, req.Limit)
 			wake = p.feedNotify
 			return nil
 		})
@@ -59,6 +49,33 @@ func (p *Persistence) ReadFeed(
 			return nil, timebox.ErrClosed
 		}
 	}
+}
+
+// feedAfter returns copies of up to limit events after pos, one copy of
+// each commit's aggregate ID shared by its events. Commit c is feed[c-1].
+func (p *Persistence) feedAfter(pos timebox.Position, limit int) []*timebox.Event {
+	c, off := pos.Commit, pos.Offset+1
+	if c == 0 || off == 0 { // before commit 1, or past pos.Commit's last
+		c, off = c+1, 0
+	}
+	res := []*timebox.Event{}
+	for ; c <= uint64(len(p.feed)) && len(res) < limit; c, off = c+1, 0 {
+		block := p.feed[c-1]
+		if off >= uint64(len(block)) {
+			continue
+		}
+		block = block[off:min(uint64(len(block)), off+uint64(limit-len(res)))]
+		evs := make([]*timebox.Event, len(block))
+		for i := range block {
+			evs[i] = &block[i]
+		}
+		cp := copyEvents(evs, block[0].AggregateID.Clone())
+		for i := range cp {
+			cp[i].Position = block[i].Position
+		}
+		res = append(res, cp...)
+	}
+	return res
 }
 
 // ClaimPartition implements timebox.ConsumerBackend.
