@@ -2,10 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -66,26 +68,92 @@ func BenchmarkSeqVsRaw(b *testing.B) {
 		b.Run(snaps.name, func(b *testing.B) {
 			pc := schemaConfig(b)
 			st := openStore(b, pc, timebox.Config{SnapshotRatio: snaps.ratio})
-			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, pc.URL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer func() { _ = conn.Close(ctx) }()
-			_, err = conn.Exec(ctx,
-				"CREATE TABLE raw_insert (k bigint NOT NULL, data bytea NOT NULL)")
-			if err != nil {
-				b.Fatal(err)
-			}
-			row := []byte(bench.Payload("raw"))
-			var k int
-			bench.SeqVsRaw(b, st, func() error {
-				k++
-				_, err := conn.Exec(ctx,
-					"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", k, row)
-				return err
-			})
+			bench.SeqVsRaw(b, st, rawInsertOn(b, pc.URL))
 		})
+	}
+}
+
+// BenchmarkSeqSteps prices exec-seq's steps against each other, call by
+// call on one connection each, snapshots off: a raw single-row INSERT
+// (raw-µs), a SELECT 1 (the round trip, select1-µs), Store.AppendEvents of
+// one event (append-µs) and an Exec raising one (exec-µs). Run it with
+// log_min_duration_statement=0 in the URL to read the server's own time
+// per statement from its log.
+func BenchmarkSeqSteps(b *testing.B) {
+	pc := schemaConfig(b)
+	st := openStore(b, pc, timebox.Config{SnapshotRatio: bench.NoSnapshots})
+	raw := rawInsertOn(b, pc.URL)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pc.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	ex := timebox.NewExecutor(st, func() int { return 0 }, timebox.Appliers[int]{
+		"bench": func(n int, _ *timebox.Event) int { return n + 1 },
+	})
+	appendID := timebox.NewAggregateID("steps", "append")
+	execID := timebox.NewAggregateID("steps", "exec")
+	steps := []struct {
+		name string
+		op   func(i int, data json.RawMessage) error
+	}{
+		{"raw", func(int, json.RawMessage) error { return raw() }},
+		{"select1", func(int, json.RawMessage) error {
+			_, err := conn.Exec(ctx, "SELECT 1")
+			return err
+		}},
+		{"append", func(i int, data json.RawMessage) error {
+			ev := &timebox.Event{Type: "bench", Data: data, Timestamp: time.Now()}
+			return st.AppendEvents(appendID, int64(i), []*timebox.Event{ev})
+		}},
+		{"exec", func(_ int, data json.RawMessage) error {
+			_, err := ex.Exec(execID, func(_ int, ag *timebox.Aggregator[int]) error {
+				return timebox.Raise(ag, "bench", data)
+			})
+			return err
+		}},
+	}
+	took := make([]time.Duration, len(steps))
+	b.ResetTimer()
+	for i := range b.N {
+		data := bench.Payload(strconv.Itoa(i))
+		for j, step := range steps {
+			t := time.Now()
+			if err := step.op(i, data); err != nil {
+				b.Fatal(err)
+			}
+			took[j] += time.Since(t)
+		}
+	}
+	b.StopTimer()
+	for j, step := range steps {
+		b.ReportMetric(float64(took[j].Microseconds())/float64(b.N), step.name+"-µs")
+	}
+}
+
+// rawInsertOn creates table raw_insert on a connection of its own to url
+// and returns the raw baseline: one single-row INSERT of a 256-byte row,
+// its own transaction, per call.
+func rawInsertOn(b *testing.B, url string) func() error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = conn.Close(ctx) })
+	_, err = conn.Exec(ctx,
+		"CREATE TABLE raw_insert (k bigint NOT NULL, data bytea NOT NULL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	row := []byte(bench.Payload("raw"))
+	var k int
+	return func() error {
+		k++
+		_, err := conn.Exec(ctx,
+			"INSERT INTO raw_insert (k, data) VALUES ($1, $2)", k, row)
+		return err
 	}
 }
 
