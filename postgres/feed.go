@@ -62,6 +62,9 @@ func (p *Persistence) ReadFeed(
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
+	// read_feed.sql reads one append more than the limit; no read returns
+	// anywhere near MaxInt32 events, so a larger limit reads as that.
+	req.Limit = min(req.Limit, math.MaxInt32)
 	// A page read ahead that failed or came back empty is read again.
 	if evs, err, ok := p.takePrefetched(ctx, req.After, req.Limit); ok &&
 		err == nil && len(evs) > 0 {

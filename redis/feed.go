@@ -71,7 +71,7 @@ func (p *Persistence) readFeed(
 	if e := p.lastEntry.Load(); e != nil && e.commit == after.Commit && after.Offset >= e.events-1 {
 		start, extra = "("+start, 0
 	}
-	count, entries := min((limit+perEntry-1)/perEntry+extra, limit+1), 0
+	count, entries := pageEntries(limit, perEntry)+extra, 0
 	if known == 0 { // no read has seen an entry: ask for a few first
 		count = min(count, probeEntries)
 	}
@@ -99,8 +99,18 @@ func (p *Persistence) readFeed(
 			}
 			return res, nil
 		}
-		start, count = "("+page[len(page)-1].id, (limit-len(res)+perEntry-1)/perEntry
+		start, count = "("+page[len(page)-1].id, pageEntries(limit-len(res), perEntry)
 	}
+}
+
+// maxPageEntries bounds the entries one XRANGE asks for, so that a limit
+// near MaxInt reads page after page rather than overflowing a count.
+const maxPageEntries = 1 << 16
+
+// pageEntries returns how many entries hold n > 0 events at perEntry
+// events an entry, rounded up, at most maxPageEntries.
+func pageEntries(n, perEntry int) int {
+	return min((n-1)/perEntry+1, maxPageEntries)
 }
 
 // probeEntries is what the first read of a Persistence asks for, before

@@ -150,6 +150,11 @@ func testReadAllOrder(t *testing.T, s Suite) {
 	require.NoError(t, err)
 	require.Empty(t, rest)
 
+	// The largest limit reads everything.
+	rest, err = st.ReadAll(ctx, timebox.Position{}, math.MaxInt)
+	require.NoError(t, err)
+	require.Equal(t, eventIDs(all), eventIDs(rest))
+
 	// Positions print and parse back.
 	p, err := timebox.ParsePosition(all[4].Position.String())
 	require.NoError(t, err)

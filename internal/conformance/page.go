@@ -305,6 +305,20 @@ func testPageEmpty(t *testing.T, s Suite) {
 	require.Len(t, sp.Entries, 2)
 	require.Empty(t, sp.Next)
 
+	// The largest limit reads everything in one page.
+	sp, err = st.ListAggregatesByStatusPage(ctx, "open", "", math.MaxInt)
+	require.NoError(t, err)
+	require.Len(t, sp.Entries, 2)
+	require.Empty(t, sp.Next)
+	ap, err = st.ListAggregatesPage(ctx, aid("e"), "", math.MaxInt)
+	require.NoError(t, err)
+	require.Len(t, ap.IDs, 2)
+	require.Empty(t, ap.Next)
+	lp, err = st.ListAggregatesByLabelPage(ctx, "l", "v", "", math.MaxInt)
+	require.NoError(t, err)
+	require.Empty(t, lp.IDs)
+	require.Empty(t, lp.Next)
+
 	for _, limit := range []int{0, -1, math.MinInt} {
 		_, err = st.ListAggregatesByStatusPage(ctx, "open", "", limit)
 		require.ErrorIs(t, err, timebox.ErrInvalidLimit)
