@@ -40,6 +40,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumePartitions", testConsumePartitions},
 		{"ConsumerAdmin", testConsumerAdmin},
 		{"ConsumeBadInput", testConsumeBadInput},
+		{"ConsumeLongLease", testConsumeLongLease},
 		{"Leases", testLeases},
 	}
 }
@@ -717,6 +718,20 @@ func testConsumerAdmin(t *testing.T, s Suite) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	require.Equal(t, "admin-b", list[0].Name)
+}
+
+// testConsumeLongLease runs a consumer whose lease lasts as long as a
+// Duration can: it handles events, and a consumer run after it stopped
+// takes its partition over and goes on from its checkpoint.
+func testConsumeLongLease(t *testing.T, s Suite) {
+	st := s.store(t)
+	seed(t, st, aid("long", "1"), items("l", 4)...)
+	all := readAll(t, st, timebox.Position{}, 10)
+	got := consumeN(t, st, "long", 4, timebox.WithLeaseTTL(math.MaxInt64))
+	require.Equal(t, eventIDs(all), eventIDs(got))
+	require.NoError(t, st.AppendEvents(aid("long", "1"), 4, items("m", 1)))
+	got = consumeN(t, st, "long", 1, timebox.WithLeaseTTL(24*365*time.Hour))
+	require.Equal(t, eventIDs(readAll(t, st, all[3].Position, 10)), eventIDs(got))
 }
 
 func testConsumeBadInput(t *testing.T, s Suite) {
