@@ -29,14 +29,15 @@ import (
 //
 // Consume returns when ctx ends (ctx's error), when the handler returns an
 // error (that error, wrapped with the consumer's name and the event's
-// Position; the checkpoint stays before that event), or on an error that
-// retrying cannot cure. It commits what was handled and releases its
+// Position; the checkpoint stays before that event) or panics (likewise, a
+// *PanicError matching ErrHandlerPanicked), or on an error that retrying
+// cannot cure. It commits what was handled and releases its
 // leases before it returns. It retries transient backend errors
 // (ErrUnavailable) until ctx ends.
 //
 // Errors: ErrInvalidConsumer, ErrInvalidLimit (batch size),
-// ErrPartitionMismatch, ErrFeedNotSupported, ErrClosed, ctx's error, or
-// the handler's.
+// ErrPartitionMismatch, ErrFeedNotSupported, ErrClosed, ctx's error,
+// ErrHandlerPanicked, or the handler's.
 func (s *Store) Consume(
 	ctx context.Context, name string, handler FeedHandler, opts ...FeedOption,
 ) error {
@@ -79,14 +80,24 @@ func (s *Store) Consume(
 			s: s, f: f, c: c, l: l, o: o, h: handler, slots: slots,
 		}
 		wg.Go(func() {
-			if err := pc.run(ctx); err != nil {
-				cancel(err)
-			}
+			// Stays set only if run never returns: a handler called
+			// runtime.Goexit.
+			err := errHandlerExited
+			defer func() {
+				if err != nil {
+					cancel(err)
+				}
+			}()
+			err = pc.run(ctx)
 		})
 	}
 	wg.Wait()
 	return context.Cause(ctx)
 }
+
+// errHandlerExited is Consume's error when a handler called
+// runtime.Goexit.
+var errHandlerExited = fmt.Errorf("%w: it called runtime.Goexit", ErrHandlerPanicked)
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
@@ -215,7 +226,7 @@ func (pc *partitionConsumer) consume(
 				}
 			}
 			if pc.mine(ev) {
-				if err := pc.h(ctx, ev); err != nil {
+				if err := pc.s.handle(ctx, pc.h, ev); err != nil {
 					return &handlerError{fmt.Errorf("consumer %q at %s: %w",
 						pc.l.Consumer, ev.Position, err)}
 				}

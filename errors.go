@@ -133,6 +133,13 @@ var (
 	// ErrConstructorPanicked is matched by the *PanicError of an
 	// Executor's construct function that panicked. Nothing was written.
 	ErrConstructorPanicked = errors.New("constructor panicked")
+
+	// ErrHandlerPanicked is matched by the *PanicError of a Subscribe or
+	// Consume handler that panicked, which they return as they return a
+	// handler's error (Consume's checkpoint stays before that event, its
+	// leases released), and by Consume's error when a handler called
+	// runtime.Goexit.
+	ErrHandlerPanicked = errors.New("feed handler panicked")
 )
 
 // VersionConflictError reports that an append expected the aggregate's head

@@ -170,14 +170,16 @@ func (s *Store) ReadAll(
 // after (the zero Position for all of them) that the options select, in
 // Position order, one at a time: first the history, then each new event
 // shortly after it is committed. It returns when ctx ends (ctx's error),
-// when the handler returns an error (that error), or on an error that
+// when the handler returns an error (that error) or panics (a *PanicError
+// matching ErrHandlerPanicked), or on an error that
 // retrying cannot cure (ErrClosed); it retries the backend's transient
 // errors (ErrUnavailable) until ctx ends, logging them. Nothing is
 // recorded: to resume after a restart, keep the last handled event's
 // Position, or use Consume.
 //
 // Errors: ErrInvalidConsumer for a nil handler or a consumer option,
-// ErrFeedNotSupported, ErrClosed, ctx's error, or the handler's.
+// ErrFeedNotSupported, ErrClosed, ctx's error, ErrHandlerPanicked, or the
+// handler's.
 func (s *Store) Subscribe(
 	ctx context.Context, after Position, handler FeedHandler,
 	opts ...FeedOption,
@@ -205,13 +207,24 @@ func (s *Store) Subscribe(
 				return err
 			}
 			if o.match(ev) {
-				if err := handler(ctx, ev); err != nil {
+				if err := s.handle(ctx, handler, ev); err != nil {
 					return err
 				}
 			}
 			pos = ev.Position
 		}
 	}
+}
+
+// handle calls handler with ev, returning a panic of the handler as a
+// *PanicError of ErrHandlerPanicked, logged once with its stack.
+func (s *Store) handle(ctx context.Context, handler FeedHandler, ev *Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(s.config.logger(), ErrHandlerPanicked, r, ev.AggregateID)
+		}
+	}()
+	return handler(ctx, ev)
 }
 
 // readFeed reads the feed after pos, retrying transient errors until ctx

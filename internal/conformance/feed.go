@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ func feedCases(s Suite) []testCase {
 		{"SubscribeHandlerError", testSubscribeHandlerError},
 		{"ConsumeResumes", testConsumeResumes},
 		{"ConsumeHandlerError", testConsumeHandlerError},
+		{"HandlerPanics", testHandlerPanics},
 		{"ConsumeExclusive", testConsumeExclusive},
 		{"ConsumeTakeover", testConsumeTakeover},
 		{"ConsumePartitions", testConsumePartitions},
@@ -500,6 +502,57 @@ func testConsumeHandlerError(t *testing.T, s Suite) {
 
 	// The failed event is the first one handled after a restart.
 	got := consumeN(t, st, "failing", 2)
+	require.Equal(t, eventIDs(all[2:]), eventIDs(got))
+}
+
+// testHandlerPanics checks that a handler's panic comes back from
+// Subscribe and Consume as a *PanicError, not a crash of the process (a
+// Consume handler runs on a goroutine of Consume's), and that the
+// consumer's checkpoint stays before the event, its lease released: the
+// next run starts with that event at once. A Consume handler that calls
+// runtime.Goexit ends Consume the same way.
+func testHandlerPanics(t *testing.T, s Suite) {
+	st := s.store(t)
+	seed(t, st, aid("hpanic", "1"), items("e", 4)...)
+	all := readAll(t, st, timebox.Position{}, 10)
+	ctx, cancel := contextWithTimeout(waitTimeout)
+	defer cancel()
+
+	err := st.Subscribe(ctx, timebox.Position{}, func(_ context.Context, ev *timebox.Event) error {
+		if ev.ID == all[1].ID {
+			panic("subscriber bug")
+		}
+		return nil
+	})
+	var pe *timebox.PanicError
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, timebox.ErrHandlerPanicked)
+	require.Equal(t, "subscriber bug", pe.Value)
+	require.NotEmpty(t, pe.Stack)
+
+	var handled []string
+	err = st.Consume(ctx, "panicky", func(_ context.Context, ev *timebox.Event) error {
+		if ev.ID == all[2].ID {
+			panic(errors.New("consumer bug"))
+		}
+		handled = append(handled, ev.ID)
+		return nil
+	}, timebox.WithBatchSize(1))
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, timebox.ErrHandlerPanicked)
+	require.EqualError(t, pe.Unwrap(), "consumer bug")
+	require.Equal(t, eventIDs(all[:2]), handled)
+
+	handled = nil
+	err = st.Consume(ctx, "panicky", func(_ context.Context, ev *timebox.Event) error {
+		handled = append(handled, ev.ID)
+		runtime.Goexit()
+		return nil
+	}, timebox.WithLeaseTTL(time.Hour))
+	require.ErrorIs(t, err, timebox.ErrHandlerPanicked)
+	require.Equal(t, eventIDs(all[2:3]), handled, "the panicking event comes first")
+
+	got := consumeN(t, st, "panicky", 2, timebox.WithLeaseTTL(time.Hour))
 	require.Equal(t, eventIDs(all[2:]), eventIDs(got))
 }
 
