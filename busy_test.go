@@ -2,7 +2,9 @@ package timebox_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/testlog"
 	"github.com/kode4food/timebox/memory"
 )
 
@@ -164,4 +167,44 @@ func TestBusySnapshotLegacyBackend(t *testing.T) {
 	require.NoError(t, ex.SaveSnapshot(id))
 	awaitSnapshotAt(t, store, id, 10)
 	require.NoError(t, ex.SaveSnapshot(timebox.NewAggregateID("account", "none")))
+}
+
+// panicky is a state whose encoding panics once armed.
+type panicky struct{ N int }
+
+var panickyArmed atomic.Bool
+
+func (p panicky) MarshalJSON() ([]byte, error) {
+	if panickyArmed.Load() {
+		panic("state encoding bug")
+	}
+	type plain panicky
+	return json.Marshal(plain(p))
+}
+
+// A state whose MarshalJSON panics in a background snapshot fails that
+// snapshot, as an error logged, not the process; commands go on.
+func TestBackgroundSnapshotPanicIsLogged(t *testing.T) {
+	var logs testlog.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	store, err := timebox.NewStore(memory.NewPersistence(), timebox.Config{
+		SnapshotRatio: 1e-9, SnapshotMinEvents: 1, Logger: log,
+	})
+	require.NoError(t, err)
+	ex := timebox.NewExecutor(store, func() panicky { return panicky{} }, timebox.Appliers[panicky]{
+		"add": func(p panicky, _ *timebox.Event) panicky { return panicky{p.N + 1} },
+	})
+	id := timebox.NewAggregateID("panicky", "1")
+	add := func(_ panicky, ag *timebox.Aggregator[panicky]) error {
+		return timebox.Raise(ag, "add", 1)
+	}
+	panickyArmed.Store(true)
+	defer panickyArmed.Store(false)
+	for range 5 {
+		_, err := ex.Exec(id, add)
+		require.NoError(t, err)
+	}
+	require.NoError(t, store.Close(), "Close waits for the background snapshots")
+	require.Contains(t, logs.String(), "state encoding bug")
+	require.Contains(t, logs.String(), "background snapshot failed")
 }

@@ -227,7 +227,7 @@ func (e *Executor[T]) saveBusy(
 			p = c
 		}
 
-		data, err := json.Marshal(snapshotValue(p))
+		data, err := e.marshalSnapshot(id, p)
 		if err == nil && unknown && !e.outweighs(len(data), size) {
 			// No snapshot to weigh the events against: weigh them against
 			// the snapshot this state would make.
@@ -276,6 +276,18 @@ func (e *Executor[T]) saveBusy(
 		}
 		return
 	}
+}
+
+// marshalSnapshot encodes p's state for a background snapshot. A panic of
+// the state's MarshalJSON comes back as a *PanicError, logged once with
+// its stack: on a goroutine of the Store's it would end the process.
+func (e *Executor[T]) marshalSnapshot(id AggregateID, p *projection[T]) (data []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(e.logger(), errPanicked, r, id)
+		}
+	}()
+	return json.Marshal(snapshotValue(p))
 }
 
 // hold marks st's background snapshot as on its way to the backend,

@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"maps"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/internal/testlog"
 	"github.com/kode4food/timebox/postgres"
 )
 
@@ -65,29 +64,11 @@ func TestExistingPool(t *testing.T) {
 	require.NoError(t, pool.Ping(context.Background()), "Close closed the caller's pool")
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The Persistence logs through Config.Logger: migrating a fresh schema
 // is logged there, with the prefix.
 func TestLoggerReceivesLogs(t *testing.T) {
 	cfg, _ := privateSchema(t)
-	var buf syncBuffer
+	var buf testlog.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	newPersistence(t, cfg)
 	require.Contains(t, buf.String(), "migrated schema")
@@ -114,7 +95,7 @@ func TestPlanSettingsWarning(t *testing.T) {
 		maps.Copy(pc.ConnConfig.RuntimeParams, c.params)
 		pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 		require.NoError(t, err)
-		var buf syncBuffer
+		var buf testlog.Buffer
 		p, err := postgres.NewPersistence(postgres.Config{
 			Pool: pool, Prefix: cfg.Prefix,
 			Logger: slog.New(slog.NewTextHandler(&buf, nil)),
@@ -125,7 +106,7 @@ func TestPlanSettingsWarning(t *testing.T) {
 		require.Equal(t, c.warn, strings.Contains(buf.String(), fix), "%v: %s", c.params, &buf)
 	}
 
-	var buf syncBuffer
+	var buf testlog.Buffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	newPersistence(t, cfg)
 	require.NotContains(t, buf.String(), fix)

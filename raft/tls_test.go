@@ -1,7 +1,6 @@
 package raft
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
+	"github.com/kode4food/timebox/internal/testlog"
 )
 
 // The cluster scenarios — election, forwarding, leader loss, restart —
@@ -193,7 +192,7 @@ func TestTLSRejections(t *testing.T) {
 	}
 	for name, cfg := range configs {
 		t.Run(name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs testlog.Buffer
 			n := newTLSNode(t, cfg, ca, &logs)
 			addr := n.p.mux.ln.Addr().String()
 
@@ -366,28 +365,10 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A rejected peer is logged at warn once, however often it tries.
 func TestTLSRejectLoggedOncePerHost(t *testing.T) {
 	ca := newTestCA(t, "cluster")
-	var out syncBuffer
+	var out testlog.Buffer
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	m := newMux(ln, muxConfig{
@@ -474,7 +455,7 @@ func TestConfigTLS(t *testing.T) {
 // A node without TLS dialled by one with it says so in its warning.
 func TestPlainNodeNamesTLSClient(t *testing.T) {
 	ca := newTestCA(t, "cluster")
-	var out syncBuffer
+	var out testlog.Buffer
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	m := newMux(ln, muxConfig{

@@ -1,12 +1,10 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
+	"github.com/kode4food/timebox/internal/testlog"
 	"github.com/kode4food/timebox/internal/testserver"
 )
 
@@ -153,7 +152,7 @@ func TestAddrWithoutPort(t *testing.T) {
 // go-redis's own lines ("failed to dial ...") go to the Config.Logger at
 // debug level, not to stderr.
 func TestGoRedisLogsToSlog(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	port := freePort(t)
 	p, err := NewPersistence(Config{Addr: "127.0.0.1:" + itoa(port), Logger: log})
@@ -163,24 +162,6 @@ func TestGoRedisLogsToSlog(t *testing.T) {
 	require.Contains(t, out, "failed to dial")
 	require.Contains(t, out, "level=DEBUG")
 	require.Contains(t, out, "source=go-redis")
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestOpenUnreachable(t *testing.T) {
