@@ -41,6 +41,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumeTakeover", testConsumeTakeover},
 		{"ConsumePartitions", testConsumePartitions},
 		{"ConsumerAdmin", testConsumerAdmin},
+		{"ResetRunningConsumer", testResetRunningConsumer},
 		{"ConsumeBadInput", testConsumeBadInput},
 		{"ConsumeLongLease", testConsumeLongLease},
 		{"Leases", testLeases},
@@ -785,6 +786,41 @@ func testConsumeLongLease(t *testing.T, s Suite) {
 	require.NoError(t, st.AppendEvents(aid("long", "1"), 4, items("m", 1)))
 	got = consumeN(t, st, "long", 1, timebox.WithLeaseTTL(24*365*time.Hour))
 	require.Equal(t, eventIDs(readAll(t, st, all[3].Position, 10)), eventIDs(got))
+}
+
+// testResetRunningConsumer resets a consumer while a process runs it:
+// the process loses its lease and handles everything again from the
+// position it was reset to, then goes on with new events.
+func testResetRunningConsumer(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("reset", "1")
+	seed(t, st, id, items("a", 3)...)
+	c := newCollector()
+	stop := run(func(ctx context.Context) error {
+		return st.Consume(ctx, "resetting", c.handle, timebox.WithLeaseTTL(300*time.Millisecond))
+	})
+	first := c.waitFor(t, 3)
+	require.NoError(t, st.ResetConsumer(context.Background(), "resetting", first[0].Position))
+	require.NoError(t, st.AppendEvents(id, 3, items("b", 1)))
+	all := readAll(t, st, timebox.Position{}, 10)
+	// It may handle the new event under the lease the reset ended, but
+	// then handles everything after the reset position again, in order,
+	// and that is the last it handles.
+	want := eventIDs(all[1:])
+	deadline := time.After(waitTimeout)
+	for {
+		ids := eventIDs(c.events())
+		if len(ids) >= 3+len(want) && slices.Equal(ids[len(ids)-len(want):], want) {
+			require.Equal(t, eventIDs(all[:3]), ids[:3])
+			break
+		}
+		select {
+		case <-c.change:
+		case <-deadline:
+			t.Fatalf("after the reset the consumer handled %q, want it to end with %q", ids, want)
+		}
+	}
+	require.ErrorIs(t, stop(), context.Canceled)
 }
 
 func testConsumeBadInput(t *testing.T, s Suite) {
