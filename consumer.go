@@ -36,8 +36,9 @@ import (
 // (ErrUnavailable) until ctx ends.
 //
 // Errors: ErrInvalidConsumer, ErrInvalidLimit (batch size),
-// ErrPartitionMismatch, ErrFeedNotSupported, ErrClosed, ctx's error,
-// ErrHandlerPanicked, or the handler's.
+// ErrInvalidAggregateID (WithAggregatePrefix), ErrPartitionMismatch,
+// ErrFeedNotSupported, ErrClosed, ctx's error, ErrHandlerPanicked, or the
+// handler's.
 func (s *Store) Consume(
 	ctx context.Context, name string, handler FeedHandler, opts ...FeedOption,
 ) error {

@@ -85,7 +85,9 @@ func WithEventTypes(types ...EventType) FeedOption {
 }
 
 // WithAggregatePrefix delivers only events of aggregates whose ID has
-// prefix (AggregateID.HasPrefix).
+// prefix (AggregateID.HasPrefix); an empty prefix selects every aggregate,
+// one with an empty part none (Subscribe and Consume refuse it with
+// ErrInvalidAggregateID).
 func WithAggregatePrefix(prefix AggregateID) FeedOption {
 	return func(o *feedOptions) { o.prefix = prefix.Clone() }
 }
@@ -178,6 +180,7 @@ func (s *Store) ReadAll(
 // Position, or use Consume.
 //
 // Errors: ErrInvalidConsumer for a nil handler or a consumer option,
+// ErrInvalidAggregateID for a prefix with an empty part,
 // ErrFeedNotSupported, ErrClosed, ctx's error, ErrHandlerPanicked, or the
 // handler's.
 func (s *Store) Subscribe(
@@ -359,6 +362,11 @@ func feedOpts(handler FeedHandler, opts []FeedOption) (*feedOptions, error) {
 		return nil, fmt.Errorf("%w: partition limit %d", ErrInvalidConsumer, o.limit)
 	case o.ttl < minLeaseTTL:
 		return nil, fmt.Errorf("%w: lease %s", ErrInvalidConsumer, o.ttl)
+	}
+	if len(o.prefix) > 0 {
+		if err := o.prefix.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	return o, nil
 }

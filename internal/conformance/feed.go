@@ -839,6 +839,9 @@ func testConsumeBadInput(t *testing.T, s Suite) {
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithPartitionLimit(-1)),
 		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithBatchSize(0)), timebox.ErrInvalidLimit)
+	bad := timebox.WithAggregatePrefix(aid("a", ""))
+	require.ErrorIs(t, st.Consume(ctx, "c", h, bad), timebox.ErrInvalidAggregateID)
+	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h, bad), timebox.ErrInvalidAggregateID)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, nil), timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h, timebox.WithPartitions(2)),
 		timebox.ErrInvalidConsumer)
