@@ -43,6 +43,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumerAdmin", testConsumerAdmin},
 		{"ResetRunningConsumer", testResetRunningConsumer},
 		{"ConsumeBadInput", testConsumeBadInput},
+		{"CloseEndsFollowers", testCloseEndsFollowers},
 		{"ConsumeLongLease", testConsumeLongLease},
 		{"Leases", testLeases},
 	}
@@ -821,6 +822,31 @@ func testResetRunningConsumer(t *testing.T, s Suite) {
 		}
 	}
 	require.ErrorIs(t, stop(), context.Canceled)
+}
+
+// testCloseEndsFollowers closes the store under a Subscribe and a
+// Consume waiting for new events: both return ErrClosed rather than wait
+// on.
+func testCloseEndsFollowers(t *testing.T, s Suite) {
+	st := s.store(t)
+	seed(t, st, aid("closing", "1"), items("c", 2)...)
+	subs, cons := newCollector(), newCollector()
+	ctx := context.Background()
+	subDone := make(chan error, 1)
+	go func() { subDone <- st.Subscribe(ctx, timebox.Position{}, subs.handle) }()
+	consDone := make(chan error, 1)
+	go func() { consDone <- st.Consume(ctx, "closing", cons.handle) }()
+	subs.waitFor(t, 2)
+	cons.waitFor(t, 2)
+	require.NoError(t, st.Close())
+	for _, done := range []chan error{subDone, consDone} {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, timebox.ErrClosed)
+		case <-time.After(waitTimeout):
+			t.Fatalf("a follower did not return within %v of Close", waitTimeout)
+		}
+	}
 }
 
 func testConsumeBadInput(t *testing.T, s Suite) {
