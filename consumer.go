@@ -56,6 +56,13 @@ func (s *Store) Consume(
 	if err := checkConsumerName("owner", owner); err != nil {
 		return err
 	}
+	// A claim by the lease's owner renews it, so two runs under one owner
+	// would both hold every partition.
+	if !s.startConsuming(name, owner) {
+		return fmt.Errorf("%w: consumer %q already runs as owner %q in this store",
+			ErrInvalidConsumer, name, owner)
+	}
+	defer s.stopConsuming(name, owner)
 	f, err := s.feeder()
 	if err != nil {
 		return err
@@ -99,6 +106,28 @@ func (s *Store) Consume(
 // errHandlerExited is Consume's error when a handler called
 // runtime.Goexit.
 var errHandlerExited = fmt.Errorf("%w: it called runtime.Goexit", ErrHandlerPanicked)
+
+// startConsuming records that consumer name runs as owner in s, and
+// reports false, recording nothing, when it already does.
+func (s *Store) startConsuming(name, owner string) bool {
+	s.consumingMu.Lock()
+	defer s.consumingMu.Unlock()
+	k := [2]string{name, owner}
+	if s.consuming[k] {
+		return false
+	}
+	if s.consuming == nil {
+		s.consuming = map[[2]string]bool{}
+	}
+	s.consuming[k] = true
+	return true
+}
+
+func (s *Store) stopConsuming(name, owner string) {
+	s.consumingMu.Lock()
+	defer s.consumingMu.Unlock()
+	delete(s.consuming, [2]string{name, owner})
+}
 
 func defaultOwner() string {
 	host, _ := os.Hostname()

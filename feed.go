@@ -132,7 +132,11 @@ func WithLeaseTTL(d time.Duration) FeedOption {
 
 // WithOwner names the process running a durable consumer, as listed by
 // Store.Consumers (default: host name, process ID and a random suffix,
-// unique per Consume call). Consume only.
+// unique per Consume call). Leases are held by owner, and a claim by the
+// holder renews its lease, so every process running a consumer needs an
+// owner of its own: two processes under one owner would both handle
+// every event. A Store refuses to run a consumer twice under one owner
+// at once (ErrInvalidConsumer). Consume only.
 func WithOwner(owner string) FeedOption {
 	return func(o *feedOptions) { o.owner, o.consumer = &owner, true }
 }

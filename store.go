@@ -24,6 +24,11 @@ type Store struct {
 	bg     sync.WaitGroup
 	bgCtx  context.Context
 	bgStop context.CancelFunc
+
+	// The durable consumers running in this Store, by name and owner
+	// (Consume refuses a second run of a pair).
+	consumingMu sync.Mutex
+	consuming   map[[2]string]bool
 }
 
 // NewStore returns a Store on b, with cfg laid over DefaultConfig. It

@@ -43,6 +43,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumerAdmin", testConsumerAdmin},
 		{"ResetRunningConsumer", testResetRunningConsumer},
 		{"ConsumeBadInput", testConsumeBadInput},
+		{"ConsumeOwnerOnce", testConsumeOwnerOnce},
 		{"CloseEndsFollowers", testCloseEndsFollowers},
 		{"ConsumeLongLease", testConsumeLongLease},
 		{"Leases", testLeases},
@@ -849,6 +850,33 @@ func testCloseEndsFollowers(t *testing.T, s Suite) {
 	}
 }
 
+// testConsumeOwnerOnce runs a consumer under one owner twice at once in
+// a Store: the second run is refused (it would share the first's leases
+// and handle the same events), and allowed once the first has ended.
+func testConsumeOwnerOnce(t *testing.T, s Suite) {
+	st := s.store(t)
+	seed(t, st, aid("owner", "1"), items("o", 1)...)
+	c := newCollector()
+	first := run(func(ctx context.Context) error {
+		return st.Consume(ctx, "owned", c.handle, timebox.WithOwner("me"))
+	})
+	c.waitFor(t, 1)
+	ctx, cancel := contextWithTimeout(waitTimeout)
+	defer cancel()
+	h := func(context.Context, *timebox.Event) error { return nil }
+	require.ErrorIs(t, st.Consume(ctx, "owned", h, timebox.WithOwner("me")),
+		timebox.ErrInvalidConsumer)
+	require.ErrorIs(t, first(), context.Canceled)
+
+	again := newCollector()
+	second := run(func(ctx context.Context) error {
+		return st.Consume(ctx, "owned", again.handle, timebox.WithOwner("me"))
+	})
+	require.NoError(t, st.AppendEvents(aid("owner", "1"), 1, items("p", 1)))
+	again.waitFor(t, 1)
+	require.ErrorIs(t, second(), context.Canceled)
+}
+
 func testConsumeBadInput(t *testing.T, s Suite) {
 	st := s.store(t)
 	ctx := context.Background()
@@ -865,6 +893,7 @@ func testConsumeBadInput(t *testing.T, s Suite) {
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithPartitionLimit(-1)),
 		timebox.ErrInvalidConsumer)
 	require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithBatchSize(0)), timebox.ErrInvalidLimit)
+
 	bad := timebox.WithAggregatePrefix(aid("a", ""))
 	require.ErrorIs(t, st.Consume(ctx, "c", h, bad), timebox.ErrInvalidAggregateID)
 	require.ErrorIs(t, st.Subscribe(ctx, timebox.Position{}, h, bad), timebox.ErrInvalidAggregateID)
