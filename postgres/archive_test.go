@@ -12,7 +12,6 @@ import (
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/conformance"
-	"github.com/kode4food/timebox/postgres"
 )
 
 // Four processes (Persistence values, each with its own pool) consume 60
@@ -47,27 +46,6 @@ func consumeWithin(
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return st.ConsumeArchive(ctx, h)
-}
-
-// A handler that panics leaves its record available at once, not only
-// after the lease.
-func TestArchiveHandlerPanicKeepsRecord(t *testing.T) {
-	st := newStore(t, timebox.Config{})
-	id := archiveOne(t, st, "panic")
-	require.Panics(t, func() {
-		_ = consumeWithin(st, time.Minute, func(context.Context, *timebox.ArchiveRecord) error {
-			panic("handler bug")
-		})
-	})
-	var got timebox.AggregateID
-	start := time.Now()
-	require.NoError(t, consumeWithin(st, time.Minute, func(_ context.Context, r *timebox.ArchiveRecord) error {
-		got = r.AggregateID
-		return nil
-	}))
-	require.Equal(t, id, got)
-	require.Less(t, time.Since(start), postgres.DefaultArchiveLease,
-		"the record waited for its lease to run out")
 }
 
 // A handler that succeeds and then sees its context end still has its

@@ -26,6 +26,7 @@ func archiveCases(enabled bool) []testCase {
 		{"NilHandler", testArchiveNilHandler},
 		{"BlocksUntilDeadline", testArchiveDeadline},
 		{"HandlerErrorKeepsRecord", testArchiveHandlerError},
+		{"HandlerPanicKeepsRecord", testArchiveHandlerPanic},
 		{"SeveralRecords", testArchiveSeveral},
 		{"Trimmed", testArchiveTrimmed},
 		{"SnapshotOnly", testArchiveSnapshotOnly},
@@ -207,6 +208,30 @@ func testArchiveHandlerError(t *testing.T, s Suite) {
 	require.Equal(t, string(mustJSON(snapState{Name: "s"})), string(again.SnapshotData))
 	require.EqualValues(t, 1, again.SnapshotSequence)
 	requireStored(t, id, 0, evs, again.Events)
+	requireNoRecord(t, st)
+}
+
+// testArchiveHandlerPanic: a handler's panic reaches ConsumeArchive's
+// caller, and the record is kept for the next call, at once, not after a
+// lease.
+func testArchiveHandlerPanic(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("order", "p")
+	seed(t, st, id, items("a", 1)...)
+	require.NoError(t, st.Archive(id))
+	ctx, cancel := contextWithTimeout(waitTimeout)
+	defer cancel()
+	require.PanicsWithValue(t, "archive handler bug", func() {
+		_ = st.ConsumeArchive(ctx, func(context.Context, *timebox.ArchiveRecord) error {
+			panic("archive handler bug")
+		})
+	})
+	start := time.Now()
+	again := consume(t, st)
+	require.Equal(t, id, again.AggregateID)
+	// The default leases (redis MinIdle, postgres and raft ArchiveLease)
+	// are 30s: a record left to its lease would come back much later.
+	require.Less(t, time.Since(start), 10*time.Second, "the record waited for its lease")
 	requireNoRecord(t, st)
 }
 
