@@ -31,9 +31,9 @@ import (
 // error (that error, wrapped with the consumer's name and the event's
 // Position; the checkpoint stays before that event) or panics (likewise, a
 // *PanicError matching ErrHandlerPanicked), or on an error that retrying
-// cannot cure. It commits what was handled and releases its
-// leases before it returns. It retries transient backend errors
-// (ErrUnavailable) until ctx ends.
+// cannot cure. It commits what was handled and releases its leases before
+// it returns. It retries transient backend errors (ErrUnavailable) until
+// ctx ends.
 //
 // Errors: ErrInvalidConsumer, ErrInvalidLimit (batch size),
 // ErrInvalidAggregateID (WithAggregatePrefix), ErrPartitionMismatch,

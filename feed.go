@@ -177,11 +177,10 @@ func (s *Store) ReadAll(
 // Position order, one at a time: first the history, then each new event
 // shortly after it is committed. It returns when ctx ends (ctx's error),
 // when the handler returns an error (that error) or panics (a *PanicError
-// matching ErrHandlerPanicked), or on an error that
-// retrying cannot cure (ErrClosed); it retries the backend's transient
-// errors (ErrUnavailable) until ctx ends, logging them. Nothing is
-// recorded: to resume after a restart, keep the last handled event's
-// Position, or use Consume.
+// matching ErrHandlerPanicked), or on an error that retrying cannot cure
+// (ErrClosed); it retries the backend's transient errors (ErrUnavailable)
+// until ctx ends, logging them. Nothing is recorded: to resume after a
+// restart, keep the last handled event's Position, or use Consume.
 //
 // Errors: ErrInvalidConsumer for a nil handler or a consumer option,
 // ErrInvalidAggregateID for a prefix with an empty part,
