@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -154,17 +155,35 @@ type partitionConsumer struct {
 
 	pos       Position // last event read and handled (or skipped)
 	committed Position
-	renewed   time.Time
+	// unconfirmed holds the checkpoints sent since the last confirmed
+	// commit that failed transiently: any of them may be stored (a lost
+	// reply).
+	unconfirmed []Position
+	renewed     time.Time
+}
+
+// lostLease is what a partition consumer knew when it lost its lease.
+type lostLease struct {
+	committed, handled Position
+	unconfirmed        []Position
+}
+
+// ours reports whether pos, the checkpoint found on claiming the
+// partition again, is one this consumer stored: its last confirmed one, or
+// one whose reply was lost.
+func (l *lostLease) ours(pos Position) bool {
+	return pos == l.committed || slices.Contains(l.unconfirmed, pos)
 }
 
 // run claims the partition, waiting while another owner holds it, and
 // consumes it until ctx ends or an error that is not a lost lease. After
-// a lost lease it claims again; if the checkpoint it then finds is the one
-// it last committed, no other process moved it, and it goes on after the
-// events it had handled since rather than handle them again.
+// a lost lease it claims again; if the checkpoint it then finds is one it
+// committed itself (the last confirmed, or one whose reply was lost), no
+// other process moved it, and it goes on after the events it had handled
+// since rather than handle them again.
 func (pc *partitionConsumer) run(ctx context.Context) error {
 	log := pc.s.config.logger()
-	var lost *[2]Position // committed and handled when the lease was lost
+	var lost *lostLease
 	for attempt := 0; ; attempt++ {
 		if err := pc.s.checkOpen(); err != nil {
 			return err
@@ -178,8 +197,8 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		pos, err := pc.c.ClaimPartition(ctx, pc.l)
 		if err == nil {
 			from := pos
-			if lost != nil && lost[0] == pos {
-				from = lost[1]
+			if lost != nil && lost.ours(pos) {
+				from = lost.handled
 			}
 			err = pc.consume(ctx, from, pos, claimed)
 			<-pc.slots
@@ -190,7 +209,9 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 			if !errors.Is(err, ErrLeaseLost) {
 				return err
 			}
-			attempt, lost = -1, &[2]Position{pc.committed, pc.pos}
+			attempt, lost = -1, &lostLease{
+				committed: pc.committed, handled: pc.pos, unconfirmed: pc.unconfirmed,
+			}
 			log.Info("timebox: consumer lost its lease",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition)
 			continue
@@ -225,6 +246,7 @@ func (pc *partitionConsumer) consume(
 	ctx context.Context, pos, committed Position, claimed time.Time,
 ) (err error) {
 	pc.pos, pc.committed, pc.renewed = pos, committed, claimed
+	pc.unconfirmed = nil
 	defer func() {
 		if errors.Is(err, ErrLeaseLost) {
 			return
@@ -290,12 +312,17 @@ func (pc *partitionConsumer) commit(ctx context.Context) error {
 		err := pc.c.CommitPartition(ctx, pc.l, pc.pos)
 		switch {
 		case err == nil:
-			pc.committed, pc.renewed = pc.pos, sent
+			pc.committed, pc.renewed, pc.unconfirmed = pc.pos, sent, nil
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case !transient(err, true):
 			return err
+		}
+		// It may be stored all the same (a lost reply). Checkpoints only
+		// grow within a lease, so the last one sent is the last noted.
+		if n := len(pc.unconfirmed); n == 0 || pc.unconfirmed[n-1] != pc.pos {
+			pc.unconfirmed = append(pc.unconfirmed, pc.pos)
 		}
 		since := time.Since(pc.renewed)
 		switch {

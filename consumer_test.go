@@ -16,11 +16,14 @@ import (
 
 // unrenewable is a memory backend whose consumer claims and checkpoint
 // commits (which renew a lease) fail as a cut connection would while
-// failing is set.
+// failing is set, and whose commits are stored but answered as lost
+// replies (ErrUnknownOutcome) while replyLost is set.
 type unrenewable struct {
 	*memory.Persistence
-	failing atomic.Bool
-	refused atomic.Int32 // claims refused
+	failing   atomic.Bool
+	replyLost atomic.Bool
+	refused   atomic.Int32 // claims refused
+	claims    atomic.Int32 // claims answered
 }
 
 func (u *unrenewable) ClaimPartition(
@@ -30,6 +33,7 @@ func (u *unrenewable) ClaimPartition(
 		u.refused.Add(1)
 		return timebox.Position{}, fmt.Errorf("claim: %w", timebox.ErrUnavailable)
 	}
+	u.claims.Add(1)
 	return u.Persistence.ClaimPartition(ctx, l)
 }
 
@@ -39,7 +43,11 @@ func (u *unrenewable) CommitPartition(
 	if u.failing.Load() {
 		return fmt.Errorf("commit: %w", timebox.ErrUnavailable)
 	}
-	return u.Persistence.CommitPartition(ctx, l, pos)
+	err := u.Persistence.CommitPartition(ctx, l, pos)
+	if err == nil && u.replyLost.Load() {
+		return fmt.Errorf("commit: reply lost: %w", timebox.ErrUnknownOutcome)
+	}
+	return err
 }
 
 // TestConsumeStopsOnUnrenewedLease runs a consumer whose lease renewals
@@ -177,5 +185,76 @@ func TestConsumeResumesAfterUnrenewedLease(t *testing.T) {
 	require.ErrorIs(t, <-done, context.Canceled)
 	for pos, n := range handled {
 		require.Equal(t, 1, n, "event at %s handled %d times", pos, n)
+	}
+}
+
+// TestConsumeResumesAfterLostCommitReplies stores a lone consumer's
+// commits but loses their replies, then fails its commits and claims for
+// longer than its lease: it takes the lease as lost and claims it again,
+// finding a checkpoint it sent itself (not the last one it knew stored),
+// and goes on after what it handled rather than handle any event again
+// within the same Consume call.
+func TestConsumeResumesAfterLostCommitReplies(t *testing.T) {
+	const ttl = 600 * time.Millisecond
+	u := &unrenewable{Persistence: memory.NewPersistence()}
+	st, err := timebox.NewStore(u, timebox.Config{})
+	require.NoError(t, err)
+	id := timebox.NewAggregateID("lease", "3")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	var order []timebox.Position
+	handled := map[timebox.Position]bool{}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- st.Consume(ctx, "c", func(_ context.Context, ev *timebox.Event) error {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, ev.Position)
+			handled[ev.Position] = true
+			return nil
+		}, timebox.WithLeaseTTL(ttl), timebox.WithBatchSize(1))
+	}()
+	appended := 0
+	appendSome := func(n int) {
+		for range n {
+			ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
+			require.NoError(t, st.AppendEvents(id, int64(appended), []*timebox.Event{ev}))
+			appended++
+		}
+	}
+	appendSome(3)
+	require.Eventually(t, func() bool { return count() == appended },
+		10*time.Second, 5*time.Millisecond)
+	// Checkpoints are stored but their replies lost, then the backend
+	// fails outright, so the consumer's last stored checkpoint is one it
+	// never learnt of, before the last event it handled.
+	u.replyLost.Store(true)
+	for range 3 {
+		appendSome(1)
+		require.Eventually(t, func() bool { return count() == appended },
+			10*time.Second, time.Millisecond)
+	}
+	u.failing.Store(true)
+	appendSome(1)
+	// A refused claim means the consumer took its lease as lost.
+	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
+		20*time.Second, 5*time.Millisecond)
+	u.failing.Store(false)
+	u.replyLost.Store(false)
+	appendSome(3)
+	require.Eventually(t, func() bool { return count() == appended },
+		20*time.Second, 5*time.Millisecond)
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	for i := 1; i < len(order); i++ {
+		require.Equal(t, 1, order[i].Compare(order[i-1]),
+			"event at %s handled after %s", order[i], order[i-1])
 	}
 }
