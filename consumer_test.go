@@ -23,7 +23,6 @@ type unrenewable struct {
 	failing   atomic.Bool
 	replyLost atomic.Bool
 	refused   atomic.Int32 // claims refused
-	claims    atomic.Int32 // claims answered
 }
 
 func (u *unrenewable) ClaimPartition(
@@ -33,7 +32,6 @@ func (u *unrenewable) ClaimPartition(
 		u.refused.Add(1)
 		return timebox.Position{}, fmt.Errorf("claim: %w", timebox.ErrUnavailable)
 	}
-	u.claims.Add(1)
 	return u.Persistence.ClaimPartition(ctx, l)
 }
 
