@@ -135,52 +135,22 @@ func TestConsumeStopsOnUnrenewedLease(t *testing.T) {
 // claims it again once the backend works, and, finding its own
 // checkpoint, goes on after what it handled rather than repeat it.
 func TestConsumeResumesAfterUnrenewedLease(t *testing.T) {
-	const ttl = 600 * time.Millisecond
 	u := &unrenewable{Persistence: memory.NewPersistence()}
-	st, err := timebox.NewStore(u, timebox.Config{})
-	require.NoError(t, err)
-	id := timebox.NewAggregateID("lease", "2")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	var mu sync.Mutex
-	handled := map[timebox.Position]int{}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handled)
-	}
-	done := make(chan error, 1)
-	go func() {
-		done <- st.Consume(ctx, "c", func(_ context.Context, ev *timebox.Event) error {
-			mu.Lock()
-			defer mu.Unlock()
-			handled[ev.Position]++
-			return nil
-		}, timebox.WithLeaseTTL(ttl), timebox.WithBatchSize(1))
-	}()
-	appended := 0
-	appendSome := func(n int) {
-		for range n {
-			ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
-			require.NoError(t, st.AppendEvents(id, int64(appended), []*timebox.Event{ev}))
-			appended++
-		}
-	}
-	appendSome(3)
-	require.Eventually(t, func() bool { return count() == appended },
-		10*time.Second, 5*time.Millisecond)
+	c := startLoneConsumer(t, u, "2")
+	c.appendSome(3)
+	c.waitHandled(10 * time.Second)
 	u.failing.Store(true)
-	appendSome(3)
+	c.appendSome(3)
 	// A claim means the consumer took its lease as lost.
 	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
 		20*time.Second, 5*time.Millisecond)
 	u.failing.Store(false)
-	appendSome(3)
-	require.Eventually(t, func() bool { return count() == appended },
-		20*time.Second, 5*time.Millisecond)
-	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	c.appendSome(3)
+	c.waitHandled(20 * time.Second)
+	handled := map[timebox.Position]int{}
+	for _, pos := range c.stop() {
+		handled[pos]++
+	}
 	for pos, n := range handled {
 		require.Equal(t, 1, n, "event at %s handled %d times", pos, n)
 	}
@@ -193,66 +163,95 @@ func TestConsumeResumesAfterUnrenewedLease(t *testing.T) {
 // and goes on after what it handled rather than handle any event again
 // within the same Consume call.
 func TestConsumeResumesAfterLostCommitReplies(t *testing.T) {
-	const ttl = 600 * time.Millisecond
 	u := &unrenewable{Persistence: memory.NewPersistence()}
-	st, err := timebox.NewStore(u, timebox.Config{})
-	require.NoError(t, err)
-	id := timebox.NewAggregateID("lease", "3")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	var mu sync.Mutex
-	var order []timebox.Position
-	handled := map[timebox.Position]bool{}
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(handled)
-	}
-	done := make(chan error, 1)
-	go func() {
-		done <- st.Consume(ctx, "c", func(_ context.Context, ev *timebox.Event) error {
-			mu.Lock()
-			defer mu.Unlock()
-			order = append(order, ev.Position)
-			handled[ev.Position] = true
-			return nil
-		}, timebox.WithLeaseTTL(ttl), timebox.WithBatchSize(1))
-	}()
-	appended := 0
-	appendSome := func(n int) {
-		for range n {
-			ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
-			require.NoError(t, st.AppendEvents(id, int64(appended), []*timebox.Event{ev}))
-			appended++
-		}
-	}
-	appendSome(3)
-	require.Eventually(t, func() bool { return count() == appended },
-		10*time.Second, 5*time.Millisecond)
+	c := startLoneConsumer(t, u, "3")
+	c.appendSome(3)
+	c.waitHandled(10 * time.Second)
 	// Checkpoints are stored but their replies lost, then the backend
 	// fails outright, so the consumer's last stored checkpoint is one it
 	// never learnt of, before the last event it handled.
 	u.replyLost.Store(true)
 	for range 3 {
-		appendSome(1)
-		require.Eventually(t, func() bool { return count() == appended },
-			10*time.Second, time.Millisecond)
+		c.appendSome(1)
+		c.waitHandled(10 * time.Second)
 	}
 	u.failing.Store(true)
-	appendSome(1)
+	c.appendSome(1)
 	// A refused claim means the consumer took its lease as lost.
 	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
 		20*time.Second, 5*time.Millisecond)
 	u.failing.Store(false)
 	u.replyLost.Store(false)
-	appendSome(3)
-	require.Eventually(t, func() bool { return count() == appended },
-		20*time.Second, 5*time.Millisecond)
-	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
+	c.appendSome(3)
+	c.waitHandled(20 * time.Second)
+	order := c.stop()
 	for i := 1; i < len(order); i++ {
 		require.Equal(t, 1, order[i].Compare(order[i-1]),
 			"event at %s handled after %s", order[i], order[i-1])
 	}
+}
+
+// loneConsumer runs consumer "c", the only process running it, with a
+// lease of 600ms and batches of one event, on aggregate ("lease", name)
+// of a Store on u, and records the Positions it handles in order.
+type loneConsumer struct {
+	t        *testing.T
+	st       *timebox.Store
+	id       timebox.AggregateID
+	appended int
+	cancel   context.CancelFunc
+	done     chan error
+
+	mu    sync.Mutex
+	order []timebox.Position
+	seen  map[timebox.Position]bool
+}
+
+func startLoneConsumer(t *testing.T, u *unrenewable, name string) *loneConsumer {
+	st, err := timebox.NewStore(u, timebox.Config{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	c := &loneConsumer{
+		t: t, st: st, id: timebox.NewAggregateID("lease", timebox.ID(name)),
+		cancel: cancel, done: make(chan error, 1), seen: map[timebox.Position]bool{},
+	}
+	go func() {
+		c.done <- st.Consume(ctx, "c", func(_ context.Context, ev *timebox.Event) error {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.order = append(c.order, ev.Position)
+			c.seen[ev.Position] = true
+			return nil
+		}, timebox.WithLeaseTTL(600*time.Millisecond), timebox.WithBatchSize(1))
+	}()
+	return c
+}
+
+// appendSome appends n events to the consumer's aggregate.
+func (c *loneConsumer) appendSome(n int) {
+	for range n {
+		ev := &timebox.Event{Type: "e", Data: []byte(`{}`), Timestamp: time.Now()}
+		require.NoError(c.t, c.st.AppendEvents(c.id, int64(c.appended), []*timebox.Event{ev}))
+		c.appended++
+	}
+}
+
+// waitHandled waits, up to wait, until every event appended was handled
+// at least once.
+func (c *loneConsumer) waitHandled(wait time.Duration) {
+	require.Eventually(c.t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.seen) == c.appended
+	}, wait, time.Millisecond)
+}
+
+// stop ends the consumer and returns the Positions it handled, in order.
+func (c *loneConsumer) stop() []timebox.Position {
+	c.cancel()
+	require.ErrorIs(c.t, <-c.done, context.Canceled)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order
 }
