@@ -139,12 +139,7 @@ func TestConsumeResumesAfterUnrenewedLease(t *testing.T) {
 	c := startLoneConsumer(t, u, "2")
 	c.appendSome(3)
 	c.waitHandled(10 * time.Second)
-	u.failing.Store(true)
-	c.appendSome(3)
-	// A claim means the consumer took its lease as lost.
-	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
-		20*time.Second, 5*time.Millisecond)
-	u.failing.Store(false)
+	c.cutUntilLeaseLost(3)
 	c.appendSome(3)
 	c.waitHandled(20 * time.Second)
 	handled := map[timebox.Position]int{}
@@ -175,12 +170,7 @@ func TestConsumeResumesAfterLostCommitReplies(t *testing.T) {
 		c.appendSome(1)
 		c.waitHandled(10 * time.Second)
 	}
-	u.failing.Store(true)
-	c.appendSome(1)
-	// A refused claim means the consumer took its lease as lost.
-	require.Eventually(t, func() bool { return u.refused.Load() > 0 },
-		20*time.Second, 5*time.Millisecond)
-	u.failing.Store(false)
+	c.cutUntilLeaseLost(1)
 	u.replyLost.Store(false)
 	c.appendSome(3)
 	c.waitHandled(20 * time.Second)
@@ -196,6 +186,7 @@ func TestConsumeResumesAfterLostCommitReplies(t *testing.T) {
 // of a Store on u, and records the Positions it handles in order.
 type loneConsumer struct {
 	t        *testing.T
+	u        *unrenewable
 	st       *timebox.Store
 	id       timebox.AggregateID
 	appended int
@@ -213,7 +204,7 @@ func startLoneConsumer(t *testing.T, u *unrenewable, name string) *loneConsumer 
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	c := &loneConsumer{
-		t: t, st: st, id: timebox.NewAggregateID("lease", timebox.ID(name)),
+		t: t, u: u, st: st, id: timebox.NewAggregateID("lease", timebox.ID(name)),
 		cancel: cancel, done: make(chan error, 1), seen: map[timebox.Position]bool{},
 	}
 	go func() {
@@ -235,6 +226,17 @@ func (c *loneConsumer) appendSome(n int) {
 		require.NoError(c.t, c.st.AppendEvents(c.id, int64(c.appended), []*timebox.Event{ev}))
 		c.appended++
 	}
+}
+
+// cutUntilLeaseLost fails the backend's claims and commits, appends n
+// events, waits until the consumer has taken its lease as lost (a claim
+// was refused), and heals the backend.
+func (c *loneConsumer) cutUntilLeaseLost(n int) {
+	c.u.failing.Store(true)
+	c.appendSome(n)
+	require.Eventually(c.t, func() bool { return c.u.refused.Load() > 0 },
+		20*time.Second, 5*time.Millisecond)
+	c.u.failing.Store(false)
 }
 
 // waitHandled waits, up to wait, until every event appended was handled
