@@ -72,9 +72,15 @@ func (id AggregateID) Validate() error {
 // key returns a string that only id maps to: each part prefixed by its
 // length.
 func (id AggregateID) key() string {
-	var b strings.Builder
+	n := 0
 	for _, p := range id {
-		b.WriteString(strconv.Itoa(len(p)))
+		n += len(p) + 4 // room for a length of up to 3 digits and ':'
+	}
+	var b strings.Builder
+	b.Grow(n)
+	var num [20]byte
+	for _, p := range id {
+		b.Write(strconv.AppendInt(num[:0], int64(len(p)), 10))
 		b.WriteByte(':')
 		b.WriteString(string(p))
 	}

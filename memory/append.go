@@ -42,13 +42,13 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 		if a == nil {
 			a = p.add(k, req.ID)
 		}
-		commit := uint64(len(p.feed)) + 1
+		commit := p.feed.len() + 1
 		for i := range block {
 			block[i].AggregateID = a.id
 			block[i].Position = timebox.Position{Commit: commit, Offset: uint64(i)}
 			a.events = append(a.events, &block[i])
 		}
-		p.feed = append(p.feed, block)
+		p.feed.add(block)
 		close(p.feedNotify)
 		p.feedNotify = make(chan struct{})
 		a.head += int64(len(req.Events))

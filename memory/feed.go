@@ -51,16 +51,49 @@ func (p *Persistence) ReadFeed(
 	}
 }
 
+// feedChunk is how many commits one chunk of a feedLog holds.
+const feedChunk = 1 << 12
+
+// feedLog holds the events of every commit, commit c's at index c-1. It
+// grows a chunk at a time, so an append never copies the commits before
+// it (a slice of them would be copied whole, under the write lock, each
+// time it outgrew its capacity).
+type feedLog struct {
+	chunks [][][]timebox.Event
+	n      uint64
+}
+
+// len returns the number of commits.
+func (f *feedLog) len() uint64 {
+	return f.n
+}
+
+// commit returns the events of commit c, 1 ≤ c ≤ len().
+func (f *feedLog) commit(c uint64) []timebox.Event {
+	i := c - 1
+	return f.chunks[i/feedChunk][i%feedChunk]
+}
+
+// add appends a commit's events.
+func (f *feedLog) add(block []timebox.Event) {
+	if f.n%feedChunk == 0 {
+		f.chunks = append(f.chunks, make([][]timebox.Event, 0, feedChunk))
+	}
+	last := len(f.chunks) - 1
+	f.chunks[last] = append(f.chunks[last], block)
+	f.n++
+}
+
 // feedAfter returns copies of up to limit events after pos, one copy of
-// each commit's aggregate ID shared by its events. Commit c is feed[c-1].
+// each commit's aggregate ID shared by its events.
 func (p *Persistence) feedAfter(pos timebox.Position, limit int) []*timebox.Event {
 	c, off := pos.Commit, pos.Offset+1
 	if c == 0 || off == 0 { // before commit 1, or past pos.Commit's last
 		c, off = c+1, 0
 	}
 	res := []*timebox.Event{}
-	for ; c <= uint64(len(p.feed)) && len(res) < limit; c, off = c+1, 0 {
-		block := p.feed[c-1]
+	for ; c <= p.feed.len() && len(res) < limit; c, off = c+1, 0 {
+		block := p.feed.commit(c)
 		if off >= uint64(len(block)) {
 			continue
 		}

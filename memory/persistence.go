@@ -28,8 +28,8 @@ type Persistence struct {
 	streamID int64
 	notify   chan struct{} // closed and replaced when archive grows
 
-	feed       [][]timebox.Event // the events of commit c at feed[c-1]
-	feedNotify chan struct{}     // closed and replaced when feed grows
+	feed       feedLog       // every commit's events, in commit order
+	feedNotify chan struct{} // closed and replaced when feed grows
 	consumers  map[string][]partition
 }
 

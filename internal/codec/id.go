@@ -26,6 +26,11 @@ const hexDigits = "0123456789ABCDEF"
 // safe as a Redis key segment or a PostgreSQL text value.
 func EncodeID(id timebox.AggregateID) string {
 	var b strings.Builder
+	n := len(id)
+	for _, p := range id {
+		n += len(p)
+	}
+	b.Grow(n) // exact when no byte needs escaping
 	for i, p := range id {
 		if i > 0 {
 			b.WriteByte(Separator)
