@@ -44,8 +44,9 @@ var (
 	// register its Applier.
 	ErrNoApplier = errors.New("no applier for event type")
 
-	// ErrInvalidSequence means a negative sequence was given. Nothing was
-	// written.
+	// ErrInvalidSequence means a negative sequence was given, or an append
+	// whose events would take an aggregate past sequence math.MaxInt64
+	// (after a snapshot there, say). Nothing was written.
 	ErrInvalidSequence = errors.New("invalid sequence")
 
 	// ErrUnknownOutcome means a write was sent but its result was lost (a

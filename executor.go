@@ -163,7 +163,8 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // cannot decode; see Config.SkipUndecodable), ctx's error (context.Canceled or
 // context.DeadlineExceeded, nothing written unless wrapped in
 // ErrUnknownOutcome), ErrReentrantExec, a *PanicError,
-// ErrInvalidAggregateID, ErrClosed, or the backend's error.
+// ErrInvalidSequence (the events would take the aggregate past
+// math.MaxInt64), ErrInvalidAggregateID, ErrClosed, or the backend's error.
 func (e *Executor[T]) ExecContext(
 	ctx context.Context, id AggregateID, cmd Command[T],
 ) (T, error) {
@@ -368,7 +369,6 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		}
 		var vc *VersionConflictError
 		if !errors.As(err, &vc) {
-			e.cache.Remove(key)
 			break
 		}
 		e.store.observeConflict(ctx, id, attempt, vc)
@@ -378,6 +378,11 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		}
 		p, err = e.afterConflict(ctx, key, id, p, vc, attempt, time.Since(sent))
 	}
+	// The cached state may be behind the head now (a conflict's events not
+	// folded in, an append of unknown outcome): the next Exec loads afresh
+	// rather than conflicting on it again, which with MaxRetries 1 it
+	// would do for ever.
+	e.cache.Remove(key)
 	fail(live, err)
 }
 

@@ -3,6 +3,7 @@ package timebox_test
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +210,76 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestMaxRetriesOneRecovers: with MaxRetries 1, a command that meets
+// another writer's events fails with ErrMaxRetriesExceeded, and the next
+// Exec runs on the aggregate's latest state rather than on the state the
+// Executor had cached (which would conflict again, for ever).
+func TestMaxRetriesOneRecovers(t *testing.T) {
+	store, err := memory.NewPersistence().NewStore(timebox.Config{MaxRetries: 1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	ex := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
+	other := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
+	id := timebox.NewAggregateID("account", "r1")
+
+	_, err = ex.Exec(id, deposit(1)) // cached at sequence 1
+	require.NoError(t, err)
+	_, err = other.Exec(id, deposit(10))
+	require.NoError(t, err)
+
+	_, err = ex.Exec(id, deposit(100))
+	require.ErrorIs(t, err, timebox.ErrMaxRetriesExceeded)
+	for range 3 {
+		_, err = ex.Exec(id, deposit(100))
+		require.NoError(t, err)
+	}
+	acct, err := ex.Get(id)
+	require.NoError(t, err)
+	require.Equal(t, 311, acct.Balance)
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 5)
+}
+
+// TestSequenceOverflow: an append at the head whose events would take
+// the aggregate past math.MaxInt64 fails with ErrInvalidSequence and
+// writes nothing, through the Store and through an Executor, on an
+// aggregate a snapshot moved to the last sequences; one at a sequence
+// other than the head is a conflict, as ever.
+func TestSequenceOverflow(t *testing.T) {
+	store, ex := newAccounts(t)
+	id := timebox.NewAggregateID("account", "far")
+	deposits := func(n int) []*timebox.Event {
+		evs := make([]*timebox.Event, n)
+		for i := range evs {
+			evs[i] = &timebox.Event{Type: "deposited", Data: []byte(`1`)}
+		}
+		return evs
+	}
+	var vc *timebox.VersionConflictError
+	require.ErrorAs(t, store.AppendEvents(id, math.MaxInt64, deposits(1)), &vc)
+
+	require.NoError(t, store.PutSnapshot(id, Account{Balance: 5}, math.MaxInt64-1))
+	err := store.AppendEvents(id, math.MaxInt64-1, deposits(2))
+	require.ErrorIs(t, err, timebox.ErrInvalidSequence)
+	require.ErrorAs(t, store.AppendEvents(id, math.MaxInt64, deposits(1)), &vc)
+	require.EqualValues(t, math.MaxInt64-1, vc.ActualSequence)
+
+	acct, err := ex.Exec(id, deposit(1)) // the last sequence there is
+	require.NoError(t, err)
+	require.Equal(t, 6, acct.Balance)
+	_, err = ex.Exec(id, deposit(1))
+	require.ErrorIs(t, err, timebox.ErrInvalidSequence)
+	err = store.AppendEvents(id, math.MaxInt64, deposits(1))
+	require.ErrorIs(t, err, timebox.ErrInvalidSequence)
+
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.EqualValues(t, math.MaxInt64-1, evs[0].Sequence)
+	acct, err = ex.GetLatest(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, 6, acct.Balance)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -102,7 +103,9 @@ func (s *Store) AppendEvents(id AggregateID, atSeq int64, evs []*Event) error {
 // (ErrUnavailable), with jittered backoff until ctx ends or
 // Config.RetryTimeout passes.
 //
-// Errors: ErrInvalidAggregateID, ErrInvalidSequence, ErrInvalidEvent
+// Errors: ErrInvalidAggregateID, ErrInvalidSequence (a negative atSeq,
+// or events at the head whose sequences would pass math.MaxInt64),
+// ErrInvalidEvent
 // (nothing written), *VersionConflictError, ErrUnknownOutcome (the
 // backend stayed unreachable after the append was sent: it may or may not
 // have happened), ErrUnavailable (nothing was sent), ctx's error
@@ -144,6 +147,16 @@ func (s *Store) append(ctx context.Context, req AppendRequest) (appendSent, erro
 	var sent appendSent
 	if err := ctx.Err(); err != nil {
 		return sent, err
+	}
+	if n := int64(len(req.Events)); req.ExpectedSequence > math.MaxInt64-n {
+		// The events cannot fit; a head elsewhere is still a conflict, as
+		// for any append at a sequence other than the head.
+		check := AppendRequest{ID: req.ID, ExpectedSequence: req.ExpectedSequence}
+		if sent, err := s.append(ctx, check); err != nil {
+			return sent, err
+		}
+		return sent, fmt.Errorf("%w: %d events at %d would pass the largest sequence",
+			ErrInvalidSequence, n, req.ExpectedSequence)
 	}
 	var now time.Time
 	for _, ev := range req.Events {

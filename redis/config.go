@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +60,11 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Prefix starts every key of the store, so several stores can share a
-	// server.
+	// server. It may hold ':', but none of its ':'-separated parts after
+	// the first may be "m", "e" or "c" or start with '{': the keys of a
+	// store with a shorter prefix go on that way (its aggregates' "m:" and
+	// "e:" keys, its consumers' "c:" keys, its "{Shard}"), so two stores
+	// could share keys (ErrInvalidPrefix).
 	Prefix string
 
 	// Shard, when set, is put in every key as the hash tag {Shard}, so all
@@ -92,6 +97,11 @@ var (
 
 	// ErrInvalidShard means Config.Shard holds '{', '}' or ':'.
 	ErrInvalidShard = errors.New("redis: shard must not contain '{', '}' or ':'")
+
+	// ErrInvalidPrefix means a ':'-separated part of Config.Prefix after
+	// the first is "m", "e" or "c" or starts with '{', so the store's keys
+	// could be those of a store with a shorter prefix (see Config.Prefix).
+	ErrInvalidPrefix = errors.New(`redis: a part of the prefix after a ':' must not be "m", "e" or "c" or start with '{'`)
 
 	// ErrInvalidMinIdle means Config.MinIdle is negative.
 	ErrInvalidMinIdle = errors.New("redis: min idle must not be negative")
@@ -179,8 +189,9 @@ func (c Config) withConn(other Config) Config {
 	return c
 }
 
-// Validate returns ErrInvalidDB, ErrInvalidShard, ErrInvalidMinIdle,
-// ErrInvalidAddr, ErrInvalidTimeout, ErrInvalidPoolSize or
+// Validate returns ErrInvalidDB, ErrInvalidShard, ErrInvalidPrefix,
+// ErrInvalidMinIdle, ErrInvalidAddr (ErrInvalidDB for a URL's negative
+// database), ErrInvalidTimeout, ErrInvalidPoolSize or
 // ErrInvalidClientName, checked in that order, or nil.
 func (c Config) Validate() error {
 	switch {
@@ -188,11 +199,15 @@ func (c Config) Validate() error {
 		return ErrInvalidDB
 	case strings.ContainsAny(c.Shard, "{}:"):
 		return ErrInvalidShard
+	case !validPrefix(c.Prefix):
+		return ErrInvalidPrefix
 	case c.MinIdle < 0:
 		return ErrInvalidMinIdle
 	}
-	if _, err := c.resolve(); err != nil {
+	if r, err := c.resolve(); err != nil {
 		return err
+	} else if r.DB < 0 {
+		return ErrInvalidDB
 	}
 	switch {
 	case c.DialTimeout < 0, c.ReadTimeout < 0, c.WriteTimeout < 0:
@@ -252,6 +267,18 @@ func (c Config) fromURL() (Config, error) {
 	return c, nil
 }
 
+// validPrefix reports whether no ':'-separated part of prefix after the
+// first is one a shorter prefix's keys go on with (see Config.Prefix).
+func validPrefix(prefix string) bool {
+	for _, part := range strings.Split(prefix, ":")[1:] {
+		switch {
+		case part == "m", part == "e", part == "c", strings.HasPrefix(part, "{"):
+			return false
+		}
+	}
+	return true
+}
+
 func checkHostPort(a string) error {
 	_, port, err := net.SplitHostPort(a)
 	switch {
@@ -261,6 +288,9 @@ func checkHostPort(a string) error {
 		return fmt.Errorf("%w: %q: %v", ErrInvalidAddr, a, err)
 	case port == "":
 		return fmt.Errorf("%w: %q: a port is required", ErrInvalidAddr, a)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%w: %q: the port must be a number from 1 to 65535", ErrInvalidAddr, a)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -84,8 +85,13 @@ func (p *Persistence) ListAggregatesAfter(
 		return p.pageAggs(ctx, "", from, limit, nil)
 	}
 	eid, under := codec.EncodeID(prefix), codec.EncodePrefix(prefix)
-	if from >= under {
+	switch {
+	case strings.HasPrefix(from, under):
 		return p.pageAggs(ctx, under, from[len(under):], limit, nil)
+	case from > under:
+		// The cursor is an ID elsewhere (a cursor of another listing),
+		// after every ID under prefix.
+		return []timebox.AggregateID{}, nil
 	}
 	var self []string
 	if from < eid {

@@ -60,6 +60,10 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Shard: "a{b"}, ErrInvalidShard},
 		{Config{Shard: "a}b"}, ErrInvalidShard},
 		{Config{Shard: "a:b"}, ErrInvalidShard},
+		{Config{Prefix: "app:m:x"}, ErrInvalidPrefix},
+		{Config{Prefix: "app:e"}, ErrInvalidPrefix},
+		{Config{Prefix: "app::c:"}, ErrInvalidPrefix},
+		{Config{Prefix: "app:{s}"}, ErrInvalidPrefix},
 		{Config{MinIdle: -1}, ErrInvalidMinIdle},
 		{Config{Addr: "127.0.0.1:6379,"}, ErrInvalidAddr},
 		{Config{Addr: "127.0.0.1"}, ErrInvalidAddr},
@@ -69,6 +73,12 @@ func TestConfigValidate(t *testing.T) {
 		{Config{Addr: "redis://127.0.0.1:6379?dial_timeout=1s"}, ErrInvalidAddr},
 		{Config{Addr: "redis://127.0.0.1:6379/x"}, ErrInvalidAddr},
 		{Config{Addr: "redis://a:1,redis://b:2"}, ErrInvalidAddr},
+		{Config{Addr: "redis://127.0.0.1:6379/-1"}, ErrInvalidDB},
+		{Config{Addr: "127.0.0.1:abc"}, ErrInvalidAddr},
+		{Config{Addr: "127.0.0.1:99999"}, ErrInvalidAddr},
+		{Config{Addr: "127.0.0.1:-1"}, ErrInvalidAddr},
+		{Config{Addr: "127.0.0.1:0"}, ErrInvalidAddr},
+		{Config{Addr: "redis://127.0.0.1:99999"}, ErrInvalidAddr},
 		{Config{DialTimeout: -1}, ErrInvalidTimeout},
 		{Config{ReadTimeout: -1}, ErrInvalidTimeout},
 		{Config{WriteTimeout: -1}, ErrInvalidTimeout},
@@ -80,6 +90,10 @@ func TestConfigValidate(t *testing.T) {
 		p, err := NewPersistence(tc.cfg)
 		require.ErrorIs(t, err, tc.err)
 		require.Nil(t, p)
+	}
+	// Prefixes that reach no other store's keys are valid.
+	for _, prefix := range []string{"app", "app:timebox", "a:b:c2", "app:", "a{b}", "app:me"} {
+		require.NoError(t, DefaultConfig().With(Config{Prefix: prefix}).Validate(), prefix)
 	}
 }
 

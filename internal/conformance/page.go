@@ -21,6 +21,7 @@ var pageCases = []testCase{
 	{"StableUnderConcurrentAppends", testPageConcurrent},
 	{"EmptyAndLimits", testPageEmpty},
 	{"BadCursor", testPageBadCursor},
+	{"CursorOfAnotherPrefix", testPageForeignCursor},
 }
 
 // pageIDs are IDs whose key order differs from Compare order, with odd
@@ -162,6 +163,42 @@ func testPageList(t *testing.T, s Suite) {
 		requireSameIDs(t, inKeyOrder(withPrefix(all, aid("order"))),
 			listPages(t, st, aid("order"), limit))
 		requireSameIDs(t, inKeyOrder(all), listPages(t, st, nil, limit))
+	}
+}
+
+// testPageForeignCursor pages the aggregates under a prefix from a cursor
+// that names an ID of another listing (a cursor is valid for any query of
+// its kind): before, among and after the prefix's IDs. A page holds the
+// IDs under the prefix that sort after the cursor's, and no other.
+func testPageForeignCursor(t *testing.T, s Suite) {
+	st := s.store(t)
+	ctx := context.Background()
+	// The last ID sorts after every prefix's IDs: its page has a Next.
+	ids := append(slices.Clone(pageIDs), aid("zz"))
+	for _, id := range ids {
+		seed(t, st, id, items("a", 1)...)
+	}
+	var after timebox.Cursor
+	for range len(ids) - 1 {
+		page, err := st.ListAggregatesPage(ctx, nil, after, 1)
+		require.NoError(t, err)
+		require.Len(t, page.IDs, 1)
+		require.NotEmpty(t, page.Next)
+		cur := page.IDs[0]
+		for _, prefix := range []timebox.AggregateID{
+			aid("order"), aid("orde"), aid("order", "2"), aid("other"), aid("\xff"),
+		} {
+			want := []timebox.AggregateID{}
+			for _, id := range inKeyOrder(withPrefix(ids, prefix)) {
+				if id.CompareKey(cur) > 0 {
+					want = append(want, id)
+				}
+			}
+			got, err := st.ListAggregatesPage(ctx, prefix, page.Next, math.MaxInt)
+			require.NoError(t, err)
+			requireSameIDs(t, want, got.IDs)
+		}
+		after = page.Next
 	}
 }
 
