@@ -23,6 +23,11 @@ var (
 	// errNotLeader marks failures where nothing was done because the node
 	// asked was not the leader; they are retried against the new one.
 	errNotLeader = errors.New("raft: not the leader")
+
+	// ErrWriteTooLarge means an append or snapshot encodes to a command of
+	// 256 MiB or more, the most one log entry (and a write forwarded from
+	// a follower) may hold. Nothing was sent.
+	ErrWriteTooLarge = errors.New("raft: write too large for one log entry (256 MiB)")
 )
 
 // Append commits req through the leader and returns once this node has
@@ -30,6 +35,8 @@ var (
 // checked inside the state machine. An empty batch adds no log entry: it
 // is checked against this node's state once that has caught up with the
 // leader's log as of the call. Errors: *timebox.VersionConflictError,
+// timebox.ErrInvalidAggregateID or ErrIndexTooLong (an encoded ID, status
+// or label too long for a key of the state file), ErrWriteTooLarge,
 // timebox.ErrUnknownOutcome (leadership lost mid-commit, the leader
 // unreachable after the write was sent, or this node's state file failing
 // while the write waited to be applied, with ErrDiskFailure too),
@@ -42,6 +49,9 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 	if len(req.Events) == 0 {
 		return p.checkHead(ctx, req)
 	}
+	if err := checkKeys(codec.EncodeID(req.ID), req.Index); err != nil {
+		return err
+	}
 	return p.propose(ctx, encodeAppend(req), req.ID)
 }
 
@@ -50,6 +60,9 @@ func (p *Persistence) Append(ctx context.Context, req timebox.AppendRequest) err
 // state machine did not store returns timebox.ErrSnapshotSkipped.
 func (p *Persistence) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
 	if err := p.checkOpen(); err != nil {
+		return err
+	}
+	if err := checkKeys(codec.EncodeID(req.ID), timebox.IndexChange{}); err != nil {
 		return err
 	}
 	return p.propose(ctx, encodeSnapshot(req), req.ID)
@@ -104,6 +117,9 @@ func (p *Persistence) propose(ctx context.Context, cmd []byte, id timebox.Aggreg
 func (p *Persistence) proposeResult(
 	ctx context.Context, cmd []byte, id timebox.AggregateID,
 ) (any, error) {
+	if len(cmd) >= maxFrame {
+		return nil, fmt.Errorf("%w: %d bytes encoded", ErrWriteTooLarge, len(cmd))
+	}
 	var res any
 	err := p.retry(ctx, func() error {
 		if err := p.Err(); err != nil {

@@ -37,9 +37,10 @@ func (p *Persistence) Archive(ctx context.Context, id timebox.AggregateID) error
 // record. Delivery is at least once. It returns handler's error, ctx's
 // error while waiting, timebox.ErrClosed when the node closes,
 // timebox.ErrArchiveHandlerMissing for a nil handler, an error wrapping
-// timebox.ErrArchiveRecordMalformed for a record that does not decode (its
-// lease is released), or Append's errors for the lease and the
-// acknowledgement (which is sent even when ctx has ended meanwhile).
+// timebox.ErrArchiveRecordMalformed for a record that does not decode (it
+// is acknowledged, so no consumer gets it again, and logged at ERROR), or
+// Append's errors for the lease and the acknowledgement (which is sent
+// even when ctx has ended meanwhile).
 func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.ArchiveHandler) error {
 	if err := p.checkOpen(); err != nil {
 		return err
@@ -57,7 +58,14 @@ func (p *Persistence) ConsumeArchive(ctx context.Context, handler timebox.Archiv
 	}
 	rec, err := decodeArchiveRecord(seq, raw)
 	if err != nil {
-		p.release(ctx, seq, token)
+		// A record that does not decode now never will: acknowledge it,
+		// so it blocks no record behind it, and log it.
+		p.log.Error("raft: malformed archive record acknowledged; it is not delivered again",
+			"record", seq, "bytes", len(raw), "error", err)
+		if aerr := p.propose(context.WithoutCancel(ctx), encodeAck(seq), nil); aerr != nil {
+			p.release(ctx, seq, token)
+			return errors.Join(err, aerr)
+		}
 		return err
 	}
 	ok := false

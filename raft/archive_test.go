@@ -132,3 +132,47 @@ func TestArchiveAcrossNodes(t *testing.T) {
 	c.synced(victim)
 	require.Zero(t, archivedCount(t, c.nodes[victim]))
 }
+
+// TestMalformedArchiveRecordIsDropped: a record that does not decode (here
+// its state file entry cut short) fails one ConsumeArchive with
+// ErrArchiveRecordMalformed and is out of the way: the next call gets the
+// record behind it, and no call gets the malformed one again.
+func TestMalformedArchiveRecordIsDropped(t *testing.T) {
+	p := newSingle(t, Config{})
+	s := newStore(t, p, timebox.Config{})
+	bad, good := timebox.NewAggregateID("bad"), timebox.NewAggregateID("good")
+	for _, id := range []timebox.AggregateID{bad, good} {
+		require.NoError(t, s.AppendEvents(id, 0, items("a", 1)))
+		require.NoError(t, s.Archive(id))
+	}
+	require.NoError(t, p.fsm.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketArchive)
+		k, v := b.Cursor().First()
+		require.NotNil(t, k)
+		return b.Put(k, append([]byte(nil), v[:len(v)-1]...))
+	}))
+
+	consume := func() (*timebox.ArchiveRecord, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		var got *timebox.ArchiveRecord
+		err := s.ConsumeArchive(ctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+			got = r
+			return nil
+		})
+		return got, err
+	}
+	_, err := consume()
+	require.ErrorIs(t, err, timebox.ErrArchiveRecordMalformed)
+	rec, err := consume()
+	require.NoError(t, err)
+	require.True(t, good.Equal(rec.AggregateID), "got %v", rec.AggregateID)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = s.ConsumeArchive(ctx, func(context.Context, *timebox.ArchiveRecord) error {
+		t.Error("a record was delivered again")
+		return nil
+	})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}

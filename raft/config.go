@@ -62,7 +62,8 @@ type (
 		DataDir string
 
 		// LogTailSize is how many of the most recent Raft log entries are
-		// kept in memory in front of the log store.
+		// kept in memory in front of the log store, from MinLogTailSize to
+		// MaxLogTailSize (its slots are allocated up front).
 		LogTailSize int
 
 		// Servers is the initial voter set. It bootstraps the cluster
@@ -142,6 +143,8 @@ const (
 
 	// MinLogTailSize is the smallest LogTailSize accepted.
 	MinLogTailSize = 64
+	// MaxLogTailSize is the largest LogTailSize accepted.
+	MaxLogTailSize = 1 << 22
 
 	// DefaultArchiveLease is the default ArchiveLease.
 	DefaultArchiveLease = 30 * time.Second
@@ -157,6 +160,7 @@ var (
 	ErrBootstrapMissingLocalServer = errors.New("raft: servers must include the local ID")
 	ErrInvalidServer               = errors.New("raft: every server needs an ID and a host:port address")
 	ErrLogTailSizeTooSmall         = errors.New("raft: log tail size is too small")
+	ErrLogTailSizeTooLarge         = errors.New("raft: log tail size is too large")
 	ErrInvalidArchiveLease         = errors.New("raft: archive lease must not be negative")
 	ErrInvalidMaxForwardConns      = errors.New("raft: max forward conns must not be negative")
 	ErrTLSCertificateRequired      = errors.New("raft: TLS needs a certificate for both sides")
@@ -214,7 +218,8 @@ func (c Config) With(other Config) Config {
 
 // Validate returns, checked in this order, ErrLocalIDRequired,
 // ErrAddressRequired, ErrInvalidAddress, ErrDataDirRequired,
-// ErrLogTailSizeTooSmall (below MinLogTailSize),
+// ErrLogTailSizeTooSmall (below MinLogTailSize), ErrLogTailSizeTooLarge
+// (above MaxLogTailSize),
 // ErrInvalidMaxForwardConns (negative), ErrInvalidArchiveLease
 // (negative), ErrTLSCertificateRequired, ErrTLSRootCAsRequired or
 // ErrTLSInsecure (see Config.TLS), ErrInvalidServer or
@@ -231,6 +236,8 @@ func (c Config) Validate() error {
 		return ErrDataDirRequired
 	case c.LogTailSize < MinLogTailSize:
 		return ErrLogTailSizeTooSmall
+	case c.LogTailSize > MaxLogTailSize:
+		return ErrLogTailSizeTooLarge
 	case c.MaxForwardConns < 0:
 		return ErrInvalidMaxForwardConns
 	case c.ArchiveLease < 0:

@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -46,6 +47,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no port", func(c *Config) { c.Address = "localhost:" }, ErrInvalidAddress},
 		{"no dir", func(c *Config) { c.DataDir = "" }, ErrDataDirRequired},
 		{"tiny tail", func(c *Config) { c.LogTailSize = 1 }, ErrLogTailSizeTooSmall},
+		{"huge tail", func(c *Config) { c.LogTailSize = math.MaxInt }, ErrLogTailSizeTooLarge},
+		{"tail past max", func(c *Config) { c.LogTailSize = MaxLogTailSize + 1 }, ErrLogTailSizeTooLarge},
 		{"negative lease", func(c *Config) { c.ArchiveLease = -time.Second }, ErrInvalidArchiveLease},
 		{"bad server", func(c *Config) {
 			c.Servers = []Server{{ID: "a", Address: "nope"}}

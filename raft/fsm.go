@@ -327,6 +327,9 @@ func applyAppend(
 	if len(c.events) == 0 {
 		return nil, nil, nil
 	}
+	if err := checkKeys(c.key, c.index); err != nil {
+		return err, nil, nil
+	}
 	b := tx.Bucket(bucketEvents)
 	for i, ev := range c.events {
 		if err := b.Put(eventKey(c.key, c.expected+int64(i)), ev); err != nil {
@@ -406,6 +409,9 @@ func applySnapshot(tx *bbolt.Tx, c *snapshotCmd) (any, error) {
 	}
 	if rec.hasSnap && c.sequence < rec.snapSeq {
 		return nil, nil
+	}
+	if err := checkKeys(c.key, timebox.IndexChange{}); err != nil {
+		return err, nil
 	}
 	if err := tx.Bucket(bucketSnaps).Put([]byte(c.key), c.data); err != nil {
 		return nil, err

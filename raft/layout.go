@@ -3,6 +3,7 @@ package raft
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -207,4 +208,33 @@ func setLabel(tx *bbolt.Tx, key, label, value string) error {
 		return err
 	}
 	return by.Put(append(codec.AppendString(codec.AppendString(nil, label), value), key...), []byte{})
+}
+
+// ErrIndexTooLong means an append's status, or a label with its value,
+// would make a state file key longer than bolt allows (bbolt.MaxKeySize,
+// 32 KiB, with the aggregate's encoded ID). Nothing was written.
+var ErrIndexTooLong = errors.New("raft: status or label too long for a state file key")
+
+// checkKeys returns an error when writing key's events, or the index
+// change ix, would need a bolt key longer than bbolt.MaxKeySize: bolt
+// would refuse it while applying the entry, on every node. Append and
+// SaveSnapshot check before proposing, and the state machine again before
+// writing (rejecting the command, the same on every node), so no such
+// entry can stop the log being applied.
+func checkKeys(key string, ix timebox.IndexChange) error {
+	if n := len(eventKey(key, 0)); n > bbolt.MaxKeySize {
+		return fmt.Errorf("%w: encoded ID of %d bytes; the raft backend takes at most %d",
+			timebox.ErrInvalidAggregateID, len(key), bbolt.MaxKeySize-(n-len(key)))
+	}
+	if ix.Status != nil && len(statusTimeKey(*ix.Status, ix.StatusTime, key)) > bbolt.MaxKeySize {
+		return fmt.Errorf("%w: status of %d bytes", ErrIndexTooLong, len(*ix.Status))
+	}
+	for label, value := range ix.Labels {
+		by := len(codec.AppendString(codec.AppendString(nil, label), value)) + len(key)
+		if by > bbolt.MaxKeySize || len(labelKey(key, label)) > bbolt.MaxKeySize {
+			return fmt.Errorf("%w: label of %d bytes with a value of %d",
+				ErrIndexTooLong, len(label), len(value))
+		}
+	}
+	return nil
 }
