@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/kode4food/timebox"
 	"github.com/kode4food/timebox/internal/closer"
@@ -158,11 +159,13 @@ func (p *Persistence) checkOpen() error {
 }
 
 // writeFailed classifies a failed write: a server error means it was
-// rolled back, and an error pgx marks safe to retry means it was never
-// sent; anything else leaves the outcome unknown.
+// rolled back, and an error pgx marks safe to retry, or a pool closed (by
+// the caller who passed it in), means it was never sent; anything else
+// leaves the outcome unknown.
 func (p *Persistence) writeFailed(ctx context.Context, op string, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || p.closed.Load() {
+	if errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || p.closed.Load() ||
+		errors.Is(err, puddle.ErrClosedPool) { // a pool the caller closed: not sent
 		return p.fail(ctx, op, err)
 	}
 	return fmt.Errorf("postgres: %s: %w: %w", op, timebox.ErrUnknownOutcome, err)

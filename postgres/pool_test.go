@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,6 +63,42 @@ func TestExistingPool(t *testing.T) {
 	_, err = st.GetEvents(id, 0)
 	require.ErrorIs(t, err, timebox.ErrClosed)
 	require.NoError(t, pool.Ping(context.Background()), "Close closed the caller's pool")
+}
+
+// When the caller closes the pool it passed in, every call fails at once
+// with the pool's error: not ErrUnknownOutcome (nothing was sent) and not
+// ErrUnavailable, so Consume returns rather than retrying until its ctx
+// ends.
+func TestCallerClosedPool(t *testing.T) {
+	cfg := testConfig(t)
+	pool, err := pgxpool.New(context.Background(), cfg.URL)
+	require.NoError(t, err)
+	p, err := postgres.NewPersistence(postgres.Config{Pool: pool, Prefix: cfg.Prefix})
+	require.NoError(t, err)
+	st, err := p.NewStore(timebox.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	id := timebox.NewAggregateID("pooled")
+	require.NoError(t, st.AppendEvents(id, 0, []*timebox.Event{{Type: "t", Data: []byte(`{}`)}}))
+	pool.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, err := range map[string]error{
+		"append": st.AppendEventsContext(ctx, id, 1, []*timebox.Event{
+			{Type: "t", Data: []byte(`{}`)},
+		}),
+		"archive": st.ArchiveContext(ctx, id),
+		"reset":   st.ResetConsumer(ctx, "c", timebox.Position{}),
+		"consume": st.Consume(ctx, "c", func(context.Context, *timebox.Event) error {
+			return nil
+		}),
+	} {
+		require.ErrorContains(t, err, "closed pool", name)
+		require.NotErrorIs(t, err, timebox.ErrUnknownOutcome, name)
+		require.NotErrorIs(t, err, timebox.ErrUnavailable, name)
+		require.NotErrorIs(t, err, context.DeadlineExceeded, name)
+	}
 }
 
 // The Persistence logs through Config.Logger: migrating a fresh schema
