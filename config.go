@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -161,11 +162,11 @@ func (c Config) logger() *slog.Logger {
 }
 
 // Validate returns ErrInvalidSnapshotRatio, ErrInvalidMaxRetries,
-// ErrInvalidCacheSize or ErrInvalidSnapshotMinEvents, checked in that
-// order, or nil.
+// ErrInvalidCacheSize, ErrInvalidSnapshotMinEvents or
+// ErrInvalidCommandWindow, checked in that order, or nil.
 func (c Config) Validate() error {
 	switch {
-	case c.SnapshotRatio < 0:
+	case c.SnapshotRatio < 0, math.IsNaN(c.SnapshotRatio):
 		return ErrInvalidSnapshotRatio
 	case c.MaxRetries <= 0:
 		return ErrInvalidMaxRetries
@@ -173,6 +174,8 @@ func (c Config) Validate() error {
 		return ErrInvalidCacheSize
 	case c.SnapshotMinEvents < 0:
 		return ErrInvalidSnapshotMinEvents
+	case c.CommandWindow < 0:
+		return ErrInvalidCommandWindow
 	}
 	return nil
 }

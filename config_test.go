@@ -1,6 +1,7 @@
 package timebox_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,7 +43,9 @@ func TestConfigValidateOrder(t *testing.T) {
 		{timebox.Config{SnapshotRatio: -1, MaxRetries: -1, CacheSize: -1}, timebox.ErrInvalidSnapshotRatio},
 		{timebox.Config{SnapshotRatio: 1, MaxRetries: 0, CacheSize: -1}, timebox.ErrInvalidMaxRetries},
 		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 0, SnapshotMinEvents: -1}, timebox.ErrInvalidCacheSize},
-		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 1, SnapshotMinEvents: -1}, timebox.ErrInvalidSnapshotMinEvents},
+		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 1, SnapshotMinEvents: -1, CommandWindow: -1}, timebox.ErrInvalidSnapshotMinEvents},
+		{timebox.Config{SnapshotRatio: math.NaN(), MaxRetries: 1, CacheSize: 1}, timebox.ErrInvalidSnapshotRatio},
+		{timebox.Config{SnapshotRatio: 1, MaxRetries: 1, CacheSize: 1, CommandWindow: -1}, timebox.ErrInvalidCommandWindow},
 	} {
 		assert.ErrorIs(t, tc.cfg.Validate(), tc.want)
 	}

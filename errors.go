@@ -84,8 +84,9 @@ var (
 	// ErrBackendRequired is returned by NewStore for a nil Backend.
 	ErrBackendRequired = errors.New("backend is required")
 
-	// ErrInvalidSnapshotRatio means Config.SnapshotRatio is negative.
-	ErrInvalidSnapshotRatio = errors.New("snapshot ratio must not be negative")
+	// ErrInvalidSnapshotRatio means Config.SnapshotRatio is negative or
+	// NaN (math.Inf(1) is valid: only the first snapshot).
+	ErrInvalidSnapshotRatio = errors.New("snapshot ratio must be a number, not negative")
 
 	// ErrInvalidMaxRetries means Config.MaxRetries is zero or negative.
 	ErrInvalidMaxRetries = errors.New("max retries must be positive")
@@ -96,6 +97,9 @@ var (
 	// ErrInvalidSnapshotMinEvents means Config.SnapshotMinEvents is
 	// negative.
 	ErrInvalidSnapshotMinEvents = errors.New("snapshot min events must not be negative")
+
+	// ErrInvalidCommandWindow means Config.CommandWindow is negative.
+	ErrInvalidCommandWindow = errors.New("command window must not be negative")
 
 	// ErrSnapshotSkipped is returned, possibly wrapped, by a backend's
 	// SaveSnapshot with SnapshotRequest.IfHead when it wrote nothing

@@ -149,8 +149,8 @@ func WithOwner(owner string) FeedOption {
 // positions never skips one. The feed keeps every event appended: TrimEvents
 // and Archive do not remove events from it.
 //
-// Errors: ErrInvalidLimit, ErrClosed, ErrFeedNotSupported, or the
-// backend's error.
+// Errors: ErrInvalidLimit, ErrClosed, ErrFeedNotSupported, ctx's error
+// (a ctx already done reads nothing), or the backend's error.
 func (s *Store) ReadAll(
 	ctx context.Context, after Position, limit int,
 ) ([]*Event, error) {
@@ -163,6 +163,9 @@ func (s *Store) ReadAll(
 	f, ok := s.backend.(Feeder)
 	if !ok {
 		return nil, ErrFeedNotSupported
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	var evs []*Event
 	err := s.retry(ctx, false, func() (err error) {

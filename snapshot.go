@@ -71,12 +71,16 @@ func (s *Store) PutSnapshot(id AggregateID, value any, sequence int64) error {
 // replaces it. A snapshot beyond the head moves the head there, so the
 // aggregate continues from it. With Config.TrimEvents, events below
 // sequence leave live storage. It fails for a value that cannot be
-// marshalled, a negative sequence, an invalid ID or a closed store.
+// marshalled, a negative sequence, an invalid ID, a closed store or a ctx
+// already done (nothing stored).
 func (s *Store) PutSnapshotContext(
 	ctx context.Context, id AggregateID, value any, sequence int64,
 ) error {
 	if err := s.check(id); err != nil {
 		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
 	}
 	_, err := s.putSnapshotObserved(ctx, id, value, sequence, false)
 	return err

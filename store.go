@@ -366,7 +366,8 @@ func (s *Store) Archive(id AggregateID) error {
 // ArchiveContext moves id's snapshot and events into the backend's archive
 // as one ArchiveRecord and removes its live records, status and labels,
 // atomically. Archiving an unknown aggregate does nothing. It returns
-// ErrArchivingDisabled when the backend cannot archive.
+// ErrArchivingDisabled when the backend cannot archive, and ctx's error,
+// archiving nothing, when ctx is already done.
 func (s *Store) ArchiveContext(ctx context.Context, id AggregateID) error {
 	if err := s.check(id); err != nil {
 		return err
@@ -374,6 +375,9 @@ func (s *Store) ArchiveContext(ctx context.Context, id AggregateID) error {
 	a, ok := s.backend.(Archiver)
 	if !ok {
 		return ErrArchivingDisabled
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	return a.Archive(ctx, id)
 }

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -25,6 +26,7 @@ var badInputCases = []testCase{
 	{"HugePayload", testBadHugePayload},
 	{"HugeBatch", testBadHugeBatch},
 	{"HugeSequences", testBadHugeSequences},
+	{"DoneContext", testBadDoneContext},
 }
 
 // badIDs are aggregate IDs every call must reject.
@@ -386,4 +388,38 @@ func requireHugeHead(t *testing.T, st *timebox.Store, id timebox.AggregateID, se
 	requireStored(t, id, seq, items("a", 1), got)
 	vc = conflict(t, st.AppendEvents(id, seq, items("b", 1)))
 	require.Equal(t, seq+1, vc.ActualSequence)
+}
+
+// testBadDoneContext calls the Store with a ctx already cancelled: each
+// call returns context.Canceled and nothing is written or read.
+func testBadDoneContext(t *testing.T, s Suite) {
+	st := s.store(t)
+	id := aid("order", "1")
+	seed(t, st, id, items("a", 1)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for name, err := range map[string]error{
+		"append":   st.AppendEventsContext(ctx, id, 1, items("b", 1)),
+		"snapshot": st.PutSnapshotContext(ctx, id, snapState{Name: "s"}, 1),
+	} {
+		require.ErrorIs(t, err, context.Canceled, name)
+	}
+	if err := st.ArchiveContext(ctx, id); s.Archiving {
+		require.ErrorIs(t, err, context.Canceled)
+	} else {
+		require.ErrorIs(t, err, timebox.ErrArchivingDisabled)
+	}
+	_, err := st.GetEventsContext(ctx, id, 0)
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = st.GetSnapshotContext(ctx, id, &snapState{})
+	require.ErrorIs(t, err, context.Canceled)
+	if _, err = st.ReadAll(ctx, timebox.Position{}, 10); s.NoFeed {
+		require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
+	} else {
+		require.ErrorIs(t, err, context.Canceled)
+	}
+
+	requireStored(t, id, 0, items("a", 1), events(t, st, id))
+	_, res := getSnapshot(t, st, id, snapState{})
+	require.Zero(t, res.SnapshotSize)
 }
