@@ -208,3 +208,54 @@ func TestBackgroundSnapshotPanicIsLogged(t *testing.T) {
 	require.Contains(t, logs.String(), "state encoding bug")
 	require.Contains(t, logs.String(), "background snapshot failed")
 }
+
+// Panics on the paths that rebuild and store a snapshot in the caller's
+// goroutine come back as errors: SaveSnapshot returns a *PanicError (an
+// applier's keeps its class), and a cold load whose opportunistic
+// snapshot's MarshalJSON panics logs it and runs the command; a marshal
+// error there was already only logged.
+func TestSnapshotPanicsAreErrors(t *testing.T) {
+	var logs testlog.Buffer
+	store, err := timebox.NewStore(memory.NewPersistence(), timebox.Config{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	boom := false
+	apps := timebox.Appliers[panicky]{
+		"add": func(p panicky, _ *timebox.Event) panicky {
+			if boom {
+				panic("applier bug")
+			}
+			return panicky{p.N + 1}
+		},
+	}
+	newEx := func() *timebox.Executor[panicky] {
+		return timebox.NewExecutor(store, func() panicky { return panicky{} }, apps)
+	}
+	id := timebox.NewAggregateID("panicky", "2")
+	require.NoError(t, store.AppendEvents(id, 0, []*timebox.Event{
+		{Type: "add", Data: []byte(`1`)}, {Type: "add", Data: []byte(`1`)},
+	}))
+
+	boom = true
+	var pe *timebox.PanicError
+	err = newEx().SaveSnapshot(id)
+	require.ErrorAs(t, err, &pe)
+	require.ErrorIs(t, err, timebox.ErrApplierPanicked)
+	boom = false
+
+	panickyArmed.Store(true)
+	defer panickyArmed.Store(false)
+	err = newEx().SaveSnapshot(id)
+	require.ErrorAs(t, err, &pe)
+	require.Contains(t, logs.String(), "state encoding bug")
+
+	// A cold load finds two events and no snapshot: it wants one.
+	got, err := newEx().Exec(id, func(_ panicky, ag *timebox.Aggregator[panicky]) error {
+		return timebox.Raise(ag, "add", 1)
+	})
+	require.NoError(t, err)
+	require.Equal(t, 3, got.N)
+	require.Contains(t, logs.String(), "opportunistic snapshot failed")
+}

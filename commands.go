@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"unicode/utf8"
 )
 
 // CommandIDKey is the reserved metadata key under which every event a
@@ -57,6 +58,48 @@ func CommandIDFrom(ctx context.Context) string {
 // It is never changed in place: record returns a new one.
 type commandWindow []string
 
+// MarshalJSON writes each ID as a JSON string or, when it is not valid
+// UTF-8 (a JSON string would replace its bad bytes), as {"bytes":
+// base64}, so that it survives a snapshot exactly.
+func (w commandWindow) MarshalJSON() ([]byte, error) {
+	items := make([]any, len(w))
+	for i, id := range w {
+		if utf8.ValidString(id) {
+			items[i] = id
+		} else {
+			items[i] = rawCommandID{Bytes: []byte(id)}
+		}
+	}
+	return json.Marshal(items)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (w *commandWindow) UnmarshalJSON(b []byte) error {
+	var items []json.RawMessage
+	if err := json.Unmarshal(b, &items); err != nil {
+		return err
+	}
+	res := make(commandWindow, len(items))
+	for i, item := range items {
+		if len(item) > 0 && item[0] == '{' {
+			var raw rawCommandID
+			if err := json.Unmarshal(item, &raw); err != nil {
+				return err
+			}
+			res[i] = string(raw.Bytes)
+		} else if err := json.Unmarshal(item, &res[i]); err != nil {
+			return err
+		}
+	}
+	*w = res
+	return nil
+}
+
+// rawCommandID is a command ID that is not valid UTF-8, in a snapshot.
+type rawCommandID struct {
+	Bytes []byte `json:"bytes"`
+}
+
 func (w commandWindow) has(id string) bool {
 	return id != "" && slices.Contains(w, id)
 }
@@ -103,6 +146,12 @@ type snapshotEnvelope[T any] struct {
 	Commands commandWindow `json:"timebox.commands"`
 }
 
+// The keys of a snapshotEnvelope.
+const (
+	envelopeState    = "timebox.state"
+	envelopeCommands = "timebox.commands"
+)
+
 // snapshotValue returns what to store as p's snapshot.
 func snapshotValue[T any](p *projection[T]) any {
 	if len(p.cmds) == 0 {
@@ -118,15 +167,19 @@ type snapshotTarget[T any] struct {
 	cmds  commandWindow
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A snapshot is an envelope
+// only when it is an object of exactly the two keys an envelope has,
+// spelt exactly (encoding/json would match a struct's tags in any case,
+// and take a state that merely holds a "timebox.state" key for one).
 func (t *snapshotTarget[T]) UnmarshalJSON(b []byte) error {
-	var env struct {
-		State    json.RawMessage `json:"timebox.state"`
-		Commands commandWindow   `json:"timebox.commands"`
-	}
-	if json.Unmarshal(b, &env) == nil && len(env.State) > 0 {
-		t.cmds = env.Commands
-		return json.Unmarshal(env.State, t.value)
+	var env map[string]json.RawMessage
+	if json.Unmarshal(b, &env) == nil && len(env) == 2 {
+		state, ok1 := env[envelopeState]
+		cmds, ok2 := env[envelopeCommands]
+		if ok1 && ok2 && json.Unmarshal(cmds, &t.cmds) == nil {
+			return json.Unmarshal(state, t.value)
+		}
+		t.cmds = nil
 	}
 	return json.Unmarshal(b, t.value)
 }

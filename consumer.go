@@ -162,17 +162,41 @@ type partitionConsumer struct {
 	renewed     time.Time
 }
 
-// lostLease is what a partition consumer knew when it lost its lease.
+// lostLease is what a partition consumer knew when it lost its lease,
+// and the Store's resetCount of the consumer when it had claimed it.
 type lostLease struct {
 	committed, handled Position
 	unconfirmed        []Position
+	resets             uint64
 }
 
 // ours reports whether pos, the checkpoint found on claiming the
 // partition again, is one this consumer stored: its last confirmed one, or
-// one whose reply was lost.
-func (l *lostLease) ours(pos Position) bool {
-	return pos == l.committed || slices.Contains(l.unconfirmed, pos)
+// one whose reply was lost, and no reset or delete through this Store
+// came in between (which may have stored the very same position).
+func (l *lostLease) ours(pos Position, resets uint64) bool {
+	return resets == l.resets &&
+		(pos == l.committed || slices.Contains(l.unconfirmed, pos))
+}
+
+// countReset counts a reset or delete of consumer name through s; it is
+// counted before the backend call and again after it, so a claim made
+// while the call was in flight sees a different count afterwards too.
+func (s *Store) countReset(name string) {
+	s.consumingMu.Lock()
+	defer s.consumingMu.Unlock()
+	if s.resets == nil {
+		s.resets = map[string]uint64{}
+	}
+	s.resets[name]++
+}
+
+// resetCount returns how many times consumer name was reset or deleted
+// through s (see countReset).
+func (s *Store) resetCount(name string) uint64 {
+	s.consumingMu.Lock()
+	defer s.consumingMu.Unlock()
+	return s.resets[name]
 }
 
 // run claims the partition, waiting while another owner holds it, and
@@ -193,11 +217,11 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		claimed := time.Now()
+		claimed, resets := time.Now(), pc.s.resetCount(pc.l.Consumer)
 		pos, err := pc.c.ClaimPartition(ctx, pc.l)
 		if err == nil {
 			from := pos
-			if lost != nil && lost.ours(pos) {
+			if lost != nil && lost.ours(pos, resets) {
 				from = lost.handled
 			}
 			err = pc.consume(ctx, from, pos, claimed)
@@ -211,6 +235,7 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 			}
 			attempt, lost = -1, &lostLease{
 				committed: pc.committed, handled: pc.pos, unconfirmed: pc.unconfirmed,
+				resets: resets,
 			}
 			log.Info("timebox: consumer lost its lease",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition)
@@ -221,16 +246,16 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, ErrLeaseHeld):
-			if !sleep(ctx, pc.l.TTL/3) {
-				return ctx.Err()
+			if err := pc.s.sleep(ctx, pc.l.TTL/3); err != nil {
+				return err
 			}
 		case transient(err, true):
 			// A claim sent again by the same owner renews its own lease,
 			// so a lost reply is retried like a refused connection.
 			log.Warn("timebox: consumer claim failed, retrying",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition, "error", err)
-			if !sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)) {
-				return ctx.Err()
+			if err := pc.s.sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)); err != nil {
+				return err
 			}
 		default:
 			return err
@@ -333,8 +358,9 @@ func (pc *partitionConsumer) commit(ctx context.Context) error {
 		case since >= pc.l.TTL:
 			return fmt.Errorf("%w: not renewed for %v: %w", ErrLeaseLost, since, err)
 		}
-		if !sleep(ctx, min(backoff(attempt, 10*minBackoff, pc.l.TTL/10), pc.l.TTL-since)) {
-			return ctx.Err()
+		wait := min(backoff(attempt, 10*minBackoff, pc.l.TTL/10), pc.l.TTL-since)
+		if err := pc.s.sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }

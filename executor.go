@@ -2,6 +2,7 @@ package timebox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,11 @@ type (
 		apps      *appliers[T]
 		onSuccess []SuccessAction[T]
 		cache     *lru.Cache[string, *projection[T]]
+
+		// cacheMu orders what enters the cache: the states of commits
+		// (counted in commits) and states loaded from the store.
+		cacheMu sync.Mutex
+		commits uint64
 
 		snapMu sync.Mutex
 		snaps  *lru.Cache[string, *snapStat]
@@ -263,7 +269,7 @@ func (e *Executor[T]) get(
 	if !latest {
 		return p.value, nil
 	}
-	_, err = e.store.append(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
+	err = e.store.appendObserved(ctx, AppendRequest{ID: id, ExpectedSequence: p.next})
 	var vc *VersionConflictError
 	switch {
 	case err == nil:
@@ -292,21 +298,32 @@ func (e *Executor[T]) SaveSnapshot(id AggregateID) error {
 // It never moves a head.
 //
 // Errors: a state that cannot be marshalled, an event its Applier cannot
-// decode (ErrInvalidEvent), ErrInvalidAggregateID, ErrClosed, ctx's error
-// or the backend's error.
-func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) error {
+// decode (ErrInvalidEvent), a *PanicError (ErrConstructorPanicked,
+// ErrApplierPanicked, or the state's MarshalJSON), ErrInvalidAggregateID,
+// ErrClosed, ctx's error or the backend's error.
+func (e *Executor[T]) SaveSnapshotContext(ctx context.Context, id AggregateID) (err error) {
 	if e.store == nil {
 		return errNoStore
 	}
 	if err := e.store.check(id); err != nil {
 		return err
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = recovered(e.logger(), errPanicked, r, id)
+		}
+	}()
+	since := e.commitCount()
 	p, _, err := e.loadStored(ctx, id)
 	if err != nil {
 		return err
 	}
-	e.remember(id.key(), p)
-	_, err = e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
+	e.rememberLoaded(id.key(), p, since)
+	data, err := e.marshalSnapshot(id, p)
+	if err != nil {
+		return fmt.Errorf("encode snapshot of %s: %w", id, err)
+	}
+	_, err = e.store.putSnapshotObserved(ctx, id, json.RawMessage(data), p.next, true)
 	if errors.Is(err, ErrSnapshotSkipped) {
 		return nil
 	}
@@ -363,7 +380,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 			ID: id, ExpectedSequence: p.next, Events: evs,
 		})
 		if err == nil {
-			e.remember(key, end)
+			e.rememberCommit(key, end)
 			e.committed(key, id, evs, end)
 			return
 		}
@@ -481,6 +498,7 @@ func (e *Executor[T]) load(
 	if p, ok := e.cache.Get(key); ok {
 		return p, nil
 	}
+	since := e.commitCount()
 	p, res, err := e.loadStored(ctx, id)
 	if err != nil {
 		return nil, err
@@ -491,7 +509,11 @@ func (e *Executor[T]) load(
 		events:     len(res.AdditionalEvents),
 	}
 	if e.wantsSnapshot(res) {
-		n, err := e.store.putSnapshotObserved(ctx, id, snapshotValue(p), p.next, true)
+		data, err := e.marshalSnapshot(id, p) // a panic is logged there
+		n := 0
+		if err == nil {
+			n, err = e.store.putSnapshotObserved(ctx, id, json.RawMessage(data), p.next, true)
+		}
 		switch {
 		case err == nil:
 			stat = &snapStat{snapSize: n}
@@ -501,7 +523,7 @@ func (e *Executor[T]) load(
 		}
 	}
 	e.noteLoad(key, stat)
-	e.remember(key, p)
+	e.rememberLoaded(key, p, since)
 	return p, nil
 }
 
@@ -548,6 +570,41 @@ func (e *Executor[T]) outweighs(snapSize, eventsSize int) bool {
 
 // remember caches p unless the cache holds a later state of the aggregate.
 func (e *Executor[T]) remember(key string, p *projection[T]) {
+	e.cacheMu.Lock()
+	defer e.cacheMu.Unlock()
+	e.add(key, p)
+}
+
+// rememberCommit caches p, the state a commit of this Executor left.
+func (e *Executor[T]) rememberCommit(key string, p *projection[T]) {
+	e.cacheMu.Lock()
+	defer e.cacheMu.Unlock()
+	e.commits++
+	e.add(key, p)
+}
+
+// rememberLoaded caches p, loaded from the store by a load that began
+// when commitCount was since, unless this Executor committed since and
+// the cache holds no state of the aggregate to weigh p against: the
+// commit's state, later than p, may have been evicted meanwhile, and p
+// cached in its place would take a read back before it.
+func (e *Executor[T]) rememberLoaded(key string, p *projection[T], since uint64) {
+	e.cacheMu.Lock()
+	defer e.cacheMu.Unlock()
+	if e.commits != since && !e.cache.Contains(key) {
+		return
+	}
+	e.add(key, p)
+}
+
+func (e *Executor[T]) commitCount() uint64 {
+	e.cacheMu.Lock()
+	defer e.cacheMu.Unlock()
+	return e.commits
+}
+
+// add caches p unless the cache holds a later state. cacheMu is held.
+func (e *Executor[T]) add(key string, p *projection[T]) {
 	if old, ok := e.cache.Peek(key); ok && old.next > p.next {
 		return
 	}

@@ -283,3 +283,51 @@ func TestSequenceOverflow(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 6, acct.Balance)
 }
+
+// TestGetNeverOlderThanOwnExec: with a cache of one entry, cold loads of
+// an aggregate (Get, SaveSnapshot) race its commands while other Gets
+// evict it; a Get after an Exec returns must never see an older state.
+// A cold load that began before a commit once cached its older state
+// after the commit's had been evicted.
+func TestGetNeverOlderThanOwnExec(t *testing.T) {
+	for _, snapshots := range []bool{false, true} {
+		store, err := memory.NewPersistence().NewStore(timebox.Config{CacheSize: 1})
+		require.NoError(t, err)
+		ex := timebox.NewExecutor(store, func() Account { return Account{} }, accountAppliers)
+		a := timebox.NewAggregateID("account", "a")
+		others := []timebox.AggregateID{
+			timebox.NewAggregateID("account", "b"), timebox.NewAggregateID("account", "c"),
+		}
+		stop := make(chan struct{})
+		var bg sync.WaitGroup
+		for g := range 3 {
+			bg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					switch {
+					case g == 0:
+						_, _ = ex.Get(a)
+					case g == 1:
+						_, _ = ex.Get(others[i%2])
+					case snapshots:
+						_ = ex.SaveSnapshot(a)
+					}
+				}
+			})
+		}
+		for start := time.Now(); time.Since(start) < 2*time.Second; {
+			v, err := ex.Exec(a, deposit(1))
+			require.NoError(t, err)
+			got, err := ex.Get(a)
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, got.Balance, v.Balance, "snapshots %v", snapshots)
+		}
+		close(stop)
+		bg.Wait()
+		require.NoError(t, store.Close())
+	}
+}

@@ -258,8 +258,8 @@ func (s *Store) readFeed(
 		}
 		s.config.logger().Warn("timebox: feed read failed, retrying",
 			"after", pos.String(), "error", err)
-		if !sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)) {
-			return nil, ctx.Err()
+		if err := s.sleep(ctx, backoff(attempt, 10*minBackoff, time.Second)); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -315,7 +315,12 @@ func (s *Store) Consumers(ctx context.Context) ([]ConsumerInfo, error) {
 // ResetConsumer moves every partition of consumer name to pos (the zero
 // Position to handle everything again) and ends its leases: running
 // processes lose their partitions and resume from pos once they claim
-// them again, within about a lease.
+// them again, within about a lease. One limit across processes: a
+// running process of another Store whose last committed checkpoint is
+// pos itself, and which had handled events past it, cannot tell the reset
+// from a lease it lost on its own, and goes on after those events (a run
+// in this Store can, and starts again from pos). Reset to another
+// position, or stop the consumers first, to be sure.
 //
 // Errors: ErrInvalidConsumer, ErrConsumerNotFound, ErrClosed,
 // ErrFeedNotSupported, or the backend's error.
@@ -327,6 +332,8 @@ func (s *Store) ResetConsumer(ctx context.Context, name string, pos Position) er
 	if err != nil {
 		return err
 	}
+	s.countReset(name)
+	defer s.countReset(name)
 	return s.retry(ctx, false, func() error {
 		return c.ResetConsumer(ctx, name, pos)
 	})
@@ -346,6 +353,8 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	s.countReset(name)
+	defer s.countReset(name)
 	return s.retry(ctx, false, func() error {
 		return c.DeleteConsumer(ctx, name)
 	})

@@ -247,6 +247,32 @@ func TestHooksSeeSkippedSnapshot(t *testing.T) {
 	assert.EqualValues(t, 1, rec.snapshots[1].Sequence)
 }
 
+// GetLatest's check of the head is an append (of no events) the Store
+// sends: AppendStart and AppendEnd see it, as its conflict when another
+// writer moved the head.
+func TestHooksSeeGetLatest(t *testing.T) {
+	rec, store, ex := hookedAccounts(t, timebox.Config{})
+	id := timebox.NewAggregateID("account", "1")
+	_, err := ex.Exec(id, deposit(5))
+	require.NoError(t, err)
+	require.NoError(t, store.AppendEvents(id, 1, []*timebox.Event{
+		{Type: "deposited", Data: []byte(`2`)},
+	}))
+	rec.mu.Lock()
+	before := len(rec.appends)
+	rec.mu.Unlock()
+	acct, err := ex.GetLatest(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, 7, acct.Balance)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.appends, before+1)
+	got := rec.appends[before]
+	assert.Zero(t, got.Events)
+	assert.EqualValues(t, 1, got.ExpectedSequence)
+	assert.Equal(t, timebox.OutcomeConflict, got.Outcome)
+}
+
 func TestNoHooksCostNoAllocation(t *testing.T) {
 	store, err := memory.NewPersistence().NewStore(timebox.Config{})
 	require.NoError(t, err)

@@ -80,6 +80,21 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 
 // sleep waits for d, or until ctx is done, reporting whether it slept the
 // whole of d.
+// sleep (the Store's) waits d and returns nil, or returns ErrClosed as
+// soon as the Store closes, or ctx's error as soon as ctx ends.
+func (s *Store) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()

@@ -18,6 +18,7 @@ type Store struct {
 	backend Backend
 	config  Config
 	closed  atomic.Bool
+	done    chan struct{} // closed by Close: waits in the Store end
 
 	// Background work (Executors' snapshots after commits), which Close
 	// cancels and waits for; see Store.background.
@@ -27,9 +28,11 @@ type Store struct {
 	bgStop context.CancelFunc
 
 	// The durable consumers running in this Store, by name and owner
-	// (Consume refuses a second run of a pair).
+	// (Consume refuses a second run of a pair), and how many times each
+	// name was reset or deleted through it (see resetCount).
 	consumingMu sync.Mutex
 	consuming   map[[2]string]bool
+	resets      map[string]uint64
 }
 
 // NewStore returns a Store on b, with cfg laid over DefaultConfig. It
@@ -43,7 +46,7 @@ func NewStore(b Backend, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Store{backend: b, config: cfg}, nil
+	return &Store{backend: b, config: cfg, done: make(chan struct{})}, nil
 }
 
 // Config returns the configuration in use, defaults applied.
@@ -77,6 +80,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	close(s.done)
 	s.stopBackground()
 	return s.backend.Close()
 }

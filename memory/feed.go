@@ -92,6 +92,9 @@ func (p *Persistence) feedAfter(pos timebox.Position, limit int) []*timebox.Even
 		c, off = c+1, 0
 	}
 	res := []*timebox.Event{}
+	if c == 0 {
+		return res // after the largest Position there is
+	}
 	for ; c <= p.feed.len() && len(res) < limit; c, off = c+1, 0 {
 		block := p.feed.commit(c)
 		if off >= uint64(len(block)) {

@@ -4,15 +4,20 @@
 //	hooks, err := otel.New(otel.Config{})
 //	store, err := memory.NewPersistence().NewStore(timebox.Config{Hooks: hooks})
 //
-// Spans: "timebox.exec" for each Executor command, with a child
-// "timebox.append" for each append attempt (and for Store.AppendEvents),
-// and "timebox.load" / "timebox.snapshot" for state rebuilt from the store
-// and snapshots stored. Their attributes: timebox.backend,
-// timebox.aggregate.type, timebox.outcome, and where they apply
-// timebox.attempts, timebox.batch.size (commands committed together),
-// timebox.append.events, timebox.load.events and timebox.load.snapshot.
-// A conflict is an event on the current span. A span whose outcome is not
-// ok has status Error.
+// Spans: "timebox.exec" for each Executor command, and "timebox.append"
+// for each append attempt (and for Store.AppendEvents), and
+// "timebox.load" / "timebox.snapshot" for state rebuilt from the store and
+// snapshots stored. Commands queued on one aggregate are committed
+// together by the first of them: its exec span is the parent of the
+// batch's loads and appends, and the others' exec spans have none (their
+// timebox.attempts and timebox.batch.size say how they were committed).
+// Their attributes: timebox.backend, timebox.aggregate.type,
+// timebox.outcome, and where they apply timebox.attempts,
+// timebox.batch.size (commands committed together), timebox.append.events,
+// timebox.load.events and timebox.load.snapshot. A conflict is an event
+// on the current span. A span whose outcome is a failure has status Error;
+// "skipped" (a snapshot the backend did not store because the aggregate
+// had moved on) is not one.
 //
 // Metrics (attributes timebox.backend, timebox.aggregate.type and, on the
 // outcome-bearing ones, timebox.outcome):

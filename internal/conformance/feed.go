@@ -42,6 +42,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumePartitions", testConsumePartitions},
 		{"ConsumerAdmin", testConsumerAdmin},
 		{"ResetRunningConsumer", testResetRunningConsumer},
+		{"ResetDuringFirstBatch", testResetDuringFirstBatch},
 		{"ConsumeBadInput", testConsumeBadInput},
 		{"ConsumeOwnerOnce", testConsumeOwnerOnce},
 		{"CloseEndsFollowers", testCloseEndsFollowers},
@@ -152,9 +153,13 @@ func testReadAllOrder(t *testing.T, s Suite) {
 	}, 10)
 	require.NoError(t, err)
 	require.Equal(t, eventIDs(all[3:]), eventIDs(rest))
-	rest, err = st.ReadAll(ctx, timebox.Position{Commit: math.MaxUint64}, 10)
-	require.NoError(t, err)
-	require.Empty(t, rest)
+	for _, after := range []timebox.Position{
+		{Commit: math.MaxUint64}, {Commit: math.MaxUint64, Offset: math.MaxUint64},
+	} {
+		rest, err = st.ReadAll(ctx, after, 10)
+		require.NoError(t, err)
+		require.Empty(t, rest)
+	}
 
 	// The largest limit reads everything.
 	rest, err = st.ReadAll(ctx, timebox.Position{}, math.MaxInt)
@@ -839,8 +844,19 @@ func testCloseEndsFollowers(t *testing.T, s Suite) {
 	go func() { consDone <- st.Consume(ctx, "closing", cons.handle) }()
 	subs.waitFor(t, 2)
 	cons.waitFor(t, 2)
+	// Another owner waits for the lease the first holds (for an hour).
+	waitDone := make(chan error, 1)
+	go func() {
+		waitDone <- st.Consume(ctx, "closing", cons.handle,
+			timebox.WithOwner("second"), timebox.WithLeaseTTL(time.Hour))
+	}()
+	require.Eventually(t, func() bool {
+		list, err := st.Consumers(ctx)
+		return err == nil && len(list) == 1 && len(list[0].Partitions) == 1 &&
+			list[0].Partitions[0].Owner != ""
+	}, waitTimeout, 10*time.Millisecond)
 	require.NoError(t, st.Close())
-	for _, done := range []chan error{subDone, consDone} {
+	for _, done := range []chan error{subDone, consDone, waitDone} {
 		select {
 		case err := <-done:
 			require.ErrorIs(t, err, timebox.ErrClosed)
@@ -1000,4 +1016,42 @@ func testFeedNotSupported(t *testing.T, s Suite) {
 	require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
 	require.ErrorIs(t, st.ResetConsumer(ctx, "c", timebox.Position{}), timebox.ErrFeedNotSupported)
 	require.ErrorIs(t, st.DeleteConsumer(ctx, "c"), timebox.ErrFeedNotSupported)
+}
+
+// testResetDuringFirstBatch resets (or deletes) a consumer while its
+// handler holds the first event of its first batch: the reset position,
+// zero, is also the checkpoint the consumer had committed, and it once
+// took it for its own, went on after the batch and undid the reset. It
+// must handle every event again.
+func testResetDuringFirstBatch(t *testing.T, s Suite) {
+	for _, del := range []bool{false, true} {
+		st := s.store(t)
+		seed(t, st, aid("first", "1"), items("f", 3)...)
+		entered, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		c := newCollector()
+		h := func(ctx context.Context, ev *timebox.Event) error {
+			once.Do(func() { close(entered); <-release })
+			return c.handle(ctx, ev)
+		}
+		stop := run(func(ctx context.Context) error {
+			return st.Consume(ctx, "first", h, timebox.WithLeaseTTL(time.Minute))
+		})
+		select {
+		case <-entered:
+		case <-time.After(waitTimeout):
+			t.Fatal("handler not called")
+		}
+		ctx := context.Background()
+		if del {
+			require.NoError(t, st.DeleteConsumer(ctx, "first"))
+		} else {
+			require.NoError(t, st.ResetConsumer(ctx, "first", timebox.Position{}))
+		}
+		close(release)
+		got := c.waitFor(t, 6)
+		require.ErrorIs(t, stop(), context.Canceled)
+		ids := eventIDs(got)
+		require.Equal(t, ids[:3], ids[3:6], "delete %v: every event handled again", del)
+	}
 }
