@@ -80,9 +80,19 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 
 // sleep waits for d, or until ctx is done, reporting whether it slept the
 // whole of d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	return wait(ctx, nil, d) == nil
+}
+
 // sleep (the Store's) waits d and returns nil, or returns ErrClosed as
 // soon as the Store closes, or ctx's error as soon as ctx ends.
 func (s *Store) sleep(ctx context.Context, d time.Duration) error {
+	return wait(ctx, s.done, d)
+}
+
+// wait waits d and returns nil, or ErrClosed as soon as done is closed
+// (nil: never), or ctx's error as soon as ctx ends.
+func wait(ctx context.Context, done <-chan struct{}, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -90,18 +100,7 @@ func (s *Store) sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-s.done:
+	case <-done:
 		return ErrClosed
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
