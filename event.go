@@ -80,17 +80,15 @@ func (e *Event) validate() error {
 	return nil
 }
 
-// stamped returns the copy of e that is stored: at sequence seq of id, with
-// its time in UTC and without a monotonic reading, and md merged under its
-// own metadata. The Store gives it an ID if it has none.
-func (e *Event) stamped(id AggregateID, seq int64, md Metadata) *Event {
-	return &Event{
-		Timestamp:   e.Timestamp.Round(0).UTC(),
-		Sequence:    seq,
-		Type:        e.Type,
-		AggregateID: id,
-		Data:        e.Data,
-		ID:          e.ID,
-		Metadata:    mergeMetadata(e.Metadata, md),
-	}
+// stampInto sets *dst to the copy of e that is stored: at sequence seq of
+// id, with its time in UTC and without a monotonic reading, and md merged
+// under its own metadata. The Store gives it an ID if it has none.
+func (e *Event) stampInto(dst *Event, id AggregateID, seq int64, md Metadata) {
+	dst.Timestamp = e.Timestamp.Round(0).UTC()
+	dst.Sequence = seq
+	dst.Type = e.Type
+	dst.AggregateID = id
+	dst.Data = e.Data
+	dst.ID = e.ID
+	dst.Metadata = mergeMetadata(e.Metadata, md)
 }

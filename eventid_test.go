@@ -2,6 +2,7 @@ package timebox_test
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
+	"github.com/kode4food/timebox/memory"
 )
 
 var uuidV7 = regexp.MustCompile(
@@ -39,6 +41,75 @@ func TestNewEventIDIsIncreasingUUIDv7(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestBatchEventIDs: the IDs the Store gives a batch's events are new
+// UUIDv7s, later than any made before the append and earlier than any made
+// after it, increasing through the batch; an event's own ID is kept.
+func TestBatchEventIDs(t *testing.T) {
+	const workers, batches, size = 4, 50, 40
+	s, err := memory.NewPersistence().NewStore(timebox.Config{})
+	require.NoError(t, err)
+	defer func() { _ = s.Close() }()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			errs <- appendBatchesWithIDs(s, w, batches, size)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func appendBatchesWithIDs(s *timebox.Store, w, batches, size int) error {
+	id := timebox.NewAggregateID("ids", timebox.ID(fmt.Sprint(w)))
+	seen := map[string]bool{}
+	for b := range batches {
+		evs := make([]*timebox.Event, size)
+		own := map[int]string{}
+		for i := range evs {
+			evs[i] = &timebox.Event{Type: "t", Data: []byte("1")}
+			if i%7 == 3 {
+				own[i] = fmt.Sprintf("own-%d-%d-%d", w, b, i)
+				evs[i].ID = own[i]
+			}
+		}
+		before := timebox.NewEventID()
+		if err := s.AppendEvents(id, int64(b*size), evs); err != nil {
+			return err
+		}
+		after := timebox.NewEventID()
+		stored, err := s.GetEvents(id, int64(b*size))
+		if err != nil {
+			return err
+		}
+		last := before
+		for i, ev := range stored {
+			if evs[i].ID != own[i] {
+				return fmt.Errorf("caller's event %d changed: ID %q", i, evs[i].ID)
+			}
+			if seen[ev.ID] {
+				return fmt.Errorf("ID %s given twice", ev.ID)
+			}
+			seen[ev.ID] = true
+			if want, ok := own[i]; ok {
+				if ev.ID != want {
+					return fmt.Errorf("event %d: ID %q, want its own %q", i, ev.ID, want)
+				}
+				continue
+			}
+			if !uuidV7.MatchString(ev.ID) || ev.ID <= last || ev.ID >= after {
+				return fmt.Errorf("event %d: ID %s not a UUIDv7 between %s and %s",
+					i, ev.ID, last, after)
+			}
+			last = ev.ID
+		}
+	}
+	return nil
 }
 
 func TestWithMetadataMerges(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Store is an event store on a Backend. It validates every call, assigns
@@ -131,11 +130,13 @@ func (s *Store) AppendEventsContext(
 		Events:           make([]*Event, len(evs)),
 	}
 	md := MetadataFrom(ctx)
+	block := make([]Event, len(evs))
 	for i, ev := range evs {
 		if err := ev.validate(); err != nil {
 			return fmt.Errorf("event %d: %w", i, err)
 		}
-		req.Events[i] = ev.stamped(req.ID, atSeq+int64(i), md)
+		ev.stampInto(&block[i], req.ID, atSeq+int64(i), md)
+		req.Events[i] = &block[i]
 	}
 	return s.appendObserved(ctx, req)
 }
@@ -162,15 +163,7 @@ func (s *Store) append(ctx context.Context, req AppendRequest) (appendSent, erro
 		return sent, fmt.Errorf("%w: %d events at %d would pass the largest sequence",
 			ErrInvalidSequence, n, req.ExpectedSequence)
 	}
-	var now time.Time
-	for _, ev := range req.Events {
-		if ev.ID == "" {
-			if now.IsZero() {
-				now = time.Now()
-			}
-			ev.ID = newEventIDAt(now)
-		}
-	}
+	setEventIDs(req.Events)
 	if len(req.Events) > 0 && s.config.Indexer != nil {
 		ix, err := s.index(req)
 		if err != nil {
