@@ -101,7 +101,11 @@ func (p *Persistence) release(ctx context.Context, seq uint64, token string) {
 // lease waits until this node's state shows a record free now, asks the
 // leader to lease the first free record to token, and returns the record
 // token got once this node has applied the lease. It waits again when
-// another consumer was first.
+// another consumer was first. A lease whose outcome is unknown (a leader
+// lost) may still be applied: it waits for this node's state to show
+// it, and asks again after leaseRetry without a change, since the request
+// may as well be lost, and then nothing else need ever change the state.
+// A lease applied twice holds a second record until its lease runs out.
 func (p *Persistence) lease(ctx context.Context, token string) (uint64, []byte, error) {
 	unknown := false
 	for {
@@ -127,8 +131,6 @@ func (p *Persistence) lease(ctx context.Context, token string) (uint64, []byte, 
 			cmd := encodeLease(token, time.Now(), p.cfg.ArchiveLease)
 			err := p.propose(ctx, cmd, nil)
 			if errors.Is(err, timebox.ErrUnknownOutcome) && !errors.Is(err, timebox.ErrClosed) {
-				// The lease may still be applied: look for it as the
-				// state moves on, and ask again once it has.
 				unknown = true
 				continue
 			}
@@ -136,6 +138,8 @@ func (p *Persistence) lease(ctx context.Context, token string) (uint64, []byte, 
 				return 0, nil, err
 			}
 			continue
+		case free:
+			next = time.Now().Add(leaseRetry)
 		}
 		unknown = false
 		if err := p.waitArchive(ctx, changed, next); err != nil {
@@ -144,8 +148,13 @@ func (p *Persistence) lease(ctx context.Context, token string) (uint64, []byte, 
 	}
 }
 
-// waitArchive waits until the state changes, the lease ending at next (if
-// any) runs out, ctx ends or the node closes.
+// leaseRetry is how long lease waits for a lease of unknown outcome to
+// show in the state before it asks again.
+const leaseRetry = 500 * time.Millisecond
+
+// waitArchive waits until the state changes, next (if set: the lease
+// ending then runs out, or a lease request is due again) passes, ctx ends
+// or the node closes.
 func (p *Persistence) waitArchive(ctx context.Context, changed <-chan struct{}, next time.Time) error {
 	var expire <-chan time.Time
 	if !next.IsZero() {

@@ -176,3 +176,64 @@ func TestMalformedArchiveRecordIsDropped(t *testing.T) {
 	})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// TestArchiveConsumeAcrossLeaderLoss: ConsumeArchive asks for its lease
+// through a leader that is cut off right then, so the request's outcome
+// is unknown and it was never applied. Once a leader serves the cluster
+// again the record is free, and ConsumeArchive must hand it over without
+// another write to wake it: it once waited for the state to change,
+// which in a quiet cluster it never did. The consumer runs on the cut
+// leader itself, and on a follower whose request the leader had taken.
+func TestArchiveConsumeAcrossLeaderLoss(t *testing.T) {
+	for _, onLeader := range []bool{true, false} {
+		t.Run(fmt.Sprintf("on leader %v", onLeader), func(t *testing.T) {
+			c := newSplitCluster(t, *clusterTuning(), false)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*waitLong)
+			defer cancel()
+			leader, err := c.leaderOf(ctx, c.live())
+			require.NoError(t, err)
+			others := without(c.live(), leader)
+			at := leader
+			if !onLeader {
+				at = others[0]
+			}
+			st := c.store(at)
+			id := timebox.NewAggregateID("arch", "1")
+			require.NoError(t, st.AppendEvents(id, 0, items("a", 2)))
+			require.NoError(t, st.Archive(id))
+			for i := range c.nodes {
+				c.synced(i)
+				require.Equal(t, 1, archivedCount(t, c.nodes[i]))
+			}
+
+			c.splits[leader].Cut()
+			if onLeader {
+				c.splits[leader].Drop()
+			}
+			done := make(chan error, 1)
+			var handled []timebox.AggregateID
+			go func() {
+				done <- st.ConsumeArchive(ctx, func(_ context.Context, r *timebox.ArchiveRecord) error {
+					handled = append(handled, r.AggregateID)
+					return nil
+				})
+			}()
+			_, err = c.leaderOf(ctx, others)
+			require.NoError(t, err)
+			if onLeader {
+				require.NoError(t, waitFor(ctx, "the cut leader to step down", func() (bool, error) {
+					return c.nodes[leader].State() != Leader, nil
+				}))
+			} else {
+				// The old leader crashes, and its connections with it.
+				c.splits[leader].Drop()
+				require.NoError(t, c.kill(leader))
+			}
+			c.splits[leader].Heal()
+			_, err = c.leaderOf(ctx, c.live())
+			require.NoError(t, err)
+			require.NoError(t, <-done)
+			require.Equal(t, []timebox.AggregateID{id}, handled)
+		})
+	}
+}

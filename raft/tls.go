@@ -3,6 +3,7 @@ package raft
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -67,8 +68,24 @@ func newPeerTLS(cfg *tls.Config) *peerTLS {
 			})
 		}
 	}
+	if get := client.GetClientCertificate; get != nil {
+		// crypto/tls lets GetCertificate return no certificate (a
+		// rotating holder not loaded yet, say), but dereferences what
+		// GetClientCertificate returns: no certificate fails the dial.
+		client.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := get(cri)
+			if c == nil && err == nil {
+				err = errNoCertificate
+			}
+			return c, err
+		}
+	}
 	return &peerTLS{server: server, client: client}
 }
+
+// errNoCertificate is a dial's error when the Config gave no certificate
+// to present.
+var errNoCertificate = errors.New("raft: TLS: no certificate to present")
 
 // requireClientCert makes an accepting side demand and verify the dialling
 // node's certificate against ClientCAs, else RootCAs, else cas.

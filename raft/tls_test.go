@@ -254,6 +254,41 @@ func TestTLSDialRejectsPeer(t *testing.T) {
 	}
 }
 
+// TestTLSNoCertificateYet: a node whose certificate getter returns none
+// (a rotating holder not loaded yet) fails its dials with an error; the
+// nil certificate once reached crypto/tls, which crashed the process.
+func TestTLSNoCertificateYet(t *testing.T) {
+	ca := newTestCA(t, "cluster")
+	none := func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return nil, nil }
+	for name, cfg := range map[string]*tls.Config{
+		"GetCertificate": {GetCertificate: none, RootCAs: ca.pool},
+		"GetClientCertificate": {
+			GetCertificate: none, RootCAs: ca.pool,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return nil, nil
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			require.NoError(t, validateTLS(cfg))
+			client := newPeerTLS(cfg).client.Clone()
+			client.InsecureSkipVerify = true
+			srv := &tls.Config{
+				Certificates: []tls.Certificate{*ca.issue(t, "srv")},
+				ClientAuth:   tls.RequireAnyClientCert,
+			}
+			a, b := net.Pipe()
+			defer func() { _ = a.Close() }()
+			go func() {
+				_ = tls.Server(b, srv).Handshake()
+				_ = b.Close()
+			}()
+			err := tls.Client(a, client).Handshake()
+			require.ErrorIs(t, err, errNoCertificate)
+		})
+	}
+}
+
 // nameless is a certificate of ca valid for no address the tests use.
 func nameless(t *testing.T, ca *testCA) *tls.Certificate {
 	return ca.issueFor(t, "elsewhere", nil, []string{"elsewhere.invalid"})

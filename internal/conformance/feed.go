@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,6 +32,7 @@ func feedCases(s Suite) []testCase {
 		{"ReadAllKeepsTrimmedAndArchived", func(t *testing.T, s2 Suite) {
 			testReadAllKeepsTrimmedAndArchived(t, s2, s.Archiving)
 		}},
+		{"TrimmingExecutorsRace", testTrimmingExecutorsRace},
 		{"SubscribeHistoryThenLive", testSubscribeHistoryThenLive},
 		{"SubscribeFilters", testSubscribeFilters},
 		{"SubscribeHandlerError", testSubscribeHandlerError},
@@ -287,8 +289,12 @@ func testReadAllKeepsTrimmedAndArchived(t *testing.T, s Suite, archiving bool) {
 	trimmed, archived := aid("keep", "trimmed"), aid("keep", "archived")
 	seed(t, st, trimmed, items("t", 4)...)
 	seed(t, st, archived, items("a", 2)...)
+	// An Executor's snapshot trims through the conditional snapshot
+	// (SnapshotRequest.IfHead), a path of its own in some backends.
+	byExec, ex := aid("keep", "exec"), tallyExec(st)
+	exec(t, ex, byExec, add("x", "y", "z"), "x", "y", "z")
 	before := readAll(t, st, timebox.Position{}, 100)
-	require.Len(t, before, 6)
+	require.Len(t, before, 9)
 
 	// A consumer registered before the trim and the archive still gets
 	// every event after them.
@@ -310,6 +316,8 @@ func testReadAllKeepsTrimmedAndArchived(t *testing.T, s Suite, archiving bool) {
 
 	require.NoError(t, st.PutSnapshot(trimmed, map[string]int{"n": 3}, 3))
 	require.Len(t, events(t, st, trimmed), 1, "the trim took effect")
+	require.NoError(t, ex.SaveSnapshot(byExec))
+	require.Empty(t, events(t, st, byExec), "the Executor's trim took effect")
 	if archiving {
 		require.NoError(t, st.Archive(archived))
 		require.Empty(t, events(t, st, archived))
@@ -317,8 +325,62 @@ func testReadAllKeepsTrimmedAndArchived(t *testing.T, s Suite, archiving bool) {
 	after := readAll(t, st, timebox.Position{}, 100)
 	require.Equal(t, eventIDs(before), eventIDs(after))
 
-	got := consumeN(t, st, "keeper", 6)
+	got := consumeN(t, st, "keeper", len(before))
 	require.Equal(t, eventIDs(before), eventIDs(got))
+}
+
+// testTrimmingExecutorsRace races Executors on one aggregate, each also
+// saving trimming snapshots, busy ones in the background and its own
+// now and then: every command is acknowledged once, and the feed still
+// holds every event, in sequence order, however early it was trimmed.
+func testTrimmingExecutorsRace(t *testing.T, s Suite) {
+	st := s.store(t, timebox.Config{
+		TrimEvents: true, SnapshotMinEvents: 1, SnapshotRatio: 0.01, MaxRetries: 1000,
+	})
+	id := aid("tally", "race")
+	const workers, each = 4, 25
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		ex := tallyExec(st)
+		wg.Go(func() {
+			for i := range each {
+				v := fmt.Sprintf("w%d-%d", w, i)
+				got, err := ex.Exec(id, add(v))
+				if err == nil && !slices.Contains(got.Items, v) {
+					err = fmt.Errorf("state after its own command lacks %s", v)
+				}
+				if err == nil && i%7 == 0 {
+					err = ex.SaveSnapshot(id)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	final, err := tallyExec(st).Get(id)
+	require.NoError(t, err)
+	require.Len(t, final.Items, workers*each)
+	var evs []*timebox.Event
+	waitUntil(t, func() bool {
+		evs = readAll(t, st, timebox.Position{}, 30)
+		return len(evs) >= workers*each
+	})
+	require.Len(t, evs, workers*each)
+	requireFeedOrder(t, evs)
+	items := make([]string, len(evs))
+	for i, ev := range evs {
+		require.EqualValues(t, i, ev.Sequence)
+		require.NoError(t, json.Unmarshal(ev.Data, &items[i]))
+	}
+	require.Equal(t, final.Items, items, "the state folds the feed's events in order")
 }
 
 // collector gathers what a feed handler is given.
