@@ -163,40 +163,20 @@ type partitionConsumer struct {
 }
 
 // lostLease is what a partition consumer knew when it lost its lease,
-// and the Store's resetCount of the consumer when it had claimed it.
+// and the consumer's Epoch when it had claimed it.
 type lostLease struct {
 	committed, handled Position
 	unconfirmed        []Position
-	resets             uint64
+	epoch              uint64
 }
 
-// ours reports whether pos, the checkpoint found on claiming the
-// partition again, is one this consumer stored: its last confirmed one, or
-// one whose reply was lost, and no reset or delete through this Store
-// came in between (which may have stored the very same position).
-func (l *lostLease) ours(pos Position, resets uint64) bool {
-	return resets == l.resets &&
-		(pos == l.committed || slices.Contains(l.unconfirmed, pos))
-}
-
-// countReset counts a reset or delete of consumer name through s; it is
-// counted before the backend call and again after it, so a claim made
-// while the call was in flight sees a different count afterwards too.
-func (s *Store) countReset(name string) {
-	s.consumingMu.Lock()
-	defer s.consumingMu.Unlock()
-	if s.resets == nil {
-		s.resets = map[string]uint64{}
-	}
-	s.resets[name]++
-}
-
-// resetCount returns how many times consumer name was reset or deleted
-// through s (see countReset).
-func (s *Store) resetCount(name string) uint64 {
-	s.consumingMu.Lock()
-	defer s.consumingMu.Unlock()
-	return s.resets[name]
+// ours reports whether c, found on claiming the partition again, is a
+// checkpoint this consumer stored: its last confirmed one, or one whose
+// reply was lost, with no reset or delete in between (which may have
+// stored the very same position, but changes the Epoch).
+func (l *lostLease) ours(c Claim) bool {
+	return c.Epoch == l.epoch &&
+		(c.Checkpoint == l.committed || slices.Contains(l.unconfirmed, c.Checkpoint))
 }
 
 // run claims the partition, waiting while another owner holds it, and
@@ -217,14 +197,14 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		claimed, resets := time.Now(), pc.s.resetCount(pc.l.Consumer)
-		pos, err := pc.c.ClaimPartition(ctx, pc.l)
+		claimed := time.Now()
+		c, err := pc.c.ClaimPartition(ctx, pc.l)
 		if err == nil {
-			from := pos
-			if lost != nil && lost.ours(pos, resets) {
+			from := c.Checkpoint
+			if lost != nil && lost.ours(c) {
 				from = lost.handled
 			}
-			err = pc.consume(ctx, from, pos, claimed)
+			err = pc.consume(ctx, from, c.Checkpoint, claimed)
 			<-pc.slots
 			var he *handlerError
 			if errors.As(err, &he) {
@@ -235,7 +215,7 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 			}
 			attempt, lost = -1, &lostLease{
 				committed: pc.committed, handled: pc.pos, unconfirmed: pc.unconfirmed,
-				resets: resets,
+				epoch: c.Epoch,
 			}
 			log.Info("timebox: consumer lost its lease",
 				"consumer", pc.l.Consumer, "partition", pc.l.Partition)

@@ -27,10 +27,10 @@ type unrenewable struct {
 
 func (u *unrenewable) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	if u.failing.Load() {
 		u.refused.Add(1)
-		return timebox.Position{}, fmt.Errorf("claim: %w", timebox.ErrUnavailable)
+		return timebox.Claim{}, fmt.Errorf("claim: %w", timebox.ErrUnavailable)
 	}
 	return u.Persistence.ClaimPartition(ctx, l)
 }

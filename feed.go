@@ -314,13 +314,10 @@ func (s *Store) Consumers(ctx context.Context) ([]ConsumerInfo, error) {
 
 // ResetConsumer moves every partition of consumer name to pos (the zero
 // Position to handle everything again) and ends its leases: running
-// processes lose their partitions and resume from pos once they claim
-// them again, within about a lease. One limit across processes: a
-// running process of another Store whose last committed checkpoint is
-// pos itself, and which had handled events past it, cannot tell the reset
-// from a lease it lost on its own, and goes on after those events (a run
-// in this Store can, and starts again from pos). Reset to another
-// position, or stop the consumers first, to be sure.
+// processes, in this Store or any other, lose their partitions and
+// resume from pos once they claim them again, within about a lease, even
+// when pos is the checkpoint they had committed last and they had
+// handled events past it.
 //
 // Errors: ErrInvalidConsumer, ErrConsumerNotFound, ErrClosed,
 // ErrFeedNotSupported, or the backend's error.
@@ -332,8 +329,6 @@ func (s *Store) ResetConsumer(ctx context.Context, name string, pos Position) er
 	if err != nil {
 		return err
 	}
-	s.countReset(name)
-	defer s.countReset(name)
 	return s.retry(ctx, false, func() error {
 		return c.ResetConsumer(ctx, name, pos)
 	})
@@ -353,8 +348,6 @@ func (s *Store) DeleteConsumer(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	s.countReset(name)
-	defer s.countReset(name)
 	return s.retry(ctx, false, func() error {
 		return c.DeleteConsumer(ctx, name)
 	})

@@ -103,13 +103,14 @@ type (
 	ConsumerBackend interface {
 		// ClaimPartition gives the partition's lease to l.Owner for l.TTL
 		// from now, creating the consumer (every partition, checkpoints
-		// at the zero Position) if it does not exist, and returns the
-		// partition's checkpoint. It succeeds when the partition has no
-		// owner, its lease has expired, or l.Owner holds it already
-		// (renewal). It returns ErrLeaseHeld when another owner's lease
-		// is live, and ErrPartitionMismatch when the consumer exists with
-		// another partition count; either writes nothing.
-		ClaimPartition(ctx context.Context, l Lease) (Position, error)
+		// at the zero Position, a new Epoch) if it does not exist, and
+		// returns the partition's checkpoint and the consumer's Epoch. It
+		// succeeds when the partition has no owner, its lease has
+		// expired, or l.Owner holds it already (renewal). It returns
+		// ErrLeaseHeld when another owner's lease is live, and
+		// ErrPartitionMismatch when the consumer exists with another
+		// partition count; either writes nothing.
+		ClaimPartition(ctx context.Context, l Lease) (Claim, error)
 
 		// CommitPartition sets the partition's checkpoint to pos and
 		// extends the lease by l.TTL from now, if l.Owner holds the lease
@@ -127,10 +128,11 @@ type (
 		// order need not be sorted: the Store sorts by name.
 		ListConsumers(ctx context.Context) ([]ConsumerInfo, error)
 
-		// ResetConsumer sets every partition's checkpoint to pos and ends
-		// every lease, so running owners lose their leases (their next
-		// commit returns ErrLeaseLost) and resume from pos once they claim
-		// again. ErrConsumerNotFound when there is no such consumer.
+		// ResetConsumer sets every partition's checkpoint to pos, gives
+		// the consumer a new Epoch and ends every lease, so running owners
+		// lose their leases (their next commit returns ErrLeaseLost) and
+		// resume from pos once they claim again. ErrConsumerNotFound when
+		// there is no such consumer.
 		ResetConsumer(ctx context.Context, name string, pos Position) error
 
 		// DeleteConsumer removes the consumer's checkpoints and leases.
@@ -145,6 +147,19 @@ type (
 		Partitions int
 		Owner      string
 		TTL        time.Duration
+	}
+
+	// Claim is what ClaimPartition found: the partition's checkpoint,
+	// and the consumer's Epoch, which names its current incarnation. A
+	// consumer's Epoch is set when it is created and changes on every
+	// ResetConsumer; one created again after DeleteConsumer never gets
+	// an Epoch it had before (a counter kept by the backend apart from
+	// its consumers, say). So two claims that return the same Epoch
+	// have no reset or delete between them, whichever process made it,
+	// even a reset to the very checkpoint found.
+	Claim struct {
+		Checkpoint Position
+		Epoch      uint64
 	}
 
 	// ConsumerInfo is a durable consumer as stored.

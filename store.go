@@ -27,11 +27,9 @@ type Store struct {
 	bgStop context.CancelFunc
 
 	// The durable consumers running in this Store, by name and owner
-	// (Consume refuses a second run of a pair), and how many times each
-	// name was reset or deleted through it (see resetCount).
+	// (Consume refuses a second run of a pair).
 	consumingMu sync.Mutex
 	consuming   map[[2]string]bool
-	resets      map[string]uint64
 }
 
 // NewStore returns a Store on b, with cfg laid over DefaultConfig. It

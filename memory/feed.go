@@ -7,11 +7,13 @@ import (
 	"github.com/kode4food/timebox"
 )
 
-// partition is one partition of a durable consumer.
+// partition is one partition of a durable consumer, with the consumer's
+// epoch (see timebox.Claim).
 type partition struct {
 	checkpoint timebox.Position
 	owner      string
 	expires    time.Time
+	epoch      uint64
 }
 
 // ReadFeed returns copies of up to req.Limit events after req.After. The
@@ -117,12 +119,16 @@ func (p *Persistence) feedAfter(pos timebox.Position, limit int) []*timebox.Even
 // ClaimPartition implements timebox.ConsumerBackend.
 func (p *Persistence) ClaimPartition(
 	_ context.Context, l timebox.Lease,
-) (timebox.Position, error) {
-	var pos timebox.Position
+) (timebox.Claim, error) {
+	var c timebox.Claim
 	err := p.write(func() error {
 		parts, ok := p.consumers[l.Consumer]
 		if !ok {
 			parts = make([]partition, l.Partitions)
+			epoch := p.newEpoch()
+			for i := range parts {
+				parts[i].epoch = epoch
+			}
 			p.consumers[l.Consumer] = parts
 		}
 		if len(parts) != l.Partitions {
@@ -134,10 +140,16 @@ func (p *Persistence) ClaimPartition(
 			return timebox.ErrLeaseHeld
 		}
 		pt.owner, pt.expires = l.Owner, now.Add(l.TTL)
-		pos = pt.checkpoint
+		c = timebox.Claim{Checkpoint: pt.checkpoint, Epoch: pt.epoch}
 		return nil
 	})
-	return pos, err
+	return c, err
+}
+
+// newEpoch returns an epoch no consumer of p has had; p.mu is held.
+func (p *Persistence) newEpoch() uint64 {
+	p.epochs++
+	return p.epochs
 }
 
 // CommitPartition implements timebox.ConsumerBackend.
@@ -201,8 +213,9 @@ func (p *Persistence) ResetConsumer(
 		if !ok {
 			return timebox.ErrConsumerNotFound
 		}
+		epoch := p.newEpoch()
 		for i := range parts {
-			parts[i] = partition{checkpoint: pos}
+			parts[i] = partition{checkpoint: pos, epoch: epoch}
 		}
 		return nil
 	})

@@ -31,6 +31,7 @@ type Persistence struct {
 	feed       feedLog       // every commit's events, in commit order
 	feedNotify chan struct{} // closed and replaced when feed grows
 	consumers  map[string][]partition
+	epochs     uint64 // the last consumer epoch given
 }
 
 // aggregate is one aggregate's live records.

@@ -20,31 +20,35 @@ const (
 
 // ClaimPartition claims l's partition with one call of
 // timebox_consumer_claim (schema.sql), which creates the consumer's rows
-// on its first claim and times the lease by the server's clock. It
-// returns timebox.ErrLeaseHeld, timebox.ErrPartitionMismatch, or the error
-// met.
+// and takes their epoch on its first claim, times the lease by the
+// server's clock, and reads the checkpoint and the epoch from the row it
+// leases, so both are from one moment. It returns timebox.ErrLeaseHeld,
+// timebox.ErrPartitionMismatch, or the error met.
 func (p *Persistence) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	if err := p.checkOpen(); err != nil {
-		return timebox.Position{}, err
+		return timebox.Claim{}, err
 	}
 	var status int32
-	var xid, off *int64
+	var xid, off, epoch *int64
 	err := p.pool.QueryRow(ctx, consumerClaimSQL, p.ns, l.Consumer,
 		int32(l.Partition), int32(l.Partitions), l.Owner, l.TTL.Milliseconds(),
-	).Scan(&status, &xid, &off)
+	).Scan(&status, &xid, &off, &epoch)
 	if err != nil {
-		return timebox.Position{}, p.writeFailed(ctx, "claim consumer", err)
+		return timebox.Claim{}, p.writeFailed(ctx, "claim consumer", err)
 	}
 	switch status {
 	case claimGranted:
-		return timebox.Position{Commit: uint64(*xid), Offset: uint64(*off)}, nil
+		return timebox.Claim{
+			Checkpoint: timebox.Position{Commit: uint64(*xid), Offset: uint64(*off)},
+			Epoch:      uint64(*epoch),
+		}, nil
 	case claimMismatch:
-		return timebox.Position{}, fmt.Errorf("postgres: consumer %q: %w",
+		return timebox.Claim{}, fmt.Errorf("postgres: consumer %q: %w",
 			l.Consumer, timebox.ErrPartitionMismatch)
 	default:
-		return timebox.Position{}, fmt.Errorf("postgres: consumer %q partition %d: %w",
+		return timebox.Claim{}, fmt.Errorf("postgres: consumer %q partition %d: %w",
 			l.Consumer, l.Partition, timebox.ErrLeaseHeld)
 	}
 }
@@ -119,8 +123,9 @@ func (p *Persistence) ListConsumers(ctx context.Context) ([]timebox.ConsumerInfo
 	return res, nil
 }
 
-// ResetConsumer moves every partition to pos and ends every lease with
-// one UPDATE; timebox.ErrConsumerNotFound when it matched no row. Like
+// ResetConsumer moves every partition to pos, gives them one new epoch
+// (from timebox_consumer_epoch) and ends every lease with one UPDATE;
+// timebox.ErrConsumerNotFound when it matched no row. Like
 // DeleteConsumer, a rare call, it is planned for its arguments each time
 // (a consumer's rows are a range of the key, which a generic plan made
 // while the table was small might scan whole).

@@ -95,8 +95,8 @@ func fillRows(t *testing.T, conn *pgx.Conn, n int) {
 		 SELECT 'plans', 'trimmed:' || i, s, 0, 0, 't', '{}', i, s
 		 FROM generate_series(1, $1) i, generate_series(0, 19) s
 		 ON CONFLICT DO NOTHING`,
-		`INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
-		 SELECT 'plans', 'c' || i, p, 4, 0, 0
+		`INSERT INTO timebox_consumers (ns, name, part, parts, xid, off, epoch)
+		 SELECT 'plans', 'c' || i, p, 4, 0, 0, i
 		 FROM generate_series(1, $1) i, generate_series(0, 3) p
 		 ON CONFLICT DO NOTHING`,
 		`INSERT INTO timebox_index (ns, aggregate, kind, name, value, sec, nsec)

@@ -18,7 +18,7 @@ import (
 // schemaVersion is the version in the comment schema.sql leaves on
 // timebox_snapshot ("timebox schema N"). Change both together whenever
 // schema.sql changes.
-const schemaVersion = 6
+const schemaVersion = 7
 
 // versionPrefix begins the version comment on timebox_snapshot.
 const versionPrefix = "timebox schema "
@@ -43,7 +43,8 @@ var addedColumns = map[string]bool{
 	"timebox_events.id": true, "timebox_events.metadata": true, // version 4
 	"timebox_archive.ids": true, "timebox_archive.metas": true, // version 4
 	"timebox_snapshot.xid": true, "timebox_events.xid": true, // version 5
-	"timebox_events.off": true, // version 5
+	"timebox_events.off":      true, // version 5
+	"timebox_consumers.epoch": true, // version 7
 }
 
 // schemaColumns lists, per table of schema.sql, each column and its type
@@ -70,7 +71,7 @@ var schemaColumns = map[string]map[string]string{
 	"timebox_consumers": {
 		"ns": "text", "name": "text", "part": "integer", "parts": "integer",
 		"xid": "bigint", "off": "bigint", "owner": "text",
-		"expires": "timestamp with time zone",
+		"expires": "timestamp with time zone", "epoch": "bigint",
 	},
 	"timebox_index": {
 		"ns": "text", "aggregate": "text", "kind": "smallint", "name": "bytea",

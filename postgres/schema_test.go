@@ -216,3 +216,66 @@ func TestSchemaMigratedFeedPages(t *testing.T) {
 	}
 	require.Equal(t, want, got)
 }
+
+// A database at schema 6 (testdata/schema6.sql, as version 6 left it) is
+// migrated to the consumers' epoch: each existing consumer takes one
+// epoch, on all its partitions, with its checkpoints and leases kept; a
+// reset then gives all its partitions one new epoch, and a consumer
+// created afterwards, even one deleted and created again, an epoch no
+// consumer had.
+func TestSchemaMigratesFrom6(t *testing.T) {
+	cfg, admin := privateSchema(t)
+	ctx := context.Background()
+	ddl, err := os.ReadFile("testdata/schema6.sql")
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, string(ddl))
+	require.NoError(t, err)
+	require.Equal(t, "timebox schema 6", tableComment(t, admin))
+	_, err = admin.Exec(ctx, `
+		INSERT INTO timebox_consumers (ns, name, part, parts, xid, off, owner, expires)
+		VALUES ($1, 'a', 0, 3, 5, 1, NULL, NULL), ($1, 'a', 1, 3, 7, 0, NULL, NULL),
+		       ($1, 'a', 2, 3, 0, 0, 'old', now() - interval '1 minute'),
+		       ($1, 'b', 0, 1, 9, 2, NULL, NULL)`, cfg.Prefix)
+	require.NoError(t, err)
+
+	p := newPersistence(t, cfg)
+	require.Regexp(t, `^timebox schema [7-9]$`, tableComment(t, admin))
+	claim := func(name string, part, parts int) timebox.Claim {
+		t.Helper()
+		c, err := p.ClaimPartition(ctx, timebox.Lease{
+			Consumer: name, Partition: part, Partitions: parts,
+			Owner: "new", TTL: time.Minute,
+		})
+		require.NoError(t, err)
+		return c
+	}
+	epochs := func(name string, parts int) uint64 {
+		t.Helper()
+		first := claim(name, 0, parts).Epoch
+		for part := 1; part < parts; part++ {
+			require.Equal(t, first, claim(name, part, parts).Epoch,
+				"consumer %s partition %d", name, part)
+		}
+		return first
+	}
+
+	a := claim("a", 0, 3)
+	require.Equal(t, timebox.Position{Commit: 5, Offset: 1}, a.Checkpoint)
+	require.Equal(t, timebox.Position{Commit: 7}, claim("a", 1, 3).Checkpoint)
+	require.Equal(t, a.Epoch, epochs("a", 3))
+	b := claim("b", 0, 1)
+	require.Equal(t, timebox.Position{Commit: 9, Offset: 2}, b.Checkpoint)
+	seen := []uint64{a.Epoch, b.Epoch}
+	require.NotEqual(t, a.Epoch, b.Epoch)
+
+	require.NoError(t, p.ResetConsumer(ctx, "a", timebox.Position{Commit: 5, Offset: 1}))
+	reset := epochs("a", 3)
+	require.NotContains(t, seen, reset)
+	seen = append(seen, reset)
+
+	c := epochs("c", 2)
+	require.NotContains(t, seen, c)
+	seen = append(seen, c)
+	require.NoError(t, p.DeleteConsumer(ctx, "c"))
+	require.NotContains(t, seen, epochs("c", 2))
+}

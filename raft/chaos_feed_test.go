@@ -37,10 +37,10 @@ func (b *nodeBackend) ReadFeed(
 
 func (b *nodeBackend) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	p, err := b.feedNode()
 	if err != nil {
-		return timebox.Position{}, err
+		return timebox.Claim{}, err
 	}
 	return p.ClaimPartition(ctx, l)
 }

@@ -37,7 +37,7 @@ func (s *NodeService) ClaimPartition(a *NodeArgs, r *NodeReply) error {
 	ctx, cancel := a.context()
 	defer cancel()
 	var err error
-	r.Pos, err = s.p.ClaimPartition(ctx, a.Lease)
+	r.Claim, err = s.p.ClaimPartition(ctx, a.Lease)
 	r.set(err)
 	return nil
 }
@@ -108,12 +108,12 @@ func (b *procBackend) ReadFeed(
 
 func (b *procBackend) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	r, err := b.feed(ctx, "ClaimPartition", &NodeArgs{Lease: l})
 	if err != nil {
-		return timebox.Position{}, err
+		return timebox.Claim{}, err
 	}
-	return r.Pos, nil
+	return r.Claim, nil
 }
 
 func (b *procBackend) CommitPartition(

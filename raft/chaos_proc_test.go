@@ -398,7 +398,7 @@ type NodeReply struct {
 	Hash      string
 	Archive   *timebox.ArchiveRecord
 	Ticket    uint64
-	Pos       timebox.Position
+	Claim     timebox.Claim
 	Consumers []timebox.ConsumerInfo
 }
 

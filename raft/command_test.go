@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"encoding/binary"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -63,6 +64,12 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(encodeLease("token", time.Unix(1, 2), time.Second))
 	f.Add(encodeAck(3))
 	f.Add(encodeRelease(3, "token"))
+	f.Add(encodeConsumer(consumerCmd{
+		op: opClaim, name: "c", partition: 1, partitions: 2, owner: "o",
+		now: time.Unix(1, 2), ttl: time.Second, pos: timebox.Position{Commit: 3, Offset: 4},
+	}))
+	f.Add(encodeConsumer(consumerCmd{op: opReset, name: "c"}))
+	f.Add(encodeResult(&consumerResult{claim: timebox.Claim{Epoch: 9}}))
 	db, err := openState(filepath.Join(f.TempDir(), stateFile), true)
 	require.NoError(f, err)
 	f.Cleanup(func() { _ = db.Close() })
@@ -85,7 +92,78 @@ func FuzzDecodeCommand(f *testing.F) {
 				_, _ = applyArchiveOp(tx, op, b)
 				return errRollback
 			})
+		case opClaim, opCommit, opUnlease, opReset, opDelete:
+			_ = db.Update(func(tx *bbolt.Tx) error {
+				_, _ = applyConsumerOp(tx, 1, op, b)
+				return errRollback
+			})
 		}
 		_, _ = decodeConflict(b, id)
+		// A result that decodes is the same once encoded and decoded
+		// again.
+		if res, err := decodeResult(b); err == nil {
+			again, err := decodeResult(encodeResult(res))
+			require.NoError(t, err)
+			require.Equal(t, res, again)
+		}
 	})
+}
+
+// A consumer's epoch is the log index of the command that created or
+// last reset it, and reaches the caller in the result's encoding.
+func TestConsumerEpochs(t *testing.T) {
+	db, err := openState(filepath.Join(t.TempDir(), stateFile), true)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	at := timebox.Position{Commit: 7, Offset: 2}
+	apply := func(idx uint64, c consumerCmd) *consumerResult {
+		var res any
+		require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+			var err error
+			res, err = applyConsumerOp(tx, idx, c.op, encodeConsumer(c))
+			return err
+		}))
+		r, ok := res.(*consumerResult)
+		require.True(t, ok, "response %v", res)
+		wire, err := decodeResult(encodeResult(r))
+		require.NoError(t, err)
+		require.Equal(t, r, wire)
+		return r
+	}
+	claim := func(idx uint64, owner string) timebox.Claim {
+		r := apply(idx, consumerCmd{
+			op: opClaim, name: "c", partition: 1, partitions: 2, owner: owner,
+			now: time.Now(), ttl: time.Minute,
+		})
+		require.NoError(t, r.err)
+		return r.claim
+	}
+
+	// A consumer stored before epochs existed: its partition count alone.
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		err := tx.Bucket(bucketConsumers).Put(consumerKey("c"), binary.AppendUvarint(nil, 2))
+		for i := range 2 {
+			if err == nil {
+				err = putPart(tx, "c", i, partState{checkpoint: at})
+			}
+		}
+		return err
+	}))
+	require.Equal(t, timebox.Claim{Checkpoint: at}, claim(3, "a"), "no epoch reads as 0")
+	require.Equal(t, timebox.Claim{Checkpoint: at}, claim(4, "a"), "and stays so")
+	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
+		infos, err := listConsumers(tx)
+		require.Len(t, infos, 1)
+		require.Equal(t, at, infos[0].Partitions[1].Checkpoint)
+		return err
+	}))
+
+	require.NoError(t, apply(5, consumerCmd{op: opReset, name: "c"}).err)
+	require.Equal(t, timebox.Claim{Epoch: 5}, claim(6, "b"), "a reset: its index")
+	require.Equal(t, timebox.Claim{Epoch: 5}, claim(7, "b"))
+	require.NoError(t, apply(8, consumerCmd{op: opReset, name: "c"}).err)
+	require.Equal(t, timebox.Claim{Epoch: 8}, claim(9, "b"))
+	require.NoError(t, apply(10, consumerCmd{op: opDelete, name: "c"}).err)
+	require.Equal(t, timebox.Claim{Epoch: 11}, claim(11, "a"), "created again: its index")
+	require.Equal(t, timebox.Claim{Epoch: 11}, claim(12, "a"))
 }

@@ -24,19 +24,21 @@ var _ timebox.ConsumerBackend = (*Persistence)(nil)
 // again (each is idempotent for its owner) until it is known, ctx ends or
 // the node closes.
 
-// ClaimPartition leases l's partition to l.Owner for l.TTL; see
+// ClaimPartition leases l's partition to l.Owner for l.TTL and returns
+// its checkpoint and the consumer's epoch, the log index of the command
+// that created or last reset it (consumer_cmd.go); see
 // timebox.ConsumerBackend.
 func (p *Persistence) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	res, err := p.consumerOp(ctx, consumerCmd{
 		op: opClaim, name: l.Consumer, partition: l.Partition,
 		partitions: l.Partitions, owner: l.Owner, ttl: l.TTL,
 	})
 	if err != nil {
-		return timebox.Position{}, err
+		return timebox.Claim{}, err
 	}
-	return res.pos, nil
+	return res.claim, nil
 }
 
 // CommitPartition sets l's partition's checkpoint to pos and renews the

@@ -16,20 +16,29 @@ import (
 // Durable consumers live in the replicated state, so every node holds the
 // same checkpoints and leases and lists them locally:
 //
-//	consumers       lp(name)              -> partitions (uvarint)
+//	consumers       lp(name)              -> partitions epoch (uvarints)
 //	consumer_parts  lp(name) partition(4 BE) -> commit offset lp(owner) time(expires)
+//
+// A consumer's epoch (timebox.Claim) is the log index of the command that
+// created or last reset it: no other command has that index, so no other
+// incarnation of the consumer has that epoch, and every node that applies
+// the command stores the same one. A record stored before epochs existed
+// has none and reads as epoch 0, which no command's index is; a reset, or
+// a delete and a new claim, give it a real one.
 //
 // Five commands change them, each applied atomically; they share one
 // encoding, lp(name) partition partitions lp(owner) time(now) ttl commit
 // offset, whatever fields the op uses. now is the proposer's clock, so
 // every node decides a lease the same way.
 //
-//	opClaim    create the consumer if missing; lease the partition to
-//	  owner until now+ttl if free, expired at now, or owner's already
+//	opClaim    create the consumer if missing, with a new epoch; lease
+//	  the partition to owner until now+ttl if free, expired at now, or
+//	  owner's already; answer its checkpoint and the consumer's epoch
 //	opCommit   set the checkpoint and lease until now+ttl, if owner holds
 //	  the lease
 //	opUnlease  end owner's lease, keeping the checkpoint
-//	opReset    every checkpoint to the position, every lease ended
+//	opReset    every checkpoint to the position, every lease ended, a
+//	  new epoch
 //	opDelete   remove the consumer
 const (
 	opClaim   byte = 7
@@ -58,12 +67,12 @@ type (
 	}
 
 	// consumerResult is a consumer command's outcome: the partition's
-	// checkpoint for a claim, and nil or one of the consumer errors. It
-	// also answers an IfHead snapshot that was not stored, with
-	// timebox.ErrSnapshotSkipped.
+	// checkpoint and the consumer's epoch for a claim, and nil or one of
+	// the consumer errors. It also answers an IfHead snapshot that was not
+	// stored, with timebox.ErrSnapshotSkipped.
 	consumerResult struct {
-		pos timebox.Position
-		err error
+		claim timebox.Claim
+		err   error
 	}
 
 	// partState is one stored partition.
@@ -115,8 +124,9 @@ func encodeResult(r *consumerResult) []byte {
 		}
 	}
 	buf := []byte{code}
-	buf = binary.AppendUvarint(buf, r.pos.Commit)
-	return binary.AppendUvarint(buf, r.pos.Offset)
+	buf = binary.AppendUvarint(buf, r.claim.Checkpoint.Commit)
+	buf = binary.AppendUvarint(buf, r.claim.Checkpoint.Offset)
+	return binary.AppendUvarint(buf, r.claim.Epoch)
 }
 
 func decodeResult(b []byte) (*consumerResult, error) {
@@ -125,24 +135,25 @@ func decodeResult(b []byte) (*consumerResult, error) {
 	}
 	r := codec.NewReader(b[1:])
 	res := &consumerResult{err: consumerErrs[b[0]]}
-	res.pos = timebox.Position{Commit: r.Uvarint(), Offset: r.Uvarint()}
+	res.claim.Checkpoint = timebox.Position{Commit: r.Uvarint(), Offset: r.Uvarint()}
+	res.claim.Epoch = r.Uvarint()
 	if r.Bad() || r.Len() != 0 {
 		return nil, errMalformedCommand
 	}
 	return res, nil
 }
 
-// applyConsumerOp applies one consumer command; a malformed one is a
-// response, not an error.
-func applyConsumerOp(tx *bbolt.Tx, op byte, data []byte) (any, error) {
+// applyConsumerOp applies one consumer command, the one at log index idx;
+// a malformed one is a response, not an error.
+func applyConsumerOp(tx *bbolt.Tx, idx uint64, op byte, data []byte) (any, error) {
 	c, err := decodeConsumer(op, data)
 	if err != nil {
 		return err, nil
 	}
-	n, exists := getConsumer(tx, c.name)
+	n, epoch, exists := getConsumer(tx, c.name)
 	switch op {
 	case opClaim:
-		return claimPartition(tx, c, n, exists)
+		return claimPartition(tx, idx, c, n, epoch, exists)
 	case opCommit:
 		part, ok := getPart(tx, c.name, c.partition)
 		if !exists || !ok || c.partition >= n || part.owner != c.owner {
@@ -166,7 +177,7 @@ func applyConsumerOp(tx *bbolt.Tx, op byte, data []byte) (any, error) {
 				return nil, err
 			}
 		}
-		return &consumerResult{}, nil
+		return &consumerResult{}, putConsumer(tx, c.name, n, idx)
 	default: // opDelete
 		if !exists {
 			return &consumerResult{err: timebox.ErrConsumerNotFound}, nil
@@ -180,13 +191,16 @@ func applyConsumerOp(tx *bbolt.Tx, op byte, data []byte) (any, error) {
 	}
 }
 
-// claimPartition applies opClaim to a consumer of n partitions, which
-// exists or not.
-func claimPartition(tx *bbolt.Tx, c consumerCmd, n int, exists bool) (any, error) {
+// claimPartition applies opClaim, the command at log index idx, to a
+// consumer of n partitions and the epoch given, which exists or not; a
+// consumer it creates gets epoch idx.
+func claimPartition(
+	tx *bbolt.Tx, idx uint64, c consumerCmd, n int, epoch uint64, exists bool,
+) (any, error) {
 	switch {
 	case !exists:
-		v := binary.AppendUvarint(nil, uint64(c.partitions))
-		if err := tx.Bucket(bucketConsumers).Put(consumerKey(c.name), v); err != nil {
+		epoch = idx
+		if err := putConsumer(tx, c.name, c.partitions, epoch); err != nil {
 			return nil, err
 		}
 		for i := range c.partitions {
@@ -205,7 +219,7 @@ func claimPartition(tx *bbolt.Tx, c consumerCmd, n int, exists bool) (any, error
 	if err := putPart(tx, c.name, c.partition, part); err != nil {
 		return nil, err
 	}
-	return &consumerResult{pos: part.checkpoint}, nil
+	return &consumerResult{claim: timebox.Claim{Checkpoint: part.checkpoint, Epoch: epoch}}, nil
 }
 
 func consumerKey(name string) []byte {
@@ -216,14 +230,26 @@ func partKey(name string, partition int) []byte {
 	return binary.BigEndian.AppendUint32(consumerKey(name), uint32(partition))
 }
 
-// getConsumer returns the partition count of consumer name.
-func getConsumer(tx *bbolt.Tx, name string) (int, bool) {
+// getConsumer returns the partition count and epoch of consumer name;
+// the epoch is 0 for a record stored before epochs existed.
+func getConsumer(tx *bbolt.Tx, name string) (int, uint64, bool) {
 	v := tx.Bucket(bucketConsumers).Get(consumerKey(name))
 	if v == nil {
-		return 0, false
+		return 0, 0, false
 	}
-	n, _ := binary.Uvarint(v)
-	return int(n), true
+	r := codec.NewReader(v)
+	n := r.Uvarint()
+	var epoch uint64
+	if r.Len() > 0 {
+		epoch = r.Uvarint()
+	}
+	return int(n), epoch, true
+}
+
+// putConsumer stores consumer name's partition count and epoch.
+func putConsumer(tx *bbolt.Tx, name string, n int, epoch uint64) error {
+	v := binary.AppendUvarint(binary.AppendUvarint(nil, uint64(n)), epoch)
+	return tx.Bucket(bucketConsumers).Put(consumerKey(name), v)
 }
 
 func getPart(tx *bbolt.Tx, name string, partition int) (partState, bool) {

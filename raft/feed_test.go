@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.etcd.io/bbolt"
 
 	"github.com/kode4food/timebox"
 )
@@ -322,7 +323,8 @@ func TestConsumerLeaseTakeover(t *testing.T) {
 }
 
 // The consumer commands' answers reach a caller on a follower, whose
-// calls the leader applies: the checkpoint, and each consumer error.
+// calls the leader applies: the checkpoint and epoch, and each consumer
+// error.
 func TestConsumerCommandsThroughFollower(t *testing.T) {
 	c := newCluster(t, 3, clusterTuning())
 	p := c.nodes[c.followers()[0]]
@@ -331,9 +333,10 @@ func TestConsumerCommandsThroughFollower(t *testing.T) {
 	other := l
 	other.Owner = "b"
 
-	pos, err := p.ClaimPartition(ctx, l)
+	first, err := p.ClaimPartition(ctx, l)
 	require.NoError(t, err)
-	require.Zero(t, pos)
+	require.Zero(t, first.Checkpoint)
+	require.NotZero(t, first.Epoch)
 	_, err = p.ClaimPartition(ctx, other)
 	require.ErrorIs(t, err, timebox.ErrLeaseHeld)
 	mismatch := l
@@ -344,15 +347,15 @@ func TestConsumerCommandsThroughFollower(t *testing.T) {
 	at := timebox.Position{Commit: 7, Offset: 2}
 	require.NoError(t, p.CommitPartition(ctx, l, at))
 	require.ErrorIs(t, p.CommitPartition(ctx, other, at), timebox.ErrLeaseLost)
-	pos, err = p.ClaimPartition(ctx, l)
+	cl, err := p.ClaimPartition(ctx, l)
 	require.NoError(t, err, "renewal")
-	require.Equal(t, at, pos)
+	require.Equal(t, timebox.Claim{Checkpoint: at, Epoch: first.Epoch}, cl)
 
 	require.NoError(t, p.ReleasePartition(ctx, other), "not the holder: nothing")
 	require.NoError(t, p.ReleasePartition(ctx, l))
-	pos, err = p.ClaimPartition(ctx, other)
+	cl, err = p.ClaimPartition(ctx, other)
 	require.NoError(t, err, "released: free at once")
-	require.Equal(t, at, pos)
+	require.Equal(t, timebox.Claim{Checkpoint: at, Epoch: first.Epoch}, cl)
 
 	infos, err := p.ListConsumers(ctx)
 	require.NoError(t, err)
@@ -365,20 +368,33 @@ func TestConsumerCommandsThroughFollower(t *testing.T) {
 
 	require.NoError(t, p.ResetConsumer(ctx, "c", timebox.Position{Commit: 1}))
 	require.ErrorIs(t, p.CommitPartition(ctx, other, at), timebox.ErrLeaseLost)
+	cl, err = p.ClaimPartition(ctx, other)
+	require.NoError(t, err)
+	require.Equal(t, timebox.Position{Commit: 1}, cl.Checkpoint)
+	require.Greater(t, cl.Epoch, first.Epoch, "a reset gives a new epoch")
+	reset := cl.Epoch
 	require.ErrorIs(t, p.ResetConsumer(ctx, "none", at), timebox.ErrConsumerNotFound)
 	require.NoError(t, p.DeleteConsumer(ctx, "c"))
 	require.ErrorIs(t, p.DeleteConsumer(ctx, "c"), timebox.ErrConsumerNotFound)
 	require.ErrorIs(t, p.CommitPartition(ctx, l, at), timebox.ErrLeaseLost)
 
-	// Every node holds the same consumers.
-	_, err = p.ClaimPartition(ctx, l)
+	// Every node holds the same consumers; one created again has a new
+	// epoch.
+	cl, err = p.ClaimPartition(ctx, l)
 	require.NoError(t, err)
+	require.Greater(t, cl.Epoch, reset)
 	for i := range c.nodes {
 		c.synced(i)
 		infos, err := c.nodes[i].ListConsumers(ctx)
 		require.NoError(t, err)
 		require.Len(t, infos, 1)
 		require.Equal(t, "a", infos[0].Partitions[1].Owner)
+		var epoch uint64
+		require.NoError(t, c.nodes[i].fsm.view(func(tx *bbolt.Tx) error {
+			_, epoch, _ = getConsumer(tx, "c")
+			return nil
+		}))
+		require.Equal(t, cl.Epoch, epoch, "node %d", i)
 	}
 }
 

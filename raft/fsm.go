@@ -306,7 +306,7 @@ func applyCommand(tx *bbolt.Tx, idx uint64, data []byte, decode bool) (any, []*t
 		r, err := applyArchiveOp(tx, op, data)
 		return r, nil, err
 	case opClaim, opCommit, opUnlease, opReset, opDelete:
-		r, err := applyConsumerOp(tx, op, data)
+		r, err := applyConsumerOp(tx, idx, op, data)
 		return r, nil, err
 	default:
 		return fmt.Errorf("%w: op %d", errMalformedCommand, op), nil, nil

@@ -19,31 +19,36 @@ import (
 // and a lost reply gives timebox.ErrUnknownOutcome.
 
 // ClaimPartition implements timebox.ConsumerBackend: one run of
-// consumer.lua checks the lease and the partition count and takes the
-// lease. Errors: timebox.ErrLeaseHeld, timebox.ErrPartitionMismatch,
+// consumer.lua checks the lease and the partition count, takes the lease
+// and reads the checkpoint and the epoch. Errors: timebox.ErrLeaseHeld, timebox.ErrPartitionMismatch,
 // timebox.ErrClosed, or the server's or connection's error.
 func (p *Persistence) ClaimPartition(
 	ctx context.Context, l timebox.Lease,
-) (timebox.Position, error) {
+) (timebox.Claim, error) {
 	res, err := p.consumerOp(ctx, l.Consumer, false, "claim",
 		l.Partition, l.Partitions, l.Owner, leaseMillis(l.TTL))
 	if err != nil {
-		return timebox.Position{}, err
+		return timebox.Claim{}, err
 	}
 	r, _ := res.([]any)
 	code, _ := first(r).(int64)
 	switch {
-	case code == 1 && len(r) == 2:
+	case code == 1 && len(r) == 3:
 		s, _ := r[1].(string)
-		return timebox.ParsePosition(s)
+		epoch, ok := r[2].(int64)
+		pos, err := timebox.ParsePosition(s)
+		if err != nil || !ok || epoch < 0 {
+			break
+		}
+		return timebox.Claim{Checkpoint: pos, Epoch: uint64(epoch)}, nil
 	case code == 0:
-		return timebox.Position{}, fmt.Errorf("redis: consumer %q partition %d: %w",
+		return timebox.Claim{}, fmt.Errorf("redis: consumer %q partition %d: %w",
 			l.Consumer, l.Partition, timebox.ErrLeaseHeld)
 	case code == 2 && len(r) == 2:
-		return timebox.Position{}, fmt.Errorf("redis: consumer %q has %v partitions, not %d: %w",
+		return timebox.Claim{}, fmt.Errorf("redis: consumer %q has %v partitions, not %d: %w",
 			l.Consumer, r[1], l.Partitions, timebox.ErrPartitionMismatch)
 	}
-	return timebox.Position{}, fmt.Errorf("redis: claim: unexpected reply %v", res)
+	return timebox.Claim{}, fmt.Errorf("redis: claim: unexpected reply %v", res)
 }
 
 // CommitPartition implements timebox.ConsumerBackend. Errors:
@@ -167,7 +172,7 @@ func (p *Persistence) consumerOp(
 	}
 	eid := encodeName(name)
 	res, err := p.run(ctx, consumerScript, write,
-		[]string{p.keys.consumer(eid), p.keys.cons},
+		[]string{p.keys.consumer(eid), p.keys.cons, p.keys.epochs},
 		append([]any{op, eid}, args...)...,
 	)
 	if write {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/kode4food/timebox"
@@ -31,6 +32,7 @@ func testFeed(t *testing.T, cfg Config) {
 	t.Run("TrimAndArchive", func(t *testing.T) { testFeedKeeps(t, open) })
 	t.Run("Wait", func(t *testing.T) { testFeedWait(t, open) })
 	t.Run("Consumers", func(t *testing.T) { testFeedConsumers(t, open) })
+	t.Run("ConsumerWithoutEpoch", func(t *testing.T) { testConsumerWithoutEpoch(t, open) })
 	t.Run("Race", func(t *testing.T) { testFeedRace(t, open) })
 	t.Run("ReadAhead", func(t *testing.T) { testFeedReadAhead(t, open) })
 	t.Run("Consume", func(t *testing.T) { testFeedConsume(t, cfg) })
@@ -182,7 +184,7 @@ func testFeedConsumers(t *testing.T, open openFunc) {
 
 	pos, err := p.ClaimPartition(ctx, l)
 	require.NoError(t, err)
-	require.True(t, pos.IsZero())
+	require.True(t, pos.Checkpoint.IsZero())
 	_, err = p.ClaimPartition(ctx, lb)
 	require.ErrorIs(t, err, timebox.ErrLeaseHeld)
 	bad := l
@@ -195,7 +197,7 @@ func testFeedConsumers(t *testing.T, open openFunc) {
 	require.ErrorIs(t, p.CommitPartition(ctx, lb, at), timebox.ErrLeaseLost)
 	pos, err = p.ClaimPartition(ctx, l) // renewal
 	require.NoError(t, err)
-	require.Equal(t, at, pos)
+	require.Equal(t, at, pos.Checkpoint)
 
 	list, err := p.ListConsumers(ctx)
 	require.NoError(t, err)
@@ -214,7 +216,7 @@ func testFeedConsumers(t *testing.T, open openFunc) {
 	require.NoError(t, p.ReleasePartition(ctx, l))
 	pos, err = p.ClaimPartition(ctx, lb)
 	require.NoError(t, err)
-	require.Equal(t, at, pos)
+	require.Equal(t, at, pos.Checkpoint)
 	require.ErrorIs(t, p.CommitPartition(ctx, l, at), timebox.ErrLeaseLost)
 
 	// An expired lease may be claimed by another owner.
@@ -248,7 +250,7 @@ func testFeedConsumers(t *testing.T, open openFunc) {
 	require.ErrorIs(t, p.CommitPartition(ctx, lb, at), timebox.ErrLeaseLost)
 	pos, err = p.ClaimPartition(ctx, bad) // a new consumer, any count
 	require.NoError(t, err)
-	require.True(t, pos.IsZero())
+	require.True(t, pos.Checkpoint.IsZero())
 
 	if p.config.Shard != "" {
 		slot := func(key string) int64 {
@@ -258,11 +260,31 @@ func testFeedConsumers(t *testing.T, open openFunc) {
 		}
 		want := slot(p.keys.aggs)
 		for _, k := range []string{
-			p.keys.feed, p.keys.cons, p.keys.consumer(encodeName(l.Consumer)),
+			p.keys.feed, p.keys.cons, p.keys.epochs, p.keys.consumer(encodeName(l.Consumer)),
 		} {
 			require.Equal(t, want, slot(k), k)
 		}
 	}
+}
+
+// A consumer stored before epochs (no 'e' field) claims at epoch 0, which
+// the counter never gives, and a reset gives it a new one.
+func testConsumerWithoutEpoch(t *testing.T, open openFunc) {
+	_, p := open(t)
+	ctx := context.Background()
+	ename := encodeName("old")
+	require.NoError(t, p.client.HSet(ctx, p.keys.consumer(ename), "n", 1, "c0", "5.1").Err())
+	require.NoError(t, p.client.ZAdd(ctx, p.keys.cons, redis.Z{Member: ename}).Err())
+
+	l := timebox.Lease{Consumer: "old", Partitions: 1, Owner: "A", TTL: time.Minute}
+	c, err := p.ClaimPartition(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, timebox.Claim{Checkpoint: timebox.Position{Commit: 5, Offset: 1}}, c)
+	require.NoError(t, p.ResetConsumer(ctx, "old", c.Checkpoint))
+	c, err = p.ClaimPartition(ctx, l)
+	require.NoError(t, err)
+	require.Equal(t, timebox.Position{Commit: 5, Offset: 1}, c.Checkpoint)
+	require.NotZero(t, c.Epoch)
 }
 
 // Writers race on one hot aggregate and on many while a subscriber

@@ -26,6 +26,7 @@ type keys struct {
 	archive string
 	feed    string // stream of every append's batch, IDs "0-<commit>"
 	cons    string // sorted set of consumer names (encoded), lexical
+	epochs  string // counter of the consumer epochs given (timebox.Claim)
 }
 
 func newKeys(cfg Config) keys {
@@ -42,6 +43,7 @@ func newKeys(cfg Config) keys {
 		archive: base + "archive",
 		feed:    base + "feed",
 		cons:    base + "consumers",
+		epochs:  base + "epochs",
 	}
 }
 

@@ -45,6 +45,7 @@ func feedCases(s Suite) []testCase {
 		{"ConsumerAdmin", testConsumerAdmin},
 		{"ResetRunningConsumer", testResetRunningConsumer},
 		{"ResetDuringFirstBatch", testResetDuringFirstBatch},
+		{"ResetFromAnotherStore", testResetFromAnotherStore},
 		{"ConsumeBadInput", testConsumeBadInput},
 		{"ConsumeOwnerOnce", testConsumeOwnerOnce},
 		{"CloseEndsFollowers", testCloseEndsFollowers},
@@ -1001,24 +1002,24 @@ func testLeases(t *testing.T, s Suite) {
 	lb := la
 	lb.Owner = "B"
 
-	pos, err := c.ClaimPartition(ctx, la)
+	first, err := c.ClaimPartition(ctx, la)
 	require.NoError(t, err)
-	require.True(t, pos.IsZero())
+	require.True(t, first.Checkpoint.IsZero())
 	_, err = c.ClaimPartition(ctx, lb)
 	require.ErrorIs(t, err, timebox.ErrLeaseHeld)
 	require.ErrorIs(t, c.CommitPartition(ctx, lb, timebox.Position{Commit: 9}), timebox.ErrLeaseLost)
 	p1 := timebox.Position{Commit: 7, Offset: 2}
 	require.NoError(t, c.CommitPartition(ctx, la, p1))
-	pos, err = c.ClaimPartition(ctx, la)
+	cl, err := c.ClaimPartition(ctx, la)
 	require.NoError(t, err, "an owner renews its own lease")
-	require.Equal(t, p1, pos)
+	require.Equal(t, timebox.Claim{Checkpoint: p1, Epoch: first.Epoch}, cl)
 
 	// The other partition is free, and is created with the consumer.
 	lb1 := lb
 	lb1.Partition = 1
-	pos, err = c.ClaimPartition(ctx, lb1)
+	cl, err = c.ClaimPartition(ctx, lb1)
 	require.NoError(t, err)
-	require.True(t, pos.IsZero())
+	require.Equal(t, timebox.Claim{Epoch: first.Epoch}, cl)
 	wrong := lb
 	wrong.Partitions = 3
 	_, err = c.ClaimPartition(ctx, wrong)
@@ -1026,11 +1027,20 @@ func testLeases(t *testing.T, s Suite) {
 
 	require.NoError(t, c.ReleasePartition(ctx, la))
 	require.NoError(t, c.ReleasePartition(ctx, la), "releasing a lease not held")
-	pos, err = c.ClaimPartition(ctx, lb)
+	cl, err = c.ClaimPartition(ctx, lb)
 	require.NoError(t, err)
-	require.Equal(t, p1, pos, "the checkpoint survives a release")
+	require.Equal(t, timebox.Claim{Checkpoint: p1, Epoch: first.Epoch}, cl,
+		"the checkpoint and epoch survive a release")
 
-	// A reset ends every lease.
+	// A reset ends every lease and changes the epoch, even a reset to
+	// the checkpoint the partition had.
+	require.NoError(t, c.ResetConsumer(ctx, "leases", p1))
+	require.ErrorIs(t, c.CommitPartition(ctx, lb, p1), timebox.ErrLeaseLost)
+	cl, err = c.ClaimPartition(ctx, lb)
+	require.NoError(t, err)
+	require.Equal(t, p1, cl.Checkpoint)
+	require.NotEqual(t, first.Epoch, cl.Epoch, "a reset gives a new epoch")
+	reset := cl.Epoch
 	p2 := timebox.Position{Commit: 3}
 	require.NoError(t, c.ResetConsumer(ctx, "leases", p2))
 	require.ErrorIs(t, c.CommitPartition(ctx, lb, p1), timebox.ErrLeaseLost)
@@ -1047,8 +1057,10 @@ func testLeases(t *testing.T, s Suite) {
 	// owner's commit is refused.
 	short := la
 	short.TTL = 200 * time.Millisecond
-	_, err = c.ClaimPartition(ctx, short)
+	cl, err = c.ClaimPartition(ctx, short)
 	require.NoError(t, err)
+	require.NotContains(t, []uint64{first.Epoch, reset}, cl.Epoch)
+	second := cl.Epoch
 	waitUntil(t, func() bool {
 		_, err := c.ClaimPartition(ctx, lb)
 		if err != nil {
@@ -1064,6 +1076,14 @@ func testLeases(t *testing.T, s Suite) {
 	list, err = c.ListConsumers(ctx)
 	require.NoError(t, err)
 	require.Empty(t, list)
+
+	// A consumer created again after its delete never has an epoch it
+	// had before.
+	cl, err = c.ClaimPartition(ctx, la)
+	require.NoError(t, err)
+	require.True(t, cl.Checkpoint.IsZero())
+	require.NotContains(t, []uint64{first.Epoch, reset, second}, cl.Epoch)
+	require.NoError(t, c.DeleteConsumer(ctx, "leases"))
 }
 
 func testFeedNotSupported(t *testing.T, s Suite) {
@@ -1088,32 +1108,57 @@ func testFeedNotSupported(t *testing.T, s Suite) {
 func testResetDuringFirstBatch(t *testing.T, s Suite) {
 	for _, del := range []bool{false, true} {
 		st := s.store(t)
-		seed(t, st, aid("first", "1"), items("f", 3)...)
-		entered, release := make(chan struct{}), make(chan struct{})
-		var once sync.Once
-		c := newCollector()
-		h := func(ctx context.Context, ev *timebox.Event) error {
-			once.Do(func() { close(entered); <-release })
-			return c.handle(ctx, ev)
-		}
-		stop := run(func(ctx context.Context) error {
-			return st.Consume(ctx, "first", h, timebox.WithLeaseTTL(time.Minute))
-		})
-		select {
-		case <-entered:
-		case <-time.After(waitTimeout):
-			t.Fatal("handler not called")
-		}
-		ctx := context.Background()
-		if del {
-			require.NoError(t, st.DeleteConsumer(ctx, "first"))
-		} else {
-			require.NoError(t, st.ResetConsumer(ctx, "first", timebox.Position{}))
-		}
-		close(release)
-		got := c.waitFor(t, 6)
-		require.ErrorIs(t, stop(), context.Canceled)
-		ids := eventIDs(got)
-		require.Equal(t, ids[:3], ids[3:6], "delete %v: every event handled again", del)
+		resetDuringFirstBatch(t, st, st, del)
 	}
+}
+
+// testResetFromAnotherStore is testResetDuringFirstBatch with the reset
+// or delete made through another Store on the same backend, as another
+// process would make it: only what the backend stores tells the running
+// consumer.
+func testResetFromAnotherStore(t *testing.T, s Suite) {
+	for _, del := range []bool{false, true} {
+		b := s.backend(t)
+		sts := make([]*timebox.Store, 2)
+		for i := range sts {
+			st, err := timebox.NewStore(b, timebox.Config{})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = st.Close() })
+			sts[i] = st
+		}
+		resetDuringFirstBatch(t, sts[0], sts[1], del)
+	}
+}
+
+// resetDuringFirstBatch runs a consumer on st and, while its handler
+// holds the first event, resets it to zero (or deletes it) through admin;
+// the consumer must then handle every event again.
+func resetDuringFirstBatch(t *testing.T, st, admin *timebox.Store, del bool) {
+	seed(t, st, aid("first", "1"), items("f", 3)...)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c := newCollector()
+	h := func(ctx context.Context, ev *timebox.Event) error {
+		once.Do(func() { close(entered); <-release })
+		return c.handle(ctx, ev)
+	}
+	stop := run(func(ctx context.Context) error {
+		return st.Consume(ctx, "first", h, timebox.WithLeaseTTL(time.Minute))
+	})
+	select {
+	case <-entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("handler not called")
+	}
+	ctx := context.Background()
+	if del {
+		require.NoError(t, admin.DeleteConsumer(ctx, "first"))
+	} else {
+		require.NoError(t, admin.ResetConsumer(ctx, "first", timebox.Position{}))
+	}
+	close(release)
+	got := c.waitFor(t, 6)
+	require.ErrorIs(t, stop(), context.Canceled)
+	ids := eventIDs(got)
+	require.Equal(t, ids[:3], ids[3:6], "delete %v: every event handled again", del)
 }

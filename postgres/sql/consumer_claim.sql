@@ -1,1 +1,1 @@
-SELECT status, cxid, coff FROM timebox_consumer_claim($1, $2, $3, $4, $5, $6)
+SELECT status, cxid, coff, cepoch FROM timebox_consumer_claim($1, $2, $3, $4, $5, $6)

@@ -372,33 +372,64 @@ CREATE TABLE IF NOT EXISTS timebox_consumers (
     PRIMARY KEY (ns, name, part)
 );
 
+-- Schema 7: the consumer's epoch (timebox.Claim), the same on each of its
+-- rows, taken from the sequence timebox_consumer_epoch when the consumer
+-- is created and on every reset. A sequence never returns a value twice,
+-- even to a transaction that rolled back, so a consumer created again
+-- after a delete never has an epoch it had before. Consumers created
+-- before schema 7 take one each.
+CREATE SEQUENCE IF NOT EXISTS timebox_consumer_epoch;
+ALTER TABLE timebox_consumers ADD COLUMN IF NOT EXISTS epoch bigint;
+WITH e AS MATERIALIZED (
+    SELECT d.ns, d.name, nextval('timebox_consumer_epoch') AS epoch
+    FROM (SELECT DISTINCT ns, name FROM timebox_consumers
+          WHERE epoch IS NULL) AS d
+)
+UPDATE timebox_consumers AS c SET epoch = e.epoch
+FROM e
+WHERE c.ns = e.ns AND c.name = e.name;
+ALTER TABLE timebox_consumers ALTER COLUMN epoch SET NOT NULL;
+
 -- timebox_consumer_claim gives partition p_part of consumer p_name to
 -- p_owner for p_ttl_ms from now, creating the consumer (p_parts rows,
--- checkpoints at 0.0) when it does not exist. It returns status 0 with
--- the checkpoint, 1 when another owner's lease is live, 2 when the
--- consumer has another partition count; on 1 and 2 nothing is written.
--- Row 0 is created first and alone decides who creates the others, so
--- concurrent first claims agree on the partition count.
-CREATE OR REPLACE FUNCTION timebox_consumer_claim(
+-- checkpoints at 0.0, one new epoch) when it does not exist. It returns
+-- status 0 with the checkpoint and the epoch, read from the row the lease
+-- is taken on (so a reset is wholly before or after them), 1 when another
+-- owner's lease is live, 2 when the consumer has another partition count;
+-- on 1 and 2 nothing is written. Row 0 is created first and alone decides
+-- who creates the others, so concurrent first claims agree on the
+-- partition count and the epoch. Only a claim that finds no row 0 takes
+-- an epoch (nextval runs even when the insert then conflicts).
+--
+-- Schema 7 added the OUT parameter cepoch, a change of the return type,
+-- which CREATE OR REPLACE cannot make.
+DROP FUNCTION IF EXISTS timebox_consumer_claim(text, text, integer, integer, text, bigint);
+CREATE FUNCTION timebox_consumer_claim(
     p_ns text, p_name text, p_part integer, p_parts integer,
     p_owner text, p_ttl_ms bigint,
-    OUT status integer, OUT cxid bigint, OUT coff bigint
+    OUT status integer, OUT cxid bigint, OUT coff bigint, OUT cepoch bigint
 ) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     have integer;
+    created bigint;
 BEGIN
-    INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
-    VALUES (p_ns, p_name, 0, p_parts, 0, 0)
-    ON CONFLICT DO NOTHING;
-    IF FOUND THEN
-        INSERT INTO timebox_consumers (ns, name, part, parts, xid, off)
-        SELECT p_ns, p_name, g, p_parts, 0, 0
-        FROM generate_series(1, p_parts - 1) AS g
-        ON CONFLICT DO NOTHING;
-    END IF;
     SELECT c.parts INTO have FROM timebox_consumers c
     WHERE c.ns = p_ns AND c.name = p_name AND c.part = 0;
+    IF have IS NULL THEN
+        INSERT INTO timebox_consumers AS c (ns, name, part, parts, xid, off, epoch)
+        VALUES (p_ns, p_name, 0, p_parts, 0, 0, nextval('timebox_consumer_epoch'))
+        ON CONFLICT DO NOTHING
+        RETURNING c.epoch INTO created;
+        IF FOUND THEN
+            INSERT INTO timebox_consumers (ns, name, part, parts, xid, off, epoch)
+            SELECT p_ns, p_name, g, p_parts, 0, 0, created
+            FROM generate_series(1, p_parts - 1) AS g
+            ON CONFLICT DO NOTHING;
+        END IF;
+        SELECT c.parts INTO have FROM timebox_consumers c
+        WHERE c.ns = p_ns AND c.name = p_name AND c.part = 0;
+    END IF;
     IF have IS NULL THEN
         -- Deleted meanwhile: the caller claims again later.
         status := 1;
@@ -412,7 +443,7 @@ BEGIN
         expires = clock_timestamp() + p_ttl_ms * interval '1 millisecond'
     WHERE c.ns = p_ns AND c.name = p_name AND c.part = p_part
       AND (c.owner IS NULL OR c.owner = p_owner OR c.expires <= clock_timestamp())
-    RETURNING c.xid, c.off INTO cxid, coff;
+    RETURNING c.xid, c.off, c.epoch INTO cxid, coff, cepoch;
     IF FOUND THEN
         status := 0;
     ELSE
@@ -428,5 +459,6 @@ $$;
 -- synchronous_commit off). Version 3: archiving (timebox_archive).
 -- Version 4: timebox_events.id and .metadata, and the archive's ids and
 -- metas. Version 5: the feed (positions, timebox_feed_kept, consumers).
--- Version 6: the append is a function (timebox_append).
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 6';
+-- Version 6: the append is a function (timebox_append). Version 7: the
+-- consumers' epoch (timebox_consumers.epoch, timebox_consumer_epoch).
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 7';
