@@ -129,10 +129,12 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // ExecContext runs cmd on the current state of id and appends the events it
 // raises. On a version conflict it folds in the new events and runs cmd
 // again, up to Config.MaxRetries attempts in all. A command that raises
-// nothing is still checked against the aggregate's head, so its decision
-// was taken on the latest state. On success it returns the new state and
-// runs the success actions: the executor's, then those the command
-// registered, each with panics recovered and logged.
+// nothing, or fails, is still checked against the aggregate's head, so its
+// outcome, its error too, was decided on the latest state: a state cached
+// behind the head costs the failing call one more round trip, and it runs
+// again on the new events. On success it returns the new state and runs
+// the success actions: the executor's, then those the command registered,
+// each with panics recovered and logged.
 //
 // Calls on one aggregate wait in a queue behind the command running on it.
 // A waiting call whose ctx is done before its command starts leaves the
@@ -147,13 +149,19 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // A command may read and append through the Store, and Exec on other
 // aggregates. An Exec on its own aggregate through the same Executor, from
 // the command's goroutine, fails at once with ErrReentrantExec and the
-// command goes on.
+// command goes on. A cycle through other aggregates (X's command Execs Y,
+// whose command Execs X) is caught the same way only while it stays on
+// one goroutine; when Y's command runs in a batch led by another caller's
+// goroutine, the inner Exec on X waits for X's command, which waits for
+// it, until a ctx ends: give such nested calls a deadline.
 //
 // Panics in user code are recovered and returned as a *PanicError, logged
 // once at ERROR with the stack through Config.Logger; errors.Is tells the
-// component: ErrCommandPanicked (that call fails, the others of its batch
-// go on), ErrApplierPanicked, ErrConstructorPanicked or ErrIndexerPanicked
-// (the batch fails). Nothing is written and the aggregate stays usable.
+// component: ErrCommandPanicked, or ErrApplierPanicked from an event the
+// command raised (that call fails, and nothing of it is written; the
+// others of its batch go on), ErrApplierPanicked from a stored event,
+// ErrConstructorPanicked or ErrIndexerPanicked (the batch fails and
+// nothing is written). The aggregate stays usable.
 //
 // The Store re-sends an append whose reply was lost and retries one the
 // backend could not take (see Store.AppendEventsContext), so an Exec sees
@@ -358,10 +366,8 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 	me := goroutine.Token()
 	p, err := e.load(ctx, key, id)
 	for attempt := 1; err == nil; attempt++ {
-		var evs []*Event
-		var end *projection[T]
 		e.setRunner(key, me)
-		live, evs, end = e.runCommands(id, p, live)
+		evs, end := e.runCommands(id, p, live)
 		e.setRunner(key, 0)
 		if n := len(live); n > 0 {
 			if live = dropDone(live[:0], live); len(live) < n {
@@ -373,6 +379,10 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		if len(live) == 0 {
 			return
 		}
+		// The append also checks the head for the calls that failed or
+		// raised nothing: their outcome too was decided on p, and is
+		// final only if p is the latest state. On a conflict every call
+		// runs again, failed or not.
 		e.awaitSending(ctx, key)
 		e.attempted(live)
 		sent := time.Now()
@@ -400,24 +410,22 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 	// rather than conflicting on it again, which with MaxRetries 1 it
 	// would do for ever.
 	e.cache.Remove(key)
-	fail(live, err)
+	failBatch(live, err)
 }
 
-// runCommands runs each call in turn on the state the previous one left.
-// It returns the calls that succeeded, their events (stamped by Raise,
-// ready to append), and the state after them; a failed call is finished
-// with its error.
+// runCommands runs each call in turn on the state the previous one left,
+// setting each call's outcome (a failed call's error, with nothing of its
+// own in the state). It returns the events of the calls that succeeded
+// (stamped by Raise, ready to append), and the state after them.
 func (e *Executor[T]) runCommands(
 	id AggregateID, p *projection[T], calls []*call[T],
-) ([]*call[T], []*Event, *projection[T]) {
-	ok := calls[:0]
+) ([]*Event, *projection[T]) {
 	var evs []*Event
 	cur := *p
 	limit := e.store.config.commandLimit()
 	for _, c := range calls {
 		if c.repeated = cur.cmds.has(CommandIDFrom(c.ctx)); c.repeated {
 			c.value, c.events, c.actions, c.err = cur.value, nil, nil, nil
-			ok = append(ok, c)
 			continue
 		}
 		ag := &Aggregator[T]{
@@ -428,6 +436,7 @@ func (e *Executor[T]) runCommands(
 			apps:  e.apps,
 		}
 		if c.err = e.runCommand(c.cmd, ag); c.err != nil {
+			c.events, c.actions = nil, nil
 			continue
 		}
 		c.value, c.events, c.actions = ag.value, ag.events, ag.onSuccess
@@ -435,9 +444,8 @@ func (e *Executor[T]) runCommands(
 		cur = projection[T]{
 			value: ag.value, next: ag.next, cmds: cur.cmds.record(ag.events, limit),
 		}
-		ok = append(ok, c)
 	}
-	return ok, evs, &cur
+	return evs, &cur
 }
 
 // runCommand runs cmd, returning a panic as a *PanicError: an applier's
@@ -455,7 +463,9 @@ func (e *Executor[T]) runCommand(cmd Command[T], ag *Aggregator[T]) (err error) 
 // appends the others to dst (which may be calls[:0]).
 func dropDone[T any](dst, calls []*call[T]) []*call[T] {
 	for _, c := range calls {
-		if c.err = c.ctx.Err(); c.err == nil {
+		if err := c.ctx.Err(); err != nil {
+			c.err = err
+		} else {
 			dst = append(dst, c)
 		}
 	}
@@ -634,5 +644,20 @@ func (e *Executor[T]) runAction(id AggregateID, fn SuccessAction[T], value T, ev
 func fail[T any](calls []*call[T], err error) {
 	for _, c := range calls {
 		c.err = err
+	}
+}
+
+// failBatch finishes calls, run together, with their batch's error. When
+// it is a context's error (the batch's context ends only when all of
+// theirs have), each call gets its own context's, so a canceled call
+// reports context.Canceled even if another's deadline passed.
+func failBatch[T any](calls []*call[T], err error) {
+	ctxErr := !errors.Is(err, ErrUnknownOutcome) &&
+		(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+	for _, c := range calls {
+		c.err = err
+		if ctxErr && c.ctx.Err() != nil {
+			c.err = c.ctx.Err()
+		}
 	}
 }

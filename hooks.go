@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -13,7 +14,10 @@ type (
 	// (the otel subpackage implements it with OpenTelemetry). Set it in
 	// Config.Hooks. Every method is called synchronously on the calling
 	// goroutine, so it must be quick and safe for concurrent use, and must
-	// not call back into the Store. A panic in a hook is not recovered.
+	// not call back into the Store. A panic in a hook is recovered and
+	// logged at ERROR through Config.Logger: it never changes the outcome
+	// of what the hook observes (a panicking AppendStart or CommandStart
+	// leaves the context as it was).
 	// With no Hooks set the Store pays one nil check per point and
 	// allocates nothing. Embed NopHooks to implement only some methods.
 	Hooks interface {
@@ -228,6 +232,33 @@ func backendName(b Backend) string {
 	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
+// callHook calls the hook fn, named name, recovering a panic (see
+// hookPanicked).
+func callHook[I any](s *Store, name string, fn func(context.Context, I), ctx context.Context, info I) {
+	defer s.hookPanicked(name)
+	fn(ctx, info)
+}
+
+// startHook calls the hook fn, named name, and returns the context it
+// returns, or ctx if it panicked (see hookPanicked).
+func startHook[I any](
+	s *Store, name string, fn func(context.Context, I) context.Context, ctx context.Context, info I,
+) (res context.Context) {
+	res = ctx
+	defer s.hookPanicked(name)
+	return fn(ctx, info)
+}
+
+// hookPanicked, deferred around a hook's call, recovers its panic and
+// logs it, so that the call it observes goes on as if the hook had
+// returned.
+func (s *Store) hookPanicked(name string) {
+	if r := recover(); r != nil {
+		s.config.logger().Error("timebox: hook panicked",
+			"hook", name, "panic", r, "stack", string(debug.Stack()))
+	}
+}
+
 // appendObserved is append reported to Config.Hooks.
 func (s *Store) appendObserved(ctx context.Context, req AppendRequest) error {
 	h := s.config.Hooks
@@ -240,10 +271,10 @@ func (s *Store) appendObserved(ctx context.Context, req AppendRequest) error {
 		ExpectedSequence: req.ExpectedSequence,
 		Events:           len(req.Events),
 	}
-	ctx = h.AppendStart(ctx, info)
+	ctx = startHook(s, "AppendStart", h.AppendStart, ctx, info)
 	start := time.Now()
 	sent, err := s.append(ctx, req)
-	h.AppendEnd(ctx, AppendDone{
+	callHook(s, "AppendEnd", h.AppendEnd, ctx, AppendDone{
 		AppendInfo: info,
 		Duration:   time.Since(start),
 		Err:        err,
@@ -270,7 +301,7 @@ func (s *Store) getSnapshotObserved(
 		info.Snapshot = res.SnapshotSize > 0
 		info.Events = len(res.AdditionalEvents)
 	}
-	h.Load(ctx, info)
+	callHook(s, "Load", h.Load, ctx, info)
 	return res, err
 }
 
@@ -294,7 +325,7 @@ func (s *Store) putSnapshotObserved(
 	if errors.Is(err, ErrSnapshotSkipped) {
 		info.Skipped, info.Err = true, nil
 	}
-	h.SnapshotSaved(ctx, info)
+	callHook(s, "SnapshotSaved", h.SnapshotSaved, ctx, info)
 	return n, err
 }
 
@@ -306,7 +337,7 @@ func (s *Store) observeConflict(
 	if h == nil {
 		return
 	}
-	h.Conflict(ctx, ConflictInfo{
+	callHook(s, "Conflict", h.Conflict, ctx, ConflictInfo{
 		Scope:            s.scope(id),
 		Attempt:          attempt,
 		ExpectedSequence: vc.ExpectedSequence,
@@ -328,10 +359,10 @@ func (e *Executor[T]) observe(id AggregateID, c *call[T]) func() {
 		return noObserve
 	}
 	sc := e.store.scope(id)
-	c.ctx = h.CommandStart(c.ctx, CommandInfo{Scope: sc})
+	c.ctx = startHook(e.store, "CommandStart", h.CommandStart, c.ctx, CommandInfo{Scope: sc})
 	start := time.Now()
 	return func() {
-		h.CommandEnd(c.ctx, CommandDone{
+		callHook(e.store, "CommandEnd", h.CommandEnd, c.ctx, CommandDone{
 			Scope:     sc,
 			Attempts:  c.attempts,
 			BatchSize: c.batch,

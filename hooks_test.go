@@ -127,9 +127,10 @@ func TestHooksSeeACommand(t *testing.T) {
 	_, err = accounts.Exec(id, deposit(-1))
 	require.Error(t, err)
 	assert.Equal(t, []string{
-		"command-start account", "command-end command error",
-	}, rec.take(), "a cached state: no load; a failed command: no append")
-	assert.Equal(t, 0, rec.commands[1].Attempts)
+		"command-start account", "append-start command 0", "append-end ok",
+		"command-end command error",
+	}, rec.take(), "a cached state: no load; a failed command: a check of the head")
+	assert.Equal(t, 1, rec.commands[1].Attempts)
 	assert.Equal(t, err, rec.commands[1].Err)
 
 	require.NoError(t, store.AppendEvents(id, 1, []*timebox.Event{{Type: "deposited", Data: []byte("1")}}))
