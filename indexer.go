@@ -4,8 +4,9 @@ import "time"
 
 type (
 	// Index is what an Indexer says about an aggregate after a batch. A nil
-	// Status leaves the status alone and "" clears it; a label with an
-	// empty value is removed.
+	// Status leaves the status alone and "" clears it; setting the status
+	// the aggregate already has keeps the time it entered it. A label with
+	// an empty value is removed.
 	Index struct {
 		Status *string
 		Labels map[string]string
@@ -30,8 +31,9 @@ type (
 type IndexChange struct {
 	// Status is the new status, "" to clear it, nil to leave it alone.
 	Status *string
-	// StatusTime is when the aggregate entered Status: the timestamp of
-	// the batch's last event.
+	// StatusTime is the timestamp of the batch's last event: the time the
+	// aggregate enters Status. A backend keeps the time it has for an
+	// aggregate already in Status, which stays in it.
 	StatusTime time.Time
 	// Labels maps label to new value; "" removes the label.
 	Labels map[string]string

@@ -53,7 +53,13 @@ func (p *Persistence) index(k string, a *aggregate, c timebox.IndexChange) {
 	}
 }
 
+// setStatus moves a, stored under k, into status entered at, or out of
+// every status when status is "". An aggregate already in status stays in
+// it, entered at the time it had. p.mu is held for writing.
 func (p *Persistence) setStatus(k string, a *aggregate, status string, at time.Time) {
+	if status != "" && status == a.status {
+		return
+	}
 	if a.status != "" {
 		removeFrom(p.status, a.status, statusEntry{a.statusTime, k})
 	}

@@ -165,10 +165,14 @@ func decodeStatus(v []byte) (string, time.Time, bool) {
 }
 
 // setStatus moves key into status entered at, or out of every status when
-// status is "".
+// status is "". A key already in status stays in it, entered at the time
+// it had: nothing is written.
 func setStatus(tx *bbolt.Tx, key, status string, at time.Time) error {
 	st, by := tx.Bucket(bucketStatus), tx.Bucket(bucketByStatus)
 	old, oldAt, ok := decodeStatus(st.Get([]byte(key)))
+	if ok && status != "" && old == status {
+		return nil
+	}
 	if !ok {
 		old = ""
 	} else {

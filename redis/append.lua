@@ -3,8 +3,8 @@
 -- KEYS[1] meta hash, KEYS[2] batch sorted set, KEYS[3] the store's feed
 -- stream, then, only for a first append (expected sequence 0, the one
 -- append that adds the aggregate to it), the aggregate list, only when the
--- batch changes the status, the status set, and only when it changes
--- labels, the label set and the label-value set.
+-- batch sets or clears the status, the status set, and only when it
+-- changes labels, the label set and the label-value set.
 -- ARGV[1] encoded ID, ARGV[2] expected sequence, ARGV[3] the batch's last
 -- sequence and ARGV[4] the head after it (expected + n - 1 and expected +
 -- n, for n events), ARGV[5] the batch: its n events framed as
@@ -14,9 +14,10 @@
 -- sorted set gets the entry's ID as a member scored by the batch's last
 -- sequence (see batches.lua, prepended to this script). Only when the
 -- batch changes the index: ARGV[6] status op ('' keep, 'c' clear, 's'
--- set), ARGV[7] encoded new status, ARGV[8] its time part (see
--- statusTime), ARGV[9] label count m, then m pairs (encoded label,
--- encoded value, '' to remove).
+-- set: an aggregate already in the status keeps the time it entered it),
+-- ARGV[7] encoded new status, ARGV[8] its time part (see statusTime),
+-- ARGV[9] label count m, then m pairs (encoded label, encoded value, ''
+-- to remove).
 --
 -- The sequences are passed as the client formats them (decimal, no sign
 -- or leading zeros: the form in which the head is stored), so a plain
@@ -87,7 +88,7 @@ if not indexed then
 end
 
 -- An index change. The keys after those name the status set when the
--- status changes, then the label sets when labels change.
+-- status is set or cleared, then the label sets when labels change.
 local op, m = ARGV[6], tonumber(ARGV[9])
 local stkey, labkey, lvkey
 if op ~= '' then
@@ -105,11 +106,19 @@ end
 -- Reads: the old status member, and each changed label's old value and
 -- whether this aggregate is its last holder. (One HMGET for all of them
 -- costs the server more than these HGETs: BenchmarkServerInstructions.)
+-- An aggregate already in the status set (its member begins with the
+-- encoded status and ':', which no encoded status holds) stays in it with
+-- its member and time: the status is left alone.
 local oldMember, newMember = false, false
 if op ~= '' then
   oldMember = redis.call('HGET', meta, 'sm')
   if op == 's' then
-    newMember = ARGV[7] .. ':' .. ARGV[8] .. eid
+    local prefix = ARGV[7] .. ':'
+    if oldMember and string.sub(oldMember, 1, #prefix) == prefix then
+      op, oldMember = '', false
+    else
+      newMember = prefix .. ARGV[8] .. eid
+    end
   end
 end
 local labels = {}

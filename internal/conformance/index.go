@@ -15,6 +15,7 @@ var indexCases = []testCase{
 	{"StatusSet", testIndexStatusSet},
 	{"StatusTimeIsLastEvent", testIndexStatusTime},
 	{"StatusReplace", testIndexStatusReplace},
+	{"StatusKeptOnSameStatus", testIndexStatusKept},
 	{"StatusUnchangedByNil", testIndexStatusNil},
 	{"StatusClear", testIndexStatusClear},
 	{"StatusOrder", testIndexStatusOrder},
@@ -179,6 +180,31 @@ func testIndexStatusReplace(t *testing.T, s Suite) {
 	require.Empty(t, byStatus(t, st, "open"))
 	requireEntries(t, byStatus(t, st, "shipped"),
 		[]timebox.AggregateID{id}, []time.Time{at(2)})
+}
+
+// testIndexStatusKept sets the status an aggregate already has: it stays
+// in the status, entered when it was, even when the batch passes through
+// another status first. Another status and then this one again takes the
+// later batch's time.
+func testIndexStatusKept(t *testing.T, s Suite) {
+	st, _ := s.indexedStore(t)
+	id, other := aid("order", "1"), aid("order", "2")
+	seed(t, st, id, idx(1, status("open")))
+	seed(t, st, other, idx(2, status("open")))
+	appendAt(t, st, id, idx(3, status("open")))
+	appendAt(t, st, id, idx(4, status("shipped")), idx(5, status("open")))
+	requireStatus(t, st, id, "open")
+	requireEntries(t, byStatus(t, st, "open"),
+		[]timebox.AggregateID{id, other}, []time.Time{at(1), at(2)})
+
+	appendAt(t, st, id, idx(6, status("shipped")))
+	appendAt(t, st, id, idx(7, status("shipped")))
+	requireEntries(t, byStatus(t, st, "shipped"),
+		[]timebox.AggregateID{id}, []time.Time{at(6)})
+	appendAt(t, st, id, idx(8, status("open")))
+	require.Empty(t, byStatus(t, st, "shipped"))
+	requireEntries(t, byStatus(t, st, "open"),
+		[]timebox.AggregateID{other, id}, []time.Time{at(2), at(8)})
 }
 
 func testIndexStatusNil(t *testing.T, s Suite) {

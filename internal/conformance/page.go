@@ -18,6 +18,7 @@ var pageCases = []testCase{
 	{"LabelPagesConcatenate", testPageLabel},
 	{"ListPagesConcatenate", testPageList},
 	{"StableBetweenPages", testPageStable},
+	{"StableWhenStatusSetAgain", testPageStatusSetAgain},
 	{"StableUnderConcurrentAppends", testPageConcurrent},
 	{"EmptyAndLimits", testPageEmpty},
 	{"BadCursor", testPageBadCursor},
@@ -276,6 +277,39 @@ func testPageStable(t *testing.T, s Suite) {
 	}
 	want := inKeyOrder(append(slices.Clone(ids), aid("acct", "99")))
 	requireSameIDs(t, want, got)
+}
+
+// testPageStatusSetAgain sets the status again, between pages, on
+// aggregates already in it, one returned already and one not yet: each
+// stays where it was, so every aggregate is returned exactly once, at the
+// time it entered the status.
+func testPageStatusSetAgain(t *testing.T, s Suite) {
+	st, _ := s.indexedStore(t)
+	const n = 9
+	ids := make([]timebox.AggregateID, n)
+	for i := range ids {
+		ids[i] = aid("acct", fmt.Sprintf("%02d", i))
+		seed(t, st, ids[i], idx(i, status("open")))
+	}
+	ctx := context.Background()
+	first, err := st.ListAggregatesByStatusPage(ctx, "open", "", 3)
+	require.NoError(t, err)
+	require.Len(t, first.Entries, 3)
+	appendAt(t, st, ids[0], idx(50, status("open")))
+	appendAt(t, st, ids[5], idx(51, status("open")))
+
+	got := slices.Clone(first.Entries)
+	for after := first.Next; after != ""; {
+		page, err := st.ListAggregatesByStatusPage(ctx, "open", after, 3)
+		require.NoError(t, err)
+		got = append(got, page.Entries...)
+		after = page.Next
+	}
+	require.Len(t, got, n)
+	for i, e := range got {
+		require.True(t, ids[i].Equal(e.ID), "entry %d: %q", i, e.ID)
+		require.True(t, at(i).Equal(e.Timestamp), "entry %d time: %v", i, e.Timestamp)
+	}
 }
 
 // testPageConcurrent pages while writers add aggregates to the status:

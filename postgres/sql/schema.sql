@@ -151,7 +151,8 @@ CREATE INDEX IF NOT EXISTS timebox_index_lookup
 -- (the caller then reads the conflict: check_head.sql). The events are
 -- the arrays p_secs .. p_metas, one element each; p_metas' elements are
 -- NULL for no metadata. p_status NULL leaves the status alone, '' clears
--- it, anything else sets it, entered at p_status_sec + p_status_nsec;
+-- it, anything else sets it, entered at p_status_sec + p_status_nsec (an
+-- aggregate already in that status keeps the time it entered it);
 -- p_label_names/p_label_values (NULL: none) set labels, '' removes one.
 --
 -- One function rather than one statement of data-modifying CTEs: each
@@ -223,7 +224,8 @@ BEGIN
         INSERT INTO timebox_index AS x (ns, aggregate, kind, name, value, sec, nsec)
         VALUES (p_ns, p_agg, 0, '', p_status, p_status_sec, p_status_nsec)
         ON CONFLICT (ns, aggregate, kind, name) DO UPDATE
-        SET value = excluded.value, sec = excluded.sec, nsec = excluded.nsec;
+        SET value = excluded.value, sec = excluded.sec, nsec = excluded.nsec
+        WHERE x.value <> excluded.value;
     END IF;
     IF cardinality(p_label_names) > 0 THEN
         DELETE FROM timebox_index AS x
@@ -461,4 +463,6 @@ $$;
 -- metas. Version 5: the feed (positions, timebox_feed_kept, consumers).
 -- Version 6: the append is a function (timebox_append). Version 7: the
 -- consumers' epoch (timebox_consumers.epoch, timebox_consumer_epoch).
-COMMENT ON TABLE timebox_snapshot IS 'timebox schema 7';
+-- Version 8: timebox_append keeps the status time of an aggregate already
+-- in the status it sets.
+COMMENT ON TABLE timebox_snapshot IS 'timebox schema 8';
