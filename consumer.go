@@ -197,6 +197,10 @@ func (pc *partitionConsumer) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if err := ctx.Err(); err != nil { // both were ready: claim nothing
+			<-pc.slots
+			return err
+		}
 		claimed := time.Now()
 		c, err := pc.c.ClaimPartition(ctx, pc.l)
 		if err == nil {

@@ -116,10 +116,14 @@ func (p *Persistence) feedAfter(pos timebox.Position, limit int) []*timebox.Even
 	return res
 }
 
-// ClaimPartition implements timebox.ConsumerBackend.
+// ClaimPartition implements timebox.ConsumerBackend; a ctx already done fails it
+// with ctx's error, writing nothing.
 func (p *Persistence) ClaimPartition(
-	_ context.Context, l timebox.Lease,
+	ctx context.Context, l timebox.Lease,
 ) (timebox.Claim, error) {
+	if err := ctx.Err(); err != nil {
+		return timebox.Claim{}, err
+	}
 	var c timebox.Claim
 	err := p.write(func() error {
 		parts, ok := p.consumers[l.Consumer]
@@ -152,10 +156,14 @@ func (p *Persistence) newEpoch() uint64 {
 	return p.epochs
 }
 
-// CommitPartition implements timebox.ConsumerBackend.
+// CommitPartition implements timebox.ConsumerBackend; a ctx already done fails it
+// with ctx's error, writing nothing.
 func (p *Persistence) CommitPartition(
-	_ context.Context, l timebox.Lease, pos timebox.Position,
+	ctx context.Context, l timebox.Lease, pos timebox.Position,
 ) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return p.write(func() error {
 		pt := p.partition(l)
 		if pt == nil || pt.owner != l.Owner {
@@ -204,10 +212,14 @@ func (p *Persistence) ListConsumers(context.Context) ([]timebox.ConsumerInfo, er
 	return res, err
 }
 
-// ResetConsumer implements timebox.ConsumerBackend.
+// ResetConsumer implements timebox.ConsumerBackend; a ctx already done fails it
+// with ctx's error, writing nothing.
 func (p *Persistence) ResetConsumer(
-	_ context.Context, name string, pos timebox.Position,
+	ctx context.Context, name string, pos timebox.Position,
 ) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return p.write(func() error {
 		parts, ok := p.consumers[name]
 		if !ok {
@@ -221,8 +233,12 @@ func (p *Persistence) ResetConsumer(
 	})
 }
 
-// DeleteConsumer implements timebox.ConsumerBackend.
-func (p *Persistence) DeleteConsumer(_ context.Context, name string) error {
+// DeleteConsumer implements timebox.ConsumerBackend; a ctx already done fails it
+// with ctx's error, writing nothing.
+func (p *Persistence) DeleteConsumer(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return p.write(func() error {
 		if _, ok := p.consumers[name]; !ok {
 			return timebox.ErrConsumerNotFound

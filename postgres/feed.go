@@ -47,10 +47,11 @@ var _ timebox.Feeder = (*Persistence)(nil)
 // ended. So that a caller reads what it has just appended even while
 // other appends are in flight, a read that finds nothing to return while
 // committed events wait behind older open transactions looks again with
-// a short backoff (1 to 25 ms), for up to heldWait or req.Wait, whichever
-// is longer, even when req.Wait is zero; past that it returns nothing (a
-// transaction left open holds the feed back for as long as it stays
-// open). With req.Wait and nothing committed to return, it waits for a
+// a short backoff (1 to 25 ms), for up to req.Wait, or heldWait when
+// req.Wait is zero; past that it returns nothing (a transaction left open
+// holds the feed back for as long as it stays open). It never waits past
+// a positive req.Wait: a follower reads again, and a durable consumer
+// renews its lease in between. With req.Wait and nothing committed to return, it waits for a
 // notification on channel timebox_feed (sent after appends, see
 // feedNotifier) or an append of p's own, within req.Wait.
 //
@@ -86,7 +87,10 @@ func (p *Persistence) ReadFeed(
 		}
 		wait := req.Wait - time.Since(start)
 		if pending {
-			wait = min(max(wait, heldWait-time.Since(start)), backoff)
+			if req.Wait == 0 {
+				wait = heldWait - time.Since(start)
+			}
+			wait = min(wait, backoff)
 			backoff = min(2*backoff, pendingMax)
 		}
 		if wait <= 0 {
@@ -98,8 +102,8 @@ func (p *Persistence) ReadFeed(
 	}
 }
 
-// heldWait is how long ReadFeed waits, at least, for committed events held
-// back by older open transactions.
+// heldWait is how long a ReadFeed with no Wait waits for committed events
+// held back by older open transactions.
 const heldWait = 2 * time.Second
 
 // feedArgs returns pos as read_feed.sql compares it: no row has an xid

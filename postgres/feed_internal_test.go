@@ -170,6 +170,30 @@ func TestFeedRolledBackTransaction(t *testing.T) {
 		feedTypes(readN(t, p, timebox.Position{}, 3)))
 }
 
+// A read with a Wait returns within it while committed events are held
+// back by an older open transaction; only a read without one waits
+// heldWait for them. A durable consumer with a lease shorter than
+// heldWait once lost it to another process while it waited.
+func TestFeedHeldBackHonoursWait(t *testing.T) {
+	p, s, conn := feedStore(t)
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	require.NoError(t, tx.QueryRow(ctx, "SELECT pg_current_xact_id()::text::bigint").Scan(new(int64)))
+	require.NoError(t, s.AppendEvents(timebox.NewAggregateID("held"), 0,
+		[]*timebox.Event{feedEvent("held")}))
+
+	start := time.Now()
+	evs, err := p.ReadFeed(ctx, timebox.FeedRequest{Limit: 10, Wait: 50 * time.Millisecond})
+	require.NoError(t, err)
+	require.Empty(t, evs, "held back by the open transaction")
+	require.Less(t, time.Since(start), heldWait, "waited past the request's Wait")
+
+	require.NoError(t, tx.Rollback(ctx))
+	require.Equal(t, []string{"held"}, feedTypes(readN(t, p, timebox.Position{}, 1)))
+}
+
 // The xid-order trap: transaction B takes its ID, then A appends seq 0
 // and commits with a greater ID, then B appends seq 1 after it. Were B to
 // commit, seq 1 would sort before seq 0 in the feed. The head row keeps

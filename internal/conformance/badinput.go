@@ -417,6 +417,17 @@ func testBadDoneContext(t *testing.T, s Suite) {
 		require.ErrorIs(t, err, timebox.ErrFeedNotSupported)
 	} else {
 		require.ErrorIs(t, err, context.Canceled)
+		// A consumer started or changed with a done ctx claims and
+		// creates nothing: Consume once raced its claim against ctx.
+		h := func(context.Context, *timebox.Event) error { return nil }
+		for range 20 {
+			require.ErrorIs(t, st.Consume(ctx, "c", h, timebox.WithPartitions(4)), context.Canceled)
+		}
+		require.ErrorIs(t, st.ResetConsumer(ctx, "c", timebox.Position{}), context.Canceled)
+		require.ErrorIs(t, st.DeleteConsumer(ctx, "c"), context.Canceled)
+		list, err := st.Consumers(context.Background())
+		require.NoError(t, err)
+		require.Empty(t, list)
 	}
 
 	requireStored(t, id, 0, items("a", 1), events(t, st, id))
