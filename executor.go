@@ -369,6 +369,9 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		e.setRunner(key, me)
 		evs, end := e.runCommands(id, p, live)
 		e.setRunner(key, 0)
+		// A background snapshot of the aggregate goes out first; the
+		// calls whose ctx ended before or while it did are dropped.
+		e.awaitSending(ctx, key)
 		if n := len(live); n > 0 {
 			if live = dropDone(live[:0], live); len(live) < n {
 				// Later commands saw the dropped ones' events: run again.
@@ -383,7 +386,6 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 		// raised nothing: their outcome too was decided on p, and is
 		// final only if p is the latest state. On a conflict every call
 		// runs again, failed or not.
-		e.awaitSending(ctx, key)
 		e.attempted(live)
 		sent := time.Now()
 		err = e.store.appendObserved(ctx, AppendRequest{

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -353,4 +354,161 @@ func TestBatchesWithFailuresRace(t *testing.T) {
 	}
 	require.Equal(t, acked, stored)
 	require.Len(t, stored, workers*(each-each/5-each/7))
+}
+
+// doneByName records each call's CommandDone by the name its ctx carries.
+type doneByName struct {
+	timebox.NopHooks
+	mu   sync.Mutex
+	done map[string]timebox.CommandDone
+}
+
+type callName struct{}
+
+func (r *doneByName) CommandEnd(ctx context.Context, info timebox.CommandDone) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := ctx.Value(callName{}).(string); ok {
+		r.done[n] = info
+	}
+}
+
+// TestBatchSizeCountsCommitted: CommandDone.BatchSize counts the commands
+// committed in the call's append, not a failed one that took part in it.
+func TestBatchSizeCountsCommitted(t *testing.T) {
+	rec := &doneByName{done: map[string]timebox.CommandDone{}}
+	_, ex := newMarks(t, timebox.Config{Hooks: rec})
+	id := timebox.NewAggregateID("batch", "size")
+	release := holdQueue(t, ex, id)
+	bg := context.Background()
+	errA := queue(t, ex, context.WithValue(bg, callName{}, "A"), id, 1, mark("A"))
+	errB := queue(t, ex, context.WithValue(bg, callName{}, "B"), id, 2,
+		func(marks, *timebox.Aggregator[marks]) error { return errors.New("B refused") })
+	release()
+	require.NoError(t, <-errA)
+	require.EqualError(t, <-errB, "B refused")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Equal(t, 1, rec.done["A"].BatchSize)
+	require.Equal(t, 1, rec.done["A"].Attempts)
+	require.Equal(t, 0, rec.done["B"].BatchSize)
+	require.Equal(t, 1, rec.done["B"].Attempts, "B took part as a check of the head")
+}
+
+// TestGoexitFailsTheWholeBatch: a batch [A, B, C] where A raises, B fails
+// only because it saw A's event, and C calls runtime.Goexit: nothing is
+// written, so B's own error, which rests on A's event, gives way to the
+// batch's.
+func TestGoexitFailsTheWholeBatch(t *testing.T) {
+	store, ex := newMarks(t, timebox.Config{})
+	id := timebox.NewAggregateID("batch", "goexit")
+	release := holdQueue(t, ex, id)
+	// A leads the next batch, on a goroutine of its own: Goexit in the
+	// batch ends the leader's goroutine.
+	go func() { _, _ = ex.Exec(id, mark("A")) }()
+	waitFor(t, func() bool { return ex.Pending(id) == 1 })
+	errB := queue(t, ex, context.Background(), id, 2, func(s marks, ag *timebox.Aggregator[marks]) error {
+		if slices.Contains(s.Marks, "A") {
+			return errors.New("B refused: saw A")
+		}
+		return timebox.Raise(ag, "mark", "B")
+	})
+	errC := queue(t, ex, context.Background(), id, 3, func(marks, *timebox.Aggregator[marks]) error {
+		runtime.Goexit()
+		return nil
+	})
+	release()
+	require.ErrorIs(t, <-errB, timebox.ErrCommandPanicked)
+	require.ErrorIs(t, <-errC, timebox.ErrCommandPanicked)
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	require.Empty(t, evs)
+}
+
+// slowSnapshots holds every SaveSnapshot while armed, until released.
+type slowSnapshots struct {
+	*memory.Persistence
+	mu      sync.Mutex
+	armed   bool
+	blocked chan struct{}
+	release chan struct{}
+}
+
+func (b *slowSnapshots) SaveSnapshot(ctx context.Context, req timebox.SnapshotRequest) error {
+	b.mu.Lock()
+	armed := b.armed
+	b.armed = false
+	b.mu.Unlock()
+	if armed {
+		close(b.blocked)
+		<-b.release
+	}
+	return b.Persistence.SaveSnapshot(ctx, req)
+}
+
+// TestCtxEndsWhileAwaitingSnapshot: a call of a batch whose ctx ends
+// after its command ran, while the batch waits for a background snapshot
+// to go out before its append, is dropped with ctx's error: the ctx check
+// comes after that wait.
+func TestCtxEndsWhileAwaitingSnapshot(t *testing.T) {
+	b := &slowSnapshots{
+		Persistence: memory.NewPersistence(),
+		blocked:     make(chan struct{}), release: make(chan struct{}),
+	}
+	store, err := timebox.NewStore(b, timebox.Config{SnapshotMinEvents: 1, SnapshotRatio: 0.0001})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	ex := newMarksOn(store)
+	id := timebox.NewAggregateID("await", "1")
+	_, err = ex.Exec(id, mark("first"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { // let the first background snapshot end
+		res, err := store.GetSnapshot(id, &marks{})
+		return err == nil && res.NextSequence == 1
+	}, 10*time.Second, time.Millisecond)
+
+	entered, release0 := make(chan struct{}), make(chan struct{})
+	l0 := make(chan error, 1)
+	go func() {
+		_, err := ex.Exec(id, func(_ marks, ag *timebox.Aggregator[marks]) error {
+			close(entered)
+			<-release0
+			return timebox.Raise(ag, "mark", "L0")
+		})
+		l0 <- err
+	}()
+	<-entered
+	ctxB, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	ranC := make(chan struct{}, 4)
+	errB := queue(t, ex, ctxB, id, 1, mark("B"))
+	errC := queue(t, ex, context.Background(), id, 2, func(_ marks, ag *timebox.Aggregator[marks]) error {
+		ranC <- struct{}{}
+		return timebox.Raise(ag, "mark", "C")
+	})
+	b.mu.Lock()
+	b.armed = true
+	b.mu.Unlock()
+	close(release0)
+	require.NoError(t, <-l0)
+	select {
+	case <-b.blocked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("background snapshot not started")
+	}
+	<-ranC
+	// The batch ran its commands and waits for the snapshot now (or
+	// will, shortly): either way B's ctx ends before the append.
+	cancelB()
+	close(b.release)
+	eb, ec := <-errB, <-errC
+	require.NoError(t, ec)
+	evs, err := store.GetEvents(id, 0)
+	require.NoError(t, err)
+	var got []string
+	for _, ev := range evs {
+		got = append(got, string(ev.Data))
+	}
+	require.ErrorIs(t, eb, context.Canceled, "B's ctx ended before the append was sent")
+	require.Equal(t, []string{`"first"`, `"L0"`, `"C"`}, got)
 }

@@ -71,11 +71,12 @@ type (
 	// CommandDone describes an Exec as it returns.
 	CommandDone struct {
 		Scope
-		// Attempts is how many appends the call's command took part in
-		// (0 when it failed before its first append).
+		// Attempts is how many appends the call's command took part in,
+		// as events or, when it raised none or failed, as a check of the
+		// head (0 when the call ended before its first append).
 		Attempts int
 		// BatchSize is how many queued commands were committed in the
-		// call's last append, this one included.
+		// call's last append, this one included; 0 when the call failed.
 		BatchSize int
 		Duration  time.Duration
 		Err       error
@@ -379,8 +380,17 @@ func (e *Executor[T]) attempted(calls []*call[T]) {
 	if e.store.config.Hooks == nil {
 		return
 	}
+	committed := 0
+	for _, c := range calls {
+		if c.err == nil {
+			committed++
+		}
+	}
 	for _, c := range calls {
 		c.attempts++
-		c.batch = len(calls)
+		c.batch = 0
+		if c.err == nil {
+			c.batch = committed
+		}
 	}
 }

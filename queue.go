@@ -85,8 +85,11 @@ func (e *Executor[T]) lead(key string, id AggregateID, own *call[T]) {
 	defer func() {
 		if !ended {
 			e.cache.Remove(key)
+			// Every call fails, but one dropped for its ctx: the others
+			// were decided on a state that included events never
+			// written, their errors too.
 			for _, c := range batch {
-				if c.err == nil {
+				if err := c.ctx.Err(); err == nil || c.err != err {
 					c.err = errGoexit
 				}
 			}
