@@ -47,6 +47,10 @@ type (
 
 		mu     sync.Mutex
 		queues map[string]*queue[T]
+		// waiting holds, for each goroutine whose Exec waits in a queue,
+		// the queue's key: with the queues' runners, who waits for whom
+		// (see cycle).
+		waiting map[uintptr]string
 	}
 
 	// projection is an aggregate's state as of the sequence next, and the
@@ -76,6 +80,9 @@ type (
 		// done receives true once the call is finished, or false when its
 		// caller must take over the queue.
 		done chan bool
+		// caller is the goroutine that waits for the call, while it
+		// waits in a queue.
+		caller uintptr
 	}
 )
 
@@ -108,6 +115,7 @@ func NewExecutor[T any](
 		cache:     cache,
 		snaps:     snaps,
 		queues:    map[string]*queue[T]{},
+		waiting:   map[uintptr]string{},
 	}
 }
 
@@ -149,11 +157,11 @@ func (e *Executor[T]) Exec(id AggregateID, cmd Command[T]) (T, error) {
 // A command may read and append through the Store, and Exec on other
 // aggregates. An Exec on its own aggregate through the same Executor, from
 // the command's goroutine, fails at once with ErrReentrantExec and the
-// command goes on. A cycle through other aggregates (X's command Execs Y,
-// whose command Execs X) is caught the same way only while it stays on
-// one goroutine; when Y's command runs in a batch led by another caller's
-// goroutine, the inner Exec on X waits for X's command, which waits for
-// it, until a ctx ends: give such nested calls a deadline.
+// command goes on, and so does an Exec that would close a cycle of
+// commands waiting for each other through this Executor (X's command
+// Execs Y, whose command, run by whichever caller leads Y's queue, Execs
+// X). A cycle through several Executors is not seen: it waits until a
+// ctx ends, so give such nested calls a deadline.
 //
 // Panics in user code are recovered and returned as a *PanicError, logged
 // once at ERROR with the stack through Config.Logger; errors.Is tells the

@@ -512,3 +512,44 @@ func TestCtxEndsWhileAwaitingSnapshot(t *testing.T) {
 	require.ErrorIs(t, eb, context.Canceled, "B's ctx ended before the append was sent")
 	require.Equal(t, []string{`"first"`, `"L0"`, `"C"`}, got)
 }
+
+// TestReentryCycleAcrossGoroutines: X's command Execs Y, whose command,
+// run by the caller that leads Y's queue on another goroutine, Execs X:
+// X's command waits for Y's batch, which waits for X's queue. The inner
+// Exec fails with ErrReentrantExec instead of waiting for ever.
+func TestReentryCycleAcrossGoroutines(t *testing.T) {
+	_, ex := newMarks(t, timebox.Config{})
+	x, y := timebox.NewAggregateID("cycle", "x"), timebox.NewAggregateID("cycle", "y")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release := holdQueue(t, ex, y)
+	// H waits first, so it leads Y's next batch, which takes in the call
+	// X's command makes.
+	h := queue(t, ex, ctx, y, 1, mark("h"))
+	inner := make(chan error, 1)
+	outer := make(chan error, 1)
+	go func() {
+		_, err := ex.ExecContext(ctx, x, func(_ marks, ag *timebox.Aggregator[marks]) error {
+			if _, err := ex.ExecContext(ctx, y, func(_ marks, ag *timebox.Aggregator[marks]) error {
+				_, err := ex.ExecContext(ctx, x, mark("inner"))
+				inner <- err
+				return timebox.Raise(ag, "mark", "y")
+			}); err != nil {
+				return err
+			}
+			return timebox.Raise(ag, "mark", "x")
+		})
+		outer <- err
+	}()
+	waitFor(t, func() bool { return ex.Pending(y) == 2 })
+	release()
+	require.NoError(t, <-h)
+	require.ErrorIs(t, <-inner, timebox.ErrReentrantExec)
+	require.NoError(t, <-outer)
+	st, err := ex.Get(x)
+	require.NoError(t, err)
+	require.Equal(t, []string{"x"}, st.Marks)
+	st, err = ex.Get(y)
+	require.NoError(t, err)
+	require.Equal(t, []string{"h", "y"}, st.Marks)
+}

@@ -26,7 +26,8 @@ var errGoexit = &PanicError{
 
 // enqueue adds c to key's queue. It reports whether c must lead the queue
 // because no one else does, or returns ErrReentrantExec when the caller is
-// the goroutine running the queue's commands.
+// the goroutine running the queue's commands, or waiting would close a
+// cycle (see cycle).
 func (e *Executor[T]) enqueue(key string, c *call[T]) (bool, error) {
 	me := goroutine.Token()
 	e.mu.Lock()
@@ -37,11 +38,40 @@ func (e *Executor[T]) enqueue(key string, c *call[T]) (bool, error) {
 		e.queues[key] = &queue[T]{}
 		c.started = true
 		return true, nil
-	case q.runner == me:
+	case e.cycle(q.runner, me):
 		return false, ErrReentrantExec
 	}
 	q.waiting = append(q.waiting, c)
+	c.caller = me
+	e.waiting[me] = key
 	return false, nil
+}
+
+// cycle reports whether goroutine me waiting for runner, the goroutine
+// running a queue's commands, would wait for itself: runner is me, or
+// runner waits in a queue whose runner waits ... for me. e.mu is held.
+func (e *Executor[T]) cycle(runner, me uintptr) bool {
+	for range len(e.waiting) + 1 {
+		if runner == 0 {
+			return false
+		}
+		if runner == me {
+			return true
+		}
+		key, ok := e.waiting[runner]
+		if !ok || e.queues[key] == nil {
+			return false
+		}
+		runner = e.queues[key].runner
+	}
+	return false
+}
+
+// waited records that c's caller no longer waits in a queue.
+func (e *Executor[T]) waited(c *call[T]) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.waiting, c.caller)
 }
 
 // await waits until c is finished by a leader, returning false, or handed
@@ -49,6 +79,7 @@ func (e *Executor[T]) enqueue(key string, c *call[T]) (bool, error) {
 // started, c withdraws from the queue and finishes with the context's
 // error; once started, c waits for its batch's outcome.
 func (e *Executor[T]) await(key string, c *call[T]) bool {
+	defer e.waited(c)
 	select {
 	case finished := <-c.done:
 		return !finished
