@@ -113,8 +113,10 @@ var (
 	ErrSnapshotSkipped = errors.New("conditional snapshot skipped")
 
 	// ErrReentrantExec means a command called Exec on its own aggregate
-	// through the Executor running it, from the goroutine running it; that
-	// call would wait for the command itself. Nothing was written for the
+	// through the Executor running it, from the goroutine running it, or
+	// an Exec through that Executor would close a cycle of commands
+	// waiting for each other (X's command Execs Y, whose command Execs
+	// X); the call would wait for itself. Nothing was written for the
 	// inner call, and the outer command goes on. Raise the events in the
 	// command itself instead (Get from a command is fine).
 	ErrReentrantExec = errors.New("command executes on its own aggregate")
