@@ -367,7 +367,7 @@ func (e *Executor[T]) run(key string, id AggregateID, calls []*call[T]) {
 	defer func() {
 		if r := recover(); r != nil {
 			e.cache.Remove(key)
-			fail(live, recovered(e.logger(), errPanicked, r, id))
+			failBatch(live, recovered(e.logger(), errPanicked, r, id))
 		}
 	}()
 
@@ -649,12 +649,6 @@ func (e *Executor[T]) runAction(id AggregateID, fn SuccessAction[T], value T, ev
 		}
 	}()
 	fn(value, evs)
-}
-
-func fail[T any](calls []*call[T], err error) {
-	for _, c := range calls {
-		c.err = err
-	}
 }
 
 // failBatch finishes calls, run together, with their batch's error. When

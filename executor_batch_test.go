@@ -53,6 +53,16 @@ func mark(m string) timebox.Command[marks] {
 	}
 }
 
+// markUnless raises mark m, or fails if the state holds mark seen.
+func markUnless(m, seen string) timebox.Command[marks] {
+	return func(s marks, ag *timebox.Aggregator[marks]) error {
+		if slices.Contains(s.Marks, seen) {
+			return fmt.Errorf("%s refused: saw %s", m, seen)
+		}
+		return timebox.Raise(ag, "mark", m)
+	}
+}
+
 // holdQueue runs a command on id that blocks until the returned release
 // is called, so the calls queued meanwhile run as one batch after it.
 func holdQueue(t *testing.T, ex *timebox.Executor[marks], id timebox.AggregateID) func() {
@@ -103,12 +113,7 @@ func TestDroppedCallDecidesNoOther(t *testing.T) {
 		cancel() // A outlives its ctx: it is dropped before the append
 		return timebox.Raise(ag, "mark", "A")
 	})
-	errB := queue(t, ex, context.Background(), id, 2, func(s marks, ag *timebox.Aggregator[marks]) error {
-		if slices.Contains(s.Marks, "A") {
-			return errors.New("B saw A's event")
-		}
-		return timebox.Raise(ag, "mark", "B")
-	})
+	errB := queue(t, ex, context.Background(), id, 2, markUnless("B", "A"))
 	release()
 	require.ErrorIs(t, <-errA, context.Canceled)
 	require.NoError(t, <-errB, "B was decided on A's dropped event")
@@ -141,12 +146,7 @@ func TestConflictRunsFailedCallsAgain(t *testing.T) {
 		}
 		return timebox.Raise(ag, "mark", "A")
 	})
-	errB := queue(t, ex, context.Background(), id, 2, func(s marks, ag *timebox.Aggregator[marks]) error {
-		if slices.Contains(s.Marks, "A") {
-			return errors.New("B refused: A already marked")
-		}
-		return timebox.Raise(ag, "mark", "B")
-	})
+	errB := queue(t, ex, context.Background(), id, 2, markUnless("B", "A"))
 	release()
 	require.ErrorContains(t, <-errA, "closed by X")
 	require.NoError(t, <-errB, "B's refusal rested on A's event, never committed")
@@ -407,12 +407,7 @@ func TestGoexitFailsTheWholeBatch(t *testing.T) {
 	// batch ends the leader's goroutine.
 	go func() { _, _ = ex.Exec(id, mark("A")) }()
 	waitFor(t, func() bool { return ex.Pending(id) == 1 })
-	errB := queue(t, ex, context.Background(), id, 2, func(s marks, ag *timebox.Aggregator[marks]) error {
-		if slices.Contains(s.Marks, "A") {
-			return errors.New("B refused: saw A")
-		}
-		return timebox.Raise(ag, "mark", "B")
-	})
+	errB := queue(t, ex, context.Background(), id, 2, markUnless("B", "A"))
 	errC := queue(t, ex, context.Background(), id, 3, func(marks, *timebox.Aggregator[marks]) error {
 		runtime.Goexit()
 		return nil
